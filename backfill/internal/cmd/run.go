@@ -1,0 +1,8 @@
+package cmd
+
+import "github.com/urfave/cli/v2"
+
+// TODO(owner): replace this placeholder.
+func runCommand() *cli.Command {
+	return &cli.Command{Name: "run", Usage: "replay gaps (not yet built)", Action: func(*cli.Context) error { return cli.Exit("run: not built yet", 1) }}
+}
