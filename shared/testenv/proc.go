@@ -1,0 +1,239 @@
+package testenv
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Proc is a private service instance a test can stop and start again, for
+// fault-injection tests that must not disturb the shared services.
+type Proc struct {
+	t     testing.TB
+	name  string
+	start func() (*exec.Cmd, error)
+	ready func() error
+	cmd   *exec.Cmd
+	log   string
+}
+
+// Stop stops the instance (SIGTERM, then SIGKILL after 10 s) and waits.
+func (p *Proc) Stop() {
+	p.t.Helper()
+	if p.cmd == nil {
+		return
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { _, _ = p.cmd.Process.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-done
+	}
+	p.cmd = nil
+}
+
+// Start starts the instance again and waits until it answers.
+func (p *Proc) Start() {
+	p.t.Helper()
+	if p.cmd != nil {
+		return
+	}
+	cmd, err := p.start()
+	if err != nil {
+		p.t.Fatalf("testenv: start %s: %v", p.name, err)
+	}
+	p.cmd = cmd
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		err := p.ready()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			logTail, _ := os.ReadFile(p.log)
+			if len(logTail) > 4000 {
+				logTail = logTail[len(logTail)-4000:]
+			}
+			p.t.Fatalf("testenv: %s did not become ready in 60s: %v\n--- log %s:\n%s", p.name, err, p.log, logTail)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func lookBinary(name string) (string, error) {
+	if p, err := exec.LookPath(name); err == nil {
+		return p, nil
+	}
+	gopath := os.Getenv("GOPATH")
+	if gopath == "" {
+		home, _ := os.UserHomeDir()
+		gopath = filepath.Join(home, "go")
+	}
+	p := filepath.Join(gopath, "bin", name)
+	if _, err := os.Stat(p); err == nil {
+		return p, nil
+	}
+	return "", fmt.Errorf("%s not found on PATH or in %s; %s", name, filepath.Dir(p), hint)
+}
+
+// PrivateInflux is a private InfluxDB 1.8 instance with Flux enabled.
+type PrivateInflux struct {
+	*Proc
+	URL string
+}
+
+// StartInfluxd starts a private influxd on free loopback ports, with its data
+// in a temporary folder, and stops it when the test ends. The database
+// "telemetry" exists; Bucket for the v2 API is "telemetry/autogen".
+func StartInfluxd(t testing.TB) *PrivateInflux {
+	t.Helper()
+	bin, err := lookBinary("influxd")
+	if err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	dir := t.TempDir()
+	httpPort, rpcPort := FreePort(t), FreePort(t)
+	conf := fmt.Sprintf(`reporting-disabled = true
+bind-address = "127.0.0.1:%d"
+[meta]
+  dir = %q
+[data]
+  dir = %q
+  wal-dir = %q
+  max-series-per-database = 0
+  max-values-per-tag = 0
+  query-log-enabled = false
+[http]
+  bind-address = "127.0.0.1:%d"
+  flux-enabled = true
+  log-enabled = false
+[monitor]
+  store-enabled = false
+[continuous_queries]
+  enabled = false
+`, rpcPort, filepath.Join(dir, "meta"), filepath.Join(dir, "data"), filepath.Join(dir, "wal"), httpPort)
+	confPath := filepath.Join(dir, "influxdb.conf")
+	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	base := fmt.Sprintf("http://127.0.0.1:%d", httpPort)
+	logPath := filepath.Join(dir, "influxd.log")
+	p := &PrivateInflux{URL: base}
+	p.Proc = &Proc{t: t, name: "private influxd", log: logPath,
+		start: func() (*exec.Cmd, error) {
+			f, err := os.OpenFile(logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+			if err != nil {
+				return nil, err
+			}
+			cmd := exec.Command(bin, "-config", confPath)
+			cmd.Stdout, cmd.Stderr = f, f
+			cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+			return cmd, cmd.Start()
+		},
+		ready: func() error { return httpOK(base + "/ping") },
+	}
+	p.Start()
+	t.Cleanup(p.Stop)
+	if err := InfluxQL(base, "CREATE DATABASE telemetry"); err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	return p
+}
+
+// PrivatePostgres is a private PostgreSQL cluster.
+type PrivatePostgres struct {
+	*Proc
+	DSN string
+}
+
+// StartPostgres initialises and starts a private PostgreSQL cluster (trust
+// auth, loopback, a free port) in a temporary folder, and stops it when the
+// test ends. It runs the server as the postgres OS user when run as root.
+func StartPostgres(t testing.TB) *PrivatePostgres {
+	t.Helper()
+	binDir, err := pgBinDir()
+	if err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	dir, err := os.MkdirTemp("", "pgtest-")
+	if err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	data := filepath.Join(dir, "data")
+	asPG := func(args ...string) *exec.Cmd {
+		if os.Geteuid() == 0 {
+			return exec.Command("runuser", append([]string{"-u", "postgres", "--"}, args...)...)
+		}
+		return exec.Command(args[0], args[1:]...)
+	}
+	if os.Geteuid() == 0 {
+		if out, err := exec.Command("chown", "postgres:postgres", dir).CombinedOutput(); err != nil {
+			t.Fatalf("testenv: chown %s: %v: %s", dir, err, out)
+		}
+		_ = os.Chmod(dir, 0o755)
+	}
+	if out, err := asPG(filepath.Join(binDir, "initdb"), "-D", data, "-A", "trust", "-U", "postgres", "--no-sync").CombinedOutput(); err != nil {
+		t.Fatalf("testenv: initdb: %v: %s", err, out)
+	}
+	port := FreePort(t)
+	dsn := fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", port)
+	logPath := filepath.Join(dir, "postgres.log")
+	p := &PrivatePostgres{DSN: dsn}
+	p.Proc = &Proc{t: t, name: "private postgres", log: logPath,
+		start: func() (*exec.Cmd, error) {
+			cmd := asPG(filepath.Join(binDir, "postgres"), "-D", data, "-p", fmt.Sprint(port), "-c", "listen_addresses=127.0.0.1",
+				"-c", "unix_socket_directories="+dir, "-c", "fsync=off", "-c", "max_connections=200")
+			f, err := os.OpenFile(logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o666)
+			if err != nil {
+				return nil, err
+			}
+			cmd.Stdout, cmd.Stderr = f, f
+			cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+			return cmd, cmd.Start()
+		},
+		ready: func() error {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			return pingPG(ctx, dsn)
+		},
+	}
+	p.Start()
+	t.Cleanup(p.Stop)
+	return p
+}
+
+func pgBinDir() (string, error) {
+	matches, _ := filepath.Glob("/usr/lib/postgresql/*/bin/initdb")
+	if len(matches) == 0 {
+		if p, err := exec.LookPath("initdb"); err == nil {
+			return filepath.Dir(p), nil
+		}
+		return "", fmt.Errorf("initdb not found (install Debian's postgresql); %s", hint)
+	}
+	return filepath.Dir(matches[len(matches)-1]), nil
+}
+
+func pingPG(ctx context.Context, dsn string) error {
+	c, err := pgxConnect(ctx, dsn)
+	if err != nil {
+		return err
+	}
+	defer c.Close(context.Background())
+	var one int
+	if err := c.QueryRow(ctx, "select 1").Scan(&one); err != nil {
+		return err
+	}
+	if one != 1 {
+		return fmt.Errorf("select 1 returned %d", one)
+	}
+	return nil
+}
