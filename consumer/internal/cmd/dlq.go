@@ -1,8 +1,222 @@
 package cmd
 
-import "github.com/urfave/cli/v2"
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
 
-// TODO(owner): replace this placeholder.
+	"github.com/urfave/cli/v2"
+
+	"github.com/flexipack/cutover/consumer/internal/dlq"
+	"github.com/flexipack/cutover/shared/cliapp"
+	"github.com/flexipack/cutover/shared/obs"
+	"github.com/flexipack/cutover/shared/rabbit"
+)
+
+const (
+	flagDLQReason  = "reason"
+	flagDLQKind    = "kind"
+	flagDLQUnit    = "unit"
+	flagDLQLimit   = "limit"
+	flagDLQExecute = "execute"
+)
+
+func dlqFilterFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: flagDLQReason, Category: "Filter", Usage: "only dead letters whose reason contains this text (case-insensitive)"},
+		&cli.StringFlag{Name: flagDLQKind, Category: "Filter", Usage: "only dead letters of this kind: rejected (whole message refused), partial (some samples refused) or broker (dead-lettered by RabbitMQ itself)"},
+		&cli.StringFlag{Name: flagDLQUnit, Category: "Filter", Usage: "only dead letters of this unit"},
+		&cli.IntFlag{Name: flagDLQLimit, Value: 0, DefaultText: "all", Usage: "read at most this many dead letters from the head of the queue"},
+	}
+}
+
 func dlqCommand() *cli.Command {
-	return &cli.Command{Name: "dlq", Usage: "dead letters (not yet built)", Action: func(*cli.Context) error { return cli.Exit("dlq: not built yet", 1) }}
+	common := cliapp.Merge(dlqFilterFlags(), cliapp.AMQPFlags(), rabbit.TopologyFlags(), []cli.Flag{cliapp.BusFlag(), cliapp.OutputFlag()})
+	return &cli.Command{
+		Name:  "dlq",
+		Usage: "inspect and re-drive dead letters (messages the consumer could not store)",
+		Description: `The consumer dead-letters every message the codec rejects (kind "rejected") and every message
+of which some samples were rejected (kind "partial": its accepted samples were stored; the dead
+letter is the whole original message with each rejected sample's reason). Each dead letter
+carries x-reason, x-first-failure, x-original-routing-key, x-kind and x-consumer headers.
+
+'dlq list' shows them without consuming them; 'dlq replay' re-publishes the ones matching a
+filter to their original routing key once the cause is fixed (a new codec version, a corrected
+unit). Only RabbitMQ's dead-letter queue (--dead-queue) is supported.`,
+		Subcommands: []*cli.Command{
+			{
+				Name:  "list",
+				Usage: "list dead letters without consuming them",
+				Description: `list reads the dead-letter queue with basic.get and returns every message to the queue, in
+its place, when it is done: nothing is consumed. Columns: position, kind, unit, first failure,
+original routing key, size in bytes, and the reason. Exit status 0, or 1 if the queue cannot be
+read.
+
+  consumer dlq list
+  consumer dlq list --kind partial --unit FP2-004211 -o json`,
+				Flags:  common,
+				Action: dlqListAction,
+			},
+			{
+				Name:  "replay",
+				Usage: "re-publish matching dead letters to their original routing key (dry run unless --execute)",
+				Description: `replay selects dead letters with --reason, --kind and --unit (all optional; together they
+must all match) and, with --execute, re-publishes each to --exchange under its original routing
+key with publisher confirms, and only then removes it from the dead-letter queue. A crash in
+between replays a message twice, which is harmless: readings upsert idempotently. The message
+keeps x-first-failure, and x-replays counts its replays; if it fails again it comes back with a
+fresh reason. Without --execute it prints what it would replay and changes nothing.
+Dead letters that do not match stay in the queue, in place.
+
+Exit status: 0 when done (or nothing matched), 1 when a publish or ack failed (what was
+replayed so far is reported).
+
+  consumer dlq replay --kind rejected --reason "unknown root"            # dry run
+  consumer dlq replay --kind rejected --reason "unknown root" --execute`,
+				Flags:  cliapp.Merge(common, []cli.Flag{&cli.BoolFlag{Name: flagDLQExecute, Usage: "replay for real; without it, a dry run"}}),
+				Action: dlqReplayAction,
+			},
+		},
+	}
+}
+
+func dlqSetup(c *cli.Context) (*rabbit.Conn, rabbit.Topology, dlq.Filter, string, error) {
+	out, err := cliapp.Output(c)
+	if err != nil {
+		return nil, rabbit.Topology{}, dlq.Filter{}, "", err
+	}
+	if b := c.String(cliapp.FlagBus); b != "rabbitmq" {
+		return nil, rabbit.Topology{}, dlq.Filter{}, "", cli.Exit(fmt.Sprintf("dlq: --bus %s: only the RabbitMQ dead-letter queue can be listed and replayed; Kafka dead letters are in the topic --kafka-dead-topic (default <topic>.dead)", b), cliapp.ExitFailure)
+	}
+	topo := rabbit.TopologyFromCLI(c)
+	if err := topo.Validate(); err != nil {
+		return nil, topo, dlq.Filter{}, "", cli.Exit(err.Error(), cliapp.ExitFailure)
+	}
+	f := dlq.Filter{Reason: c.String(flagDLQReason), Kind: c.String(flagDLQKind), Unit: c.String(flagDLQUnit)}
+	switch f.Kind {
+	case "", dlq.KindRejected, dlq.KindPartial, "broker":
+	default:
+		return nil, topo, f, "", cli.Exit(fmt.Sprintf("--kind %q: want rejected, partial or broker", f.Kind), cliapp.ExitFailure)
+	}
+	dctx, cancel := context.WithTimeout(c.Context, 15*time.Second)
+	defer cancel()
+	conn, err := rabbit.Dial(dctx, c.String(cliapp.FlagAMQPURL), "consumer-dlq", cliapp.Logger(c))
+	if err != nil {
+		return nil, topo, f, "", cli.Exit(err.Error(), cliapp.ExitFailure)
+	}
+	// Declaring makes a missing dead-letter queue an empty one instead of
+	// an error that closes the channel.
+	ch, err := conn.Channel(dctx)
+	if err == nil {
+		err = topo.Declare(ch)
+		_ = ch.Close()
+	}
+	if err != nil {
+		_ = conn.Close()
+		return nil, topo, f, "", cli.Exit(fmt.Sprintf("dlq: %v", err), cliapp.ExitFailure)
+	}
+	return conn, topo, f, out, nil
+}
+
+func dlqListAction(c *cli.Context) error {
+	conn, topo, f, out, err := dlqSetup(c)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	entries, total, err := dlq.List(c.Context, conn, topo.DeadQueue, f, c.Int(flagDLQLimit))
+	if err != nil {
+		return cli.Exit(fmt.Sprintf("dlq list: %v", err), cliapp.ExitFailure)
+	}
+	if out == "json" {
+		return writeJSON(c.App.Writer, struct {
+			Queue   string      `json:"queue"`
+			Read    int         `json:"read"`
+			Matched int         `json:"matched"`
+			Entries []dlq.Entry `json:"entries"`
+		}{topo.DeadQueue, total, len(entries), nonNil(entries)})
+	}
+	writeEntries(c.App.Writer, entries)
+	fmt.Fprintf(c.App.Writer, "%d of %d dead letters in %q match\n", len(entries), total, topo.DeadQueue)
+	return nil
+}
+
+func dlqReplayAction(c *cli.Context) error {
+	conn, topo, f, out, err := dlqSetup(c)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	logger := cliapp.Logger(c)
+	execute := c.Bool(flagDLQExecute)
+	var pub *rabbit.Publisher
+	if execute {
+		pub, err = rabbit.NewPublisher(c.Context, conn, topo, rabbit.PublisherOptions{Name: "dlq-replay"}, logger, obs.NewRegistry())
+		if err != nil {
+			return cli.Exit(fmt.Sprintf("dlq replay: %v", err), cliapp.ExitFailure)
+		}
+		defer pub.Close()
+	}
+	progress := func(replayed, matched int) {
+		logger.Info("replaying", "replayed", replayed, "matched_so_far", matched)
+	}
+	res, rerr := dlq.Replay(c.Context, conn, pub, topo.Exchange, topo.DeadQueue, f, c.Int(flagDLQLimit), execute, time.Now, progress)
+	if out == "json" {
+		res.Entries = nonNil(res.Entries)
+		if err := writeJSON(c.App.Writer, res); err != nil {
+			return err
+		}
+	} else {
+		writeEntries(c.App.Writer, res.Entries)
+		if execute {
+			fmt.Fprintf(c.App.Writer, "replayed %d of %d matching dead letters (%d read) to exchange %q\n", res.Replayed, res.Matched, res.Read, topo.Exchange)
+		} else {
+			fmt.Fprintf(c.App.Writer, "dry run: would replay %d of %d dead letters to exchange %q; add --execute to replay\n", res.Matched, res.Read, topo.Exchange)
+		}
+	}
+	if rerr != nil {
+		return cli.Exit(fmt.Sprintf("dlq replay: %v", rerr), cliapp.ExitFailure)
+	}
+	return nil
+}
+
+func writeEntries(w io.Writer, entries []dlq.Entry) {
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "POS\tKIND\tUNIT\tFIRST FAILURE\tROUTING KEY\tSIZE\tREASON")
+	for _, e := range entries {
+		ff := "-"
+		if !e.FirstFailure.IsZero() {
+			ff = e.FirstFailure.UTC().Format(time.RFC3339)
+		}
+		reason := strings.ReplaceAll(e.Reason, "\n", " ")
+		if len(reason) > 120 {
+			reason = reason[:117] + "..."
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\t%s\n", e.Position, e.Kind, orDash(e.Unit), ff, orDash(e.RoutingKey), e.Size, reason)
+	}
+	_ = tw.Flush()
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }

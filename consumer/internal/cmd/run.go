@@ -1,8 +1,278 @@
 package cmd
 
-import "github.com/urfave/cli/v2"
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
 
-// TODO(owner): replace this placeholder.
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/urfave/cli/v2"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/flexipack/cutover/consumer/internal/dlq"
+	"github.com/flexipack/cutover/consumer/internal/pipeline"
+	"github.com/flexipack/cutover/consumer/internal/source"
+	"github.com/flexipack/cutover/shared/cliapp"
+	"github.com/flexipack/cutover/shared/cutover"
+	"github.com/flexipack/cutover/shared/influx"
+	"github.com/flexipack/cutover/shared/legacy"
+	"github.com/flexipack/cutover/shared/obs"
+	"github.com/flexipack/cutover/shared/rabbit"
+)
+
+// Flag names of consumer run.
+const (
+	flagConsumerID      = "consumer-id"
+	flagPrefetch        = "prefetch"
+	flagBatchSize       = "batch-size"
+	flagFlushInterval   = "flush-interval"
+	flagInFlight        = "inflight"
+	flagDecodeWorkers   = "decode-workers"
+	flagPhasePoll       = "phase-poll"
+	flagShutdownTimeout = "shutdown-timeout"
+	flagKafkaTopic      = "kafka-topic"
+	flagKafkaGroup      = "kafka-group"
+	flagKafkaDeadTopic  = "kafka-dead-topic"
+	flagLegacyAttempts  = "legacy-attempts"
+)
+
+func defaultConsumerID() string {
+	h, err := os.Hostname()
+	if err != nil || h == "" {
+		h = "consumer"
+	}
+	return fmt.Sprintf("%s-%d", h, os.Getpid())
+}
+
+func runFlags() []cli.Flag {
+	own := []cli.Flag{
+		&cli.StringFlag{Name: flagConsumerID, EnvVars: []string{"CONSUMER_ID"}, Value: defaultConsumerID(), DefaultText: "host-pid",
+			Usage: "this consumer's identity in heartbeats, the gap ledger, dead-letter headers and the RabbitMQ connection name"},
+		&cli.IntFlag{Name: flagPrefetch, EnvVars: []string{"CONSUMER_PREFETCH"}, Value: 6000, Category: "Throughput",
+			Usage: "unacknowledged messages the broker sends ahead (RabbitMQ QoS) or the Kafka reader buffers; keep 2-4 batches"},
+		&cli.IntFlag{Name: flagBatchSize, EnvVars: []string{"CONSUMER_BATCH_SIZE"}, Value: 2000, Category: "Throughput",
+			Usage: "most messages per batch; a batch is decoded, written and acked as one"},
+		&cli.DurationFlag{Name: flagFlushInterval, EnvVars: []string{"CONSUMER_FLUSH_INTERVAL"}, Value: 100 * time.Millisecond, Category: "Throughput",
+			Usage: "longest a batch waits to fill before it is written"},
+		&cli.IntFlag{Name: flagInFlight, EnvVars: []string{"CONSUMER_INFLIGHT"}, Value: 3, Category: "Throughput",
+			Usage: "batches read and not yet acked at once (acks stay in read order)"},
+		&cli.IntFlag{Name: flagDecodeWorkers, EnvVars: []string{"CONSUMER_DECODE_WORKERS"}, Value: 0, DefaultText: "GOMAXPROCS", Category: "Throughput",
+			Usage: "goroutines decoding one batch"},
+		&cli.DurationFlag{Name: flagPhasePoll, EnvVars: []string{"CONSUMER_PHASE_POLL"}, Value: 2 * time.Second,
+			Usage: "how often the cutover phase is reread from the state store and the heartbeat written"},
+		&cli.DurationFlag{Name: flagShutdownTimeout, EnvVars: []string{"CONSUMER_SHUTDOWN_TIMEOUT"}, Value: 30 * time.Second,
+			Usage: "on SIGTERM, how long in-flight batches may take to finish and be acked; what is not done by then goes back to the bus"},
+		&cli.IntFlag{Name: flagLegacyAttempts, EnvVars: []string{"CONSUMER_LEGACY_ATTEMPTS"}, Value: 3, Category: "Legacy store",
+			Usage: "attempts at a legacy write while the legacy store is only repairable (influx-primary) before its readings go to the gap ledger"},
+		&cli.StringFlag{Name: flagKafkaTopic, EnvVars: []string{"KAFKA_TOPIC"}, Value: "telemetry", Category: "Kafka",
+			Usage: "topic to consume with --bus kafka"},
+		&cli.StringFlag{Name: flagKafkaGroup, EnvVars: []string{"KAFKA_GROUP"}, Value: "consumer", Category: "Kafka",
+			Usage: "consumer group; consumers in one group share the topic's partitions"},
+		&cli.StringFlag{Name: flagKafkaDeadTopic, EnvVars: []string{"KAFKA_DEAD_TOPIC"}, DefaultText: "<kafka-topic>.dead", Category: "Kafka",
+			Usage: "topic dead letters go to with --bus kafka"},
+		cliapp.HTTPAddrFlag(":9100"),
+		cliapp.BusFlag(),
+	}
+	return cliapp.Merge(own, cliapp.AMQPFlags(), rabbit.TopologyFlags(), cliapp.KafkaFlags(), cliapp.LegacyFlags(), cliapp.StateFlags(),
+		cliapp.InfluxFlags(), influx.Flags())
+}
+
 func runCommand() *cli.Command {
-	return &cli.Command{Name: "run", Usage: "consume and write (not yet built)", Action: func(*cli.Context) error { return cli.Exit("run: not built yet", 1) }}
+	return &cli.Command{
+		Name:  "run",
+		Usage: "consume telemetry from the bus and write it to the stores the cutover phase asks for",
+		Description: `run reads telemetry messages from RabbitMQ (--bus rabbitmq, the ingest queue) or Kafka
+(--bus kafka, a consumer group), decodes them in batches and writes each reading to the legacy
+store (PostgreSQL, idempotent upsert keyed by unit and time) and to InfluxDB, as the cutover
+phase in the state store (--state-dsn) asks:
+
+  legacy          legacy store only
+  dual-write      legacy required, InfluxDB repairable
+  shadow-read     legacy required, InfluxDB repairable
+  influx-primary  InfluxDB required, legacy repairable
+  influx-only     InfluxDB only
+
+A batch is acknowledged only when it is durable. While a required store fails, the batch is
+held and retried (nothing is acked, the broker keeps the messages, /-/ready is false). When a
+repairable store fails after its retries, the units and time ranges it missed are written to
+the gap ledger (cutover.gap_ledger) before the ack, for backfill to repair; the store is written
+again as soon as it answers. The phase is reread every --phase-poll and applied at the next batch
+boundary; a heartbeat reports the applied phase and the lag.
+
+Messages the codec rejects go to the dead-letter queue (RabbitMQ: --dead-exchange; Kafka:
+--kafka-dead-topic) with headers x-reason, x-first-failure, x-original-routing-key and x-kind
+"rejected". A message of which only some samples were rejected is stored in part and also
+dead-lettered whole with x-kind "partial" and every rejected sample's reason; replaying it after
+a fix is safe (stored samples upsert idempotently). See 'consumer dlq'.
+
+Several consumers on one queue or group share the work. SIGTERM stops consuming, finishes and
+acks the batches in flight within --shutdown-timeout, and exits 0.
+
+/metrics, /-/healthy and /-/ready are served on --http-addr.`,
+		Flags:  runFlags(),
+		Action: runAction,
+	}
+}
+
+func runAction(c *cli.Context) error {
+	ctx := c.Context
+	logger := cliapp.Logger(c)
+	id := c.String(flagConsumerID)
+	logger = logger.With("consumer_id", id)
+	reg := obs.NewRegistry()
+	srv := obs.NewServer(c.String(cliapp.FlagHTTPAddr), reg, logger)
+	if err := srv.Listen(); err != nil {
+		return cli.Exit(err.Error(), cliapp.ExitFailure)
+	}
+
+	state, err := openWithRetry(ctx, logger, "state store", func(ctx context.Context) (*cutover.Store, error) {
+		return cutover.Open(ctx, c.String(cliapp.FlagStateDSN))
+	})
+	if err != nil {
+		return cli.Exit(err.Error(), cliapp.ExitFailure)
+	}
+	defer state.Close()
+
+	leg, err := openWithRetry(ctx, logger, "legacy store", func(ctx context.Context) (*legacy.Store, error) {
+		s, err := legacy.Open(ctx, c.String(cliapp.FlagPGDSN), logger)
+		if err != nil {
+			return nil, err
+		}
+		if err := s.Migrate(ctx); err != nil {
+			s.Close()
+			return nil, err
+		}
+		return s, nil
+	})
+	if err != nil {
+		return cli.Exit(err.Error(), cliapp.ExitFailure)
+	}
+	defer leg.Close()
+
+	iw, err := influx.NewWriter(influx.ConfigFromCLI(c), logger)
+	if err != nil {
+		return cli.Exit(err.Error(), cliapp.ExitFailure)
+	}
+	iw.WithMetrics(reg)
+	defer iw.Close()
+
+	src, dead, closeBus, err := openBus(c, id, logger, reg)
+	if err != nil {
+		return cli.Exit(err.Error(), cliapp.ExitFailure)
+	}
+	defer closeBus()
+
+	p, err := pipeline.New(pipeline.Config{
+		ConsumerID:      id,
+		BatchSize:       c.Int(flagBatchSize),
+		FlushInterval:   c.Duration(flagFlushInterval),
+		InFlight:        c.Int(flagInFlight),
+		DecodeWorkers:   c.Int(flagDecodeWorkers),
+		PhasePoll:       c.Duration(flagPhasePoll),
+		ShutdownTimeout: c.Duration(flagShutdownTimeout),
+	}, pipeline.Deps{
+		Source: src,
+		Sinks: []pipeline.SinkSpec{
+			{Name: cutover.SinkLegacy, Sink: leg, Attempts: c.Int(flagLegacyAttempts)},
+			{Name: cutover.SinkInflux, Sink: iw, Attempts: 1}, // the writer retries 429/503/time-outs itself
+		},
+		State:      state,
+		Ledger:     state,
+		DeadLetter: dead,
+		Logger:     logger,
+		Registry:   reg,
+	})
+	if err != nil {
+		return cli.Exit(err.Error(), cliapp.ExitFailure)
+	}
+	srv.AddReadiness(obs.ReadinessCheck{Name: "pipeline", Check: p.Check})
+
+	g, gctx := errgroup.WithContext(context.WithoutCancel(ctx))
+	srvCtx, stopSrv := context.WithCancel(gctx)
+	g.Go(func() error { return srv.Run(srvCtx) })
+	g.Go(func() error {
+		defer stopSrv()
+		stopDraining := context.AfterFunc(ctx, srv.SetDraining)
+		defer stopDraining()
+		runCtx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		context.AfterFunc(gctx, cancel) // the server failed
+		return p.Run(runCtx)
+	})
+	if err := g.Wait(); err != nil {
+		return cli.Exit(err.Error(), cliapp.ExitFailure)
+	}
+	return nil
+}
+
+// openBus opens the source and the dead-letter writer for --bus; close
+// releases what it opened.
+func openBus(c *cli.Context, id string, logger *slog.Logger, reg *prometheus.Registry) (source.Source, dlq.Writer, func(), error) {
+	ctx := c.Context
+	switch bus := c.String(cliapp.FlagBus); bus {
+	case "rabbitmq":
+		topo := rabbit.TopologyFromCLI(c)
+		if err := topo.Validate(); err != nil {
+			return nil, nil, nil, err
+		}
+		conn, err := rabbit.Dial(ctx, c.String(cliapp.FlagAMQPURL), "consumer-"+id, logger)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		src, err := source.NewRabbit(conn, source.RabbitOptions{Topology: topo, Prefetch: c.Int(flagPrefetch), ConsumerTag: id}, logger, reg)
+		if err != nil {
+			_ = conn.Close()
+			return nil, nil, nil, err
+		}
+		pub, err := rabbit.NewPublisher(ctx, conn, topo, rabbit.PublisherOptions{Name: "dead-letter"}, logger, reg)
+		if err != nil {
+			_ = conn.Close()
+			return nil, nil, nil, fmt.Errorf("dead-letter publisher: %w", err)
+		}
+		closeAll := func() {
+			_ = pub.Close()
+			_ = conn.Close()
+		}
+		return src, &dlq.RabbitWriter{Pub: pub, Exchange: topo.DeadExchange, ConsumerID: id}, closeAll, nil
+	case "kafka":
+		topic := c.String(flagKafkaTopic)
+		deadTopic := c.String(flagKafkaDeadTopic)
+		if deadTopic == "" {
+			deadTopic = topic + ".dead"
+		}
+		brokers := c.StringSlice(cliapp.FlagKafkaBrokers)
+		src, err := source.NewKafka(source.KafkaOptions{Brokers: brokers, Topic: topic, GroupID: c.String(flagKafkaGroup),
+			QueueCapacity: c.Int(flagPrefetch)}, logger)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		w := dlq.NewKafkaWriter(brokers, deadTopic, id)
+		return src, w, func() { _ = w.Close() }, nil
+	default:
+		return nil, nil, nil, fmt.Errorf("--%s %q: want rabbitmq or kafka", cliapp.FlagBus, bus)
+	}
+}
+
+// openWithRetry opens a store, retrying with back-off until ctx ends, so
+// the consumer can start before its stores.
+func openWithRetry[T any](ctx context.Context, logger *slog.Logger, what string, open func(context.Context) (T, error)) (T, error) {
+	wait := 200 * time.Millisecond
+	for {
+		octx, cancel := context.WithTimeout(ctx, 15*time.Second)
+		v, err := open(octx)
+		cancel()
+		if err == nil {
+			return v, nil
+		}
+		logger.Warn("cannot open "+what+", retrying", "err", err, "retry_in", wait)
+		select {
+		case <-ctx.Done():
+			var zero T
+			return zero, fmt.Errorf("open %s: %w (last error: %v)", what, ctx.Err(), err)
+		case <-time.After(wait):
+		}
+		wait = min(wait*2, 5*time.Second)
+	}
 }

@@ -17,6 +17,10 @@ func New() *cli.App {
 'status' and 'plan' show where the cutover stands and whether the next step's gates pass;
 'advance' checks the gates, moves one phase and waits for every consumer to follow;
 'rollback' steps back; 'verify' compares the legacy store with InfluxDB; 'history' prints
-the audit log. Commands that change state are dry runs unless given --execute.`,
-		statusCommand(), planCommand(), advanceCommand(), rollbackCommand(), verifyCommand(), historyCommand())
+the audit log; 'repair-legacy' copies back from InfluxDB what the legacy store missed.
+Commands that change state are dry runs unless given --execute.
+
+Exit status: 0 ok; 2 a gate refused, verify found too many mismatches, consumers
+did not follow in time, or a concurrent change won; 1 on errors.`,
+		statusCommand(), planCommand(), advanceCommand(), rollbackCommand(), verifyCommand(), historyCommand(), repairLegacyCommand())
 }

@@ -1,8 +1,81 @@
 package cmd
 
-import "github.com/urfave/cli/v2"
+import (
+	"fmt"
+	"io"
 
-// TODO(owner): replace this placeholder.
+	"github.com/urfave/cli/v2"
+
+	"github.com/flexipack/cutover/migrate/internal/control"
+	"github.com/flexipack/cutover/shared/cliapp"
+)
+
 func planCommand() *cli.Command {
-	return &cli.Command{Name: "plan", Usage: "plan (not yet built)", Action: func(*cli.Context) error { return cli.Exit("plan: not built yet", 1) }}
+	return &cli.Command{
+		Name:  "plan",
+		Usage: "show what advance would do next and each gate's result now",
+		Description: `plan reads the current phase, names the next one, and evaluates every safety
+gate guarding it, exactly as 'advance' would, without changing anything:
+
+  into shadow-read:     no open gap-ledger entries; the last verify covers the
+                        backfilled range and found no mismatch
+  into influx-primary:  no open InfluxDB gap-ledger entries; a verify of the last
+                        --recent (ending --max-lag ago) under --max-mismatch-rate;
+                        every live consumer's lag under --max-lag
+  into influx-only:     the same, plus --confirm influx-only
+
+Exit status: 0 when the gates pass, 2 when one refuses, 1 on errors.`,
+		Flags: cliapp.Merge(cliapp.StateFlags(), cliapp.LegacyFlags(), cliapp.InfluxFlags(), gateFlags(),
+			[]cli.Flag{&cli.StringFlag{Name: flagConfirm, Usage: "the confirmation the gate into influx-only asks for (type: influx-only)"}, cliapp.OutputFlag()}),
+		Action: runPlan,
+	}
+}
+
+func runPlan(c *cli.Context) error {
+	out, err := cliapp.Output(c)
+	if err != nil {
+		return err
+	}
+	s, err := openStores(c)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	checker, err := s.checker(c)
+	if err != nil {
+		return err
+	}
+	p, err := control.MakePlan(c.Context, s.state, checker)
+	if err != nil {
+		return exitFor(err)
+	}
+	if out == "json" {
+		if err := writeJSON(c.App.Writer, p); err != nil {
+			return err
+		}
+	} else {
+		printPlan(c.App.Writer, p)
+	}
+	if !p.GatesPassed {
+		return cli.Exit("", cliapp.ExitGate)
+	}
+	return nil
+}
+
+func printPlan(w io.Writer, p control.Plan) {
+	if p.Next == "" {
+		fmt.Fprintf(w, "next step: none (%s)\n", p.Note)
+		return
+	}
+	verdict := "the gates pass"
+	if !p.GatesPassed {
+		verdict = "REFUSED"
+	}
+	fmt.Fprintf(w, "next step: advance %s → %s: %s\n", p.Phase.Phase, p.Next, verdict)
+	gateLines(w, p.Gates)
+	if p.GatesPassed {
+		fmt.Fprintf(w, "  run: %s\n", p.Command)
+	} else if p.Note != "" {
+		fmt.Fprintf(w, "  %s\n", p.Note)
+	}
 }

@@ -1,8 +1,137 @@
 package cmd
 
-import "github.com/urfave/cli/v2"
+import (
+	"fmt"
+	"io"
+	"os"
+	"text/tabwriter"
+	"time"
 
-// TODO(owner): replace this placeholder.
+	"github.com/urfave/cli/v2"
+	"golang.org/x/term"
+
+	"github.com/flexipack/cutover/migrate/internal/control"
+	"github.com/flexipack/cutover/shared/cliapp"
+)
+
 func statusCommand() *cli.Command {
-	return &cli.Command{Name: "status", Usage: "status (not yet built)", Action: func(*cli.Context) error { return cli.Exit("status: not built yet", 1) }}
+	return &cli.Command{
+		Name:  "status",
+		Usage: "show the phase, the consumers, open gaps, the last verify and the next step",
+		Description: `status shows where the cutover stands:
+
+  - the phase, since when and by whom, and what it asks of each store;
+  - each live consumer (heartbeat within --live-for): the phase it applies, its lag;
+  - open gap-ledger entries per store, oldest first;
+  - the last verify;
+  - the next step and whether its gates pass (see 'migrate plan --help').
+
+--watch refreshes every --interval until interrupted (Ctrl-C).`,
+		Flags: cliapp.Merge(cliapp.StateFlags(), cliapp.LegacyFlags(), cliapp.InfluxFlags(), gateFlags(), []cli.Flag{
+			&cli.BoolFlag{Name: "watch", Aliases: []string{"w"}, Usage: "refresh every --interval until interrupted"},
+			&cli.DurationFlag{Name: "interval", Value: 5 * time.Second, Usage: "refresh interval of --watch"},
+			cliapp.OutputFlag(),
+		}),
+		Action: runStatus,
+	}
+}
+
+func runStatus(c *cli.Context) error {
+	out, err := cliapp.Output(c)
+	if err != nil {
+		return err
+	}
+	if c.Bool("watch") && c.Duration("interval") <= 0 {
+		return cli.Exit("--interval must be positive", cliapp.ExitFailure)
+	}
+	s, err := openStores(c)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	checker, err := s.checker(c)
+	if err != nil {
+		return err
+	}
+	clearScreen := false
+	if f, ok := c.App.Writer.(*os.File); ok && out == "table" && c.Bool("watch") {
+		clearScreen = term.IsTerminal(int(f.Fd()))
+	}
+	for {
+		st, err := control.ReadStatus(c.Context, s.state, s.state, checker, c.Duration(flagLiveFor), nil)
+		if err != nil {
+			if c.Bool("watch") && c.Context.Err() != nil {
+				return nil
+			}
+			return exitFor(err)
+		}
+		if out == "json" {
+			if err := writeJSON(c.App.Writer, st); err != nil {
+				return err
+			}
+		} else {
+			if clearScreen {
+				fmt.Fprint(c.App.Writer, "\033[H\033[2J")
+			}
+			printStatus(c.App.Writer, st)
+		}
+		if !c.Bool("watch") {
+			return nil
+		}
+		select {
+		case <-c.Context.Done():
+			return nil
+		case <-time.After(c.Duration("interval")):
+		}
+		if !clearScreen && out == "table" {
+			fmt.Fprintln(c.App.Writer)
+		}
+	}
+}
+
+func printStatus(w io.Writer, st control.Status) {
+	fmt.Fprintf(w, "cutover status at %s\n\n", ts(st.At))
+	fmt.Fprintf(w, "phase:      %s (version %d) since %s by %s", st.State.Phase, st.State.Version, ts(st.State.Since), st.State.Actor)
+	if st.State.Reason != "" {
+		fmt.Fprintf(w, " — %q", st.State.Reason)
+	}
+	fmt.Fprintf(w, "\nstores:     legacy %s, InfluxDB %s\n", st.LegacyRole, st.InfluxRole)
+	if st.LastChange != nil && st.LastChange.Forced {
+		fmt.Fprintf(w, "            the last change (%s %s → %s) was FORCED past its gates\n", st.LastChange.Kind, st.LastChange.From, st.LastChange.To)
+	}
+
+	fmt.Fprintf(w, "\nconsumers (%d live):\n", len(st.Consumers))
+	if len(st.Consumers) == 0 {
+		fmt.Fprintln(w, "  none sent a heartbeat recently")
+	} else {
+		tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "  CONSUMER\tHOST\tAPPLIES\tLAG\tLAST BEAT\t")
+		for _, h := range st.Consumers {
+			mark := ""
+			if !h.Current {
+				mark = "  ← not yet on the current phase"
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%s v%d\t%.1fs / %d msgs\t%s ago\t%s\n", h.ConsumerID, h.Host, h.Phase, h.PhaseVersion, h.LagSeconds, h.LagMessages, h.Age, mark)
+		}
+		tw.Flush()
+	}
+
+	fmt.Fprintf(w, "\nopen gap-ledger entries: legacy %d, influx %d\n", st.OpenGaps["legacy"], st.OpenGaps["influx"])
+	for _, g := range st.OldestGaps {
+		fmt.Fprintf(w, "  #%d %s %s %s..%s, %d readings: %s\n", g.ID, g.Sink, g.Unit, ts(g.From), ts(g.To), g.Readings, g.Reason)
+	}
+
+	fmt.Fprint(w, "\nlast verify: ")
+	if v := st.LastVerify; v == nil {
+		fmt.Fprintln(w, "none recorded (run: migrate verify --from … --to …)")
+	} else {
+		verdict := "ok"
+		if !v.OK {
+			verdict = "FAILED"
+		}
+		fmt.Fprintf(w, "#%d at %s by %s over [%s, %s): %d of %d windows mismatch (rate %.4g): %s\n",
+			v.ID, ts(v.At), v.Actor, ts(v.From), ts(v.To), v.Mismatched, v.Windows, v.Rate, verdict)
+	}
+	fmt.Fprintln(w)
+	printPlan(w, st.Plan)
 }

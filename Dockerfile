@@ -1,0 +1,26 @@
+# One image with all four binaries (producer, consumer, backfill, migrate);
+# docker-compose.yml's `command:` picks one. Configured only through the same
+# environment variables as the shell (AMQP_URL, PG_DSN, INFLUX_URL, …).
+#
+#   docker build -t flexipack/cutover:dev --build-arg VERSION=$(git describe --always) .
+#   docker run --rm flexipack/cutover:dev consumer --help
+
+ARG GO_VERSION=1.26
+
+FROM golang:${GO_VERSION}-bookworm AS build
+WORKDIR /src
+# Dependencies first, so code changes reuse the module download layer.
+COPY go.mod go.sum ./
+RUN go mod download
+COPY . .
+ARG VERSION=dev
+RUN CGO_ENABLED=0 go build -trimpath \
+      -ldflags "-s -w -X github.com/flexipack/cutover/shared/cliapp.Version=${VERSION}" \
+      -o /out/ ./producer ./consumer ./backfill ./migrate
+
+FROM gcr.io/distroless/static-debian12:nonroot
+COPY --from=build /out/ /usr/local/bin/
+USER nonroot:nonroot
+# /metrics, /-/healthy and /-/ready of long-running commands (HTTP_ADDR=:9100).
+EXPOSE 9100
+CMD ["consumer", "--help"]

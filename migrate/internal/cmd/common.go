@@ -1,0 +1,261 @@
+package cmd
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/user"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/flexipack/cutover/migrate/internal/control"
+	"github.com/flexipack/cutover/migrate/internal/gates"
+	"github.com/flexipack/cutover/migrate/internal/verify"
+	"github.com/flexipack/cutover/shared/cliapp"
+	"github.com/flexipack/cutover/shared/cutover"
+	"github.com/flexipack/cutover/shared/influx"
+	"github.com/flexipack/cutover/shared/legacy"
+	"github.com/flexipack/cutover/shared/window"
+)
+
+// Flag names shared by several subcommands.
+const (
+	flagActor           = "actor"
+	flagReason          = "reason"
+	flagExecute         = "execute"
+	flagForce           = "force"
+	flagConfirm         = "confirm"
+	flagTo              = "to"
+	flagFrom            = "from"
+	flagUnits           = "units"
+	flagMaxMismatchRate = "max-mismatch-rate"
+	flagRecent          = "recent"
+	flagRecentWindow    = "recent-window"
+	flagMaxLag          = "max-lag"
+	flagLiveFor         = "live-for"
+	flagConsumerTimeout = "consumer-timeout"
+	flagBackfilledRange = "backfilled-range"
+)
+
+func actorFlag() cli.Flag {
+	return &cli.StringFlag{Name: flagActor, EnvVars: []string{"MIGRATE_ACTOR"}, Value: defaultActor(),
+		Usage: "who makes the change, as recorded in the audit log (default: the OS user)"}
+}
+
+func reasonFlag() cli.Flag {
+	return &cli.StringFlag{Name: flagReason, EnvVars: []string{"MIGRATE_REASON"}, Usage: "why, as recorded in the audit log (e.g. a ticket)"}
+}
+
+func executeFlag(what string) cli.Flag {
+	return &cli.BoolFlag{Name: flagExecute, Usage: "really " + what + " (without it, a dry run that changes nothing)"}
+}
+
+func liveForFlag() cli.Flag {
+	return &cli.DurationFlag{Name: flagLiveFor, EnvVars: []string{"MIGRATE_LIVE_FOR"}, Value: 15 * time.Second, Usage: "a consumer counts as live if it sent a heartbeat within this long", Category: "Gates"}
+}
+
+func consumerTimeoutFlag() cli.Flag {
+	return &cli.DurationFlag{Name: flagConsumerTimeout, EnvVars: []string{"MIGRATE_CONSUMER_TIMEOUT"}, Value: 60 * time.Second,
+		Usage: "how long to wait for every live consumer to apply the new phase (0: do not wait)"}
+}
+
+// gateFlags are the gates' thresholds, shared by status, plan and advance.
+func gateFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.Float64Flag{Name: flagMaxMismatchRate, EnvVars: []string{"MIGRATE_MAX_MISMATCH_RATE"}, Value: 0, Category: "Gates",
+			Usage: "highest share of mismatching (unit, window) pairs the recent verify may find (0..1)"},
+		&cli.DurationFlag{Name: flagRecent, EnvVars: []string{"MIGRATE_RECENT"}, Value: time.Hour, Category: "Gates",
+			Usage: "how far back the recent verify (gate into influx-primary and influx-only) compares the stores"},
+		&cli.DurationFlag{Name: flagRecentWindow, EnvVars: []string{"MIGRATE_RECENT_WINDOW"}, Value: 5 * time.Minute, Category: "Gates",
+			Usage: "window width of the recent verify"},
+		&cli.DurationFlag{Name: flagMaxLag, EnvVars: []string{"MIGRATE_MAX_LAG"}, Value: 30 * time.Second, Category: "Gates",
+			Usage: "highest lag a live consumer may have; the recent verify also stops this long before now (readings in flight)"},
+		liveForFlag(),
+		&cli.StringFlag{Name: flagBackfilledRange, Aliases: []string{"range"}, EnvVars: []string{"MIGRATE_BACKFILLED_RANGE"}, Category: "Gates",
+			Usage: "FROM,TO (RFC 3339): the range the gate into shadow-read wants a clean verify over (default: the from/to of the latest finished backfill run)"},
+	}
+}
+
+func defaultActor() string {
+	if u := os.Getenv("USER"); u != "" {
+		return u
+	}
+	if u, err := user.Current(); err == nil && u.Username != "" {
+		return u.Username
+	}
+	return "unknown"
+}
+
+// stores opens the state store at once and the data stores on first use.
+type stores struct {
+	c      *cli.Context
+	logger *slog.Logger
+	state  *cutover.Store
+	legacy *legacy.Store
+	influx *influx.Reader
+	dash   *influx.Dashboard
+}
+
+func openStores(c *cli.Context) (*stores, error) {
+	st, err := cutover.Open(c.Context, c.String(cliapp.FlagStateDSN))
+	if err != nil {
+		return nil, err
+	}
+	return &stores{c: c, logger: cliapp.Logger(c), state: st}, nil
+}
+
+func (s *stores) Close() {
+	s.state.Close()
+	if s.legacy != nil {
+		s.legacy.Close()
+	}
+	if s.influx != nil {
+		s.influx.Close()
+	}
+	if s.dash != nil {
+		s.dash.Close()
+	}
+}
+
+func (s *stores) Legacy(ctx context.Context) (*legacy.Store, error) {
+	if s.legacy == nil {
+		l, err := legacy.Open(ctx, s.c.String(cliapp.FlagPGDSN), s.logger)
+		if err != nil {
+			return nil, err
+		}
+		s.legacy = l
+	}
+	return s.legacy, nil
+}
+
+func (s *stores) Influx() (*influx.Reader, error) {
+	if s.influx == nil {
+		r, err := influx.NewReader(influx.ConfigFromCLI(s.c), s.logger)
+		if err != nil {
+			return nil, err
+		}
+		s.influx = r
+	}
+	return s.influx, nil
+}
+
+func (s *stores) Dashboard() (*influx.Dashboard, error) {
+	if s.dash == nil {
+		d, err := influx.NewDashboard(influx.ConfigFromCLI(s.c))
+		if err != nil {
+			return nil, err
+		}
+		s.dash = d
+	}
+	return s.dash, nil
+}
+
+// checker builds the gate checker from the gate flags.
+func (s *stores) checker(c *cli.Context) (*gates.Checker, error) {
+	cfg := gates.Config{
+		MaxMismatchRate: c.Float64(flagMaxMismatchRate),
+		Recent:          c.Duration(flagRecent),
+		RecentWindow:    c.Duration(flagRecentWindow),
+		MaxLag:          c.Duration(flagMaxLag),
+		LiveFor:         c.Duration(flagLiveFor),
+		Confirm:         c.String(flagConfirm),
+	}
+	if cfg.MaxMismatchRate < 0 || cfg.MaxMismatchRate > 1 {
+		return nil, cli.Exit(fmt.Sprintf("--%s %g: want a share between 0 and 1", flagMaxMismatchRate, cfg.MaxMismatchRate), cliapp.ExitFailure)
+	}
+	if r := c.String(flagBackfilledRange); r != "" {
+		sp, err := parseSpan(r)
+		if err != nil {
+			return nil, cli.Exit(fmt.Sprintf("--%s: %v", flagBackfilledRange, err), cliapp.ExitFailure)
+		}
+		cfg.BackfilledRange = &sp
+	}
+	return &gates.Checker{
+		Ledger: s.state, Verifies: s.state, Consumers: s.state, Backfills: s.state, Config: cfg,
+		Recent: func(ctx context.Context, from, to time.Time, w time.Duration) (verify.Result, error) {
+			l, err := s.Legacy(ctx)
+			if err != nil {
+				return verify.Result{}, err
+			}
+			f, err := s.Influx()
+			if err != nil {
+				return verify.Result{}, err
+			}
+			return verify.Compare(ctx, l, f, verify.Options{From: from, To: to, Window: w})
+		},
+	}, nil
+}
+
+// parseSpan parses "FROM,TO" (RFC 3339 or durations before now).
+func parseSpan(s string) (window.Span, error) {
+	from, to, ok := strings.Cut(s, ",")
+	if !ok {
+		return window.Span{}, fmt.Errorf("%q: want FROM,TO", s)
+	}
+	f, t, err := window.ParseRange(strings.TrimSpace(from), strings.TrimSpace(to), time.Now())
+	if err != nil {
+		return window.Span{}, err
+	}
+	return window.Span{From: f, To: t}, nil
+}
+
+// units reads --units (repeated or comma-separated).
+func units(c *cli.Context) []string {
+	var out []string
+	for _, v := range c.StringSlice(flagUnits) {
+		for _, u := range strings.Split(v, ",") {
+			if u = strings.TrimSpace(u); u != "" {
+				out = append(out, u)
+			}
+		}
+	}
+	return out
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// exitFor turns a control error into the exit status it stands for:
+// refusals (gates, a concurrent change, consumers not following) are 2.
+func exitFor(err error) error {
+	if err == nil {
+		return nil
+	}
+	var ec cli.ExitCoder
+	if errors.As(err, &ec) {
+		return err
+	}
+	if errors.Is(err, control.ErrGateRefused) || errors.Is(err, control.ErrConflict) || errors.Is(err, control.ErrNotFollowed) {
+		return cli.Exit(err.Error(), cliapp.ExitGate)
+	}
+	return cli.Exit(err.Error(), cliapp.ExitFailure)
+}
+
+func ts(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+func gateLines(w io.Writer, rs []cutover.GateResult) {
+	if len(rs) == 0 {
+		fmt.Fprintln(w, "  (no gates)")
+	}
+	for _, r := range rs {
+		mark := "PASS"
+		if !r.OK {
+			mark = "FAIL"
+		}
+		fmt.Fprintf(w, "  [%s] %-24s %s\n", mark, r.Name, r.Detail)
+	}
+}

@@ -1,0 +1,118 @@
+package cmd
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/flexipack/cutover/migrate/internal/control"
+	"github.com/flexipack/cutover/shared/cliapp"
+	"github.com/flexipack/cutover/shared/window"
+)
+
+func repairLegacyCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "repair-legacy",
+		Usage:     "copy readings the legacy store missed back from InfluxDB",
+		UsageText: "migrate repair-legacy --from TIME --to TIME [--units U1,U2] [--execute]\n   migrate repair-legacy --from-ledger [--units U1,U2] [--execute]",
+		Description: `repair-legacy copies readings from InfluxDB into the legacy store, for when the
+cutover steps back and the legacy store must be whole again:
+
+  --from/--to    every reading InfluxDB has in the range: what the legacy store
+                 missed while in influx-only (rollback prints this command with
+                 the window to repair)
+  --from-ledger  the open legacy gap-ledger entries: writes the legacy store
+                 missed in influx-primary, where it was repairable; each entry
+                 whose readings were all copied is marked repaired
+
+Writes are idempotent: a reading the legacy store already has is left alone,
+so a repair can be re-run or overlap. Progress goes to stderr. Without
+--execute it is a dry run that only counts what it would copy.`,
+		Flags: cliapp.Merge(cliapp.StateFlags(), cliapp.LegacyFlags(), cliapp.InfluxFlags(), []cli.Flag{
+			&cli.StringFlag{Name: flagFrom, Usage: "start of the range (RFC 3339, or a duration before now)"},
+			&cli.StringFlag{Name: flagTo, Usage: "end of the range, exclusive (default now)"},
+			&cli.BoolFlag{Name: "from-ledger", Usage: "repair the open legacy gap-ledger entries instead of a range"},
+			&cli.StringSliceFlag{Name: flagUnits, Usage: "only these units (comma-separated or repeated)"},
+			&cli.IntFlag{Name: "batch", Value: 1000, Usage: "readings per legacy write"},
+			executeFlag("write the legacy store"),
+			actorFlag(), cliapp.OutputFlag(),
+		}),
+		Action: runRepairLegacy,
+	}
+}
+
+func runRepairLegacy(c *cli.Context) error {
+	out, err := cliapp.Output(c)
+	if err != nil {
+		return err
+	}
+	fromLedger := c.Bool("from-ledger")
+	if fromLedger == (c.String(flagFrom) != "") {
+		return cli.Exit("give either --from (with --to) or --from-ledger", cliapp.ExitFailure)
+	}
+	opts := control.RepairOptions{Units: units(c), Batch: c.Int("batch"), Execute: c.Bool(flagExecute), Actor: c.String(flagActor)}
+	if !fromLedger {
+		opts.From, opts.To, err = window.ParseRange(c.String(flagFrom), c.String(flagTo), time.Now())
+		if err != nil {
+			return cli.Exit(err.Error(), cliapp.ExitFailure)
+		}
+	}
+	s, err := openStores(c)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	l, err := s.Legacy(c.Context)
+	if err != nil {
+		return err
+	}
+	if opts.Execute {
+		if err := l.Migrate(c.Context); err != nil {
+			return err
+		}
+	}
+	f, err := s.Influx()
+	if err != nil {
+		return err
+	}
+	started := time.Now()
+	last := time.Time{}
+	opts.Progress = func(p control.RepairProgress) {
+		if time.Since(last) < time.Second {
+			return
+		}
+		last = time.Now()
+		fmt.Fprintf(c.App.ErrWriter, "repair-legacy: %d read, %d written, at %s %s, %.0f readings/s\n",
+			p.Read, p.Written, p.Unit, ts(p.Through), float64(p.Read)/time.Since(started).Seconds())
+	}
+	var res control.RepairResult
+	if fromLedger {
+		res, err = control.RepairLedger(c.Context, s.state, f, l, opts)
+	} else {
+		res, err = control.RepairLegacy(c.Context, f, l, opts)
+	}
+	if err != nil {
+		return err
+	}
+	if out == "json" {
+		return writeJSON(c.App.Writer, res)
+	}
+	for _, r := range res.Ranges {
+		if r.GapID != 0 {
+			state := "still open"
+			if r.Closed {
+				state = "repaired"
+			} else if !res.Executed {
+				state = "dry run"
+			}
+			fmt.Fprintf(c.App.Writer, "  gap #%d %s [%s, %s): %d readings from InfluxDB, %s", r.GapID, r.Unit, ts(r.From), ts(r.To), r.Read, state)
+			if r.Missing > 0 {
+				fmt.Fprintf(c.App.Writer, " (InfluxDB lacks %d of them)", r.Missing)
+			}
+			fmt.Fprintln(c.App.Writer)
+		}
+	}
+	fmt.Fprintln(c.App.Writer, res.Message)
+	return nil
+}

@@ -1,0 +1,130 @@
+// Package influx is the InfluxDB store: a Writer that writes records as line
+// protocol (measurements bsu and bsu_alarm, TELEMETRY_XML.md) durably, with
+// retries and isolation of rejected points, and a Reader that counts and
+// reads readings back through Flux. It talks to InfluxDB 2.x and to 1.8 with
+// Flux enabled (bucket "database/retention-policy", org ignored, token empty
+// or "user:password") through influxdb-client-go/v2.
+package influx
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/flexipack/cutover/shared/cliapp"
+)
+
+// Defaults for the Config fields left zero.
+const (
+	DefaultBatchLines   = 5000
+	DefaultTimeout      = 10 * time.Second
+	DefaultMaxRetries   = 5
+	DefaultRetryBase    = 200 * time.Millisecond
+	DefaultRetryMax     = 30 * time.Second
+	DefaultStreamWindow = 24 * time.Hour
+)
+
+// Flag names of the tuning flags Flags returns.
+const (
+	FlagBatchLines = "influx-batch-lines"
+	FlagTimeout    = "influx-timeout"
+	FlagMaxRetries = "influx-max-retries"
+	FlagRetryBase  = "influx-retry-base"
+)
+
+// Config says where InfluxDB is and how to write to it.
+type Config struct {
+	URL, Token, Org, Bucket string
+
+	// BatchLines is the most lines one write request carries (default 5000).
+	// A record's lines (its bsu point and its alarms) are never split.
+	BatchLines int
+	// Timeout bounds one HTTP request (default 10s); a request that times
+	// out is retried.
+	Timeout time.Duration
+	// MaxRetries is how many times a request is retried after a retryable
+	// failure (429, 5xx, network error, time-out) before giving up (default
+	// 5; negative means no retries).
+	MaxRetries int
+	// RetryBase is the first back-off delay, doubled on each retry with
+	// jitter, capped at RetryMax (default 200ms). A Retry-After header
+	// overrides it.
+	RetryBase time.Duration
+	// RetryMax caps one back-off delay (default 30s).
+	RetryMax time.Duration
+	// StreamWindow is the time span the Reader's Stream reads per query and
+	// unit; it bounds the memory the server and the reader use (default 24h).
+	StreamWindow time.Duration
+}
+
+// withDefaults returns cfg with zero fields set to their defaults.
+func (cfg Config) withDefaults() Config {
+	if cfg.BatchLines <= 0 {
+		cfg.BatchLines = DefaultBatchLines
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	if cfg.MaxRetries == 0 {
+		cfg.MaxRetries = DefaultMaxRetries
+	}
+	if cfg.MaxRetries < 0 {
+		cfg.MaxRetries = 0
+	}
+	if cfg.RetryBase <= 0 {
+		cfg.RetryBase = DefaultRetryBase
+	}
+	if cfg.RetryMax <= 0 {
+		cfg.RetryMax = DefaultRetryMax
+	}
+	if cfg.StreamWindow <= 0 {
+		cfg.StreamWindow = DefaultStreamWindow
+	}
+	cfg.URL = strings.TrimRight(cfg.URL, "/")
+	return cfg
+}
+
+func (cfg Config) validate() error {
+	if cfg.URL == "" {
+		return fmt.Errorf("influx: no URL (--%s)", cliapp.FlagInfluxURL)
+	}
+	if !strings.HasPrefix(cfg.URL, "http://") && !strings.HasPrefix(cfg.URL, "https://") {
+		return fmt.Errorf("influx: URL %q: want http:// or https://", cfg.URL)
+	}
+	if cfg.Bucket == "" {
+		return fmt.Errorf("influx: no bucket (--%s; on 1.8 database/retention-policy)", cliapp.FlagInfluxBucket)
+	}
+	return nil
+}
+
+// Flags are optional tuning flags for the writer; ConfigFromCLI reads them
+// when a command declares them and uses the defaults otherwise.
+func Flags() []cli.Flag {
+	return []cli.Flag{
+		&cli.IntFlag{Name: FlagBatchLines, EnvVars: []string{"INFLUX_BATCH_LINES"}, Value: DefaultBatchLines, Usage: "most line-protocol lines per InfluxDB write request", Category: "InfluxDB"},
+		&cli.DurationFlag{Name: FlagTimeout, EnvVars: []string{"INFLUX_TIMEOUT"}, Value: DefaultTimeout, Usage: "time-out of one InfluxDB request (retried)", Category: "InfluxDB"},
+		&cli.IntFlag{Name: FlagMaxRetries, EnvVars: []string{"INFLUX_MAX_RETRIES"}, Value: DefaultMaxRetries, Usage: "retries of a request after 429, 5xx, network errors or time-outs", Category: "InfluxDB"},
+		&cli.DurationFlag{Name: FlagRetryBase, EnvVars: []string{"INFLUX_RETRY_BASE"}, Value: DefaultRetryBase, Usage: "first retry back-off, doubled per retry (Retry-After overrides)", Category: "InfluxDB"},
+	}
+}
+
+// ConfigFromCLI builds a Config from cliapp.InfluxFlags and, where the
+// command declares them, the tuning flags of Flags.
+func ConfigFromCLI(c *cli.Context) Config {
+	retries := c.Int(FlagMaxRetries)
+	if retries == 0 && c.IsSet(FlagMaxRetries) {
+		retries = -1 // an explicit 0 means no retries, not the default
+	}
+	return Config{
+		URL:        c.String(cliapp.FlagInfluxURL),
+		Token:      c.String(cliapp.FlagInfluxToken),
+		Org:        c.String(cliapp.FlagInfluxOrg),
+		Bucket:     c.String(cliapp.FlagInfluxBucket),
+		BatchLines: c.Int(FlagBatchLines),
+		Timeout:    c.Duration(FlagTimeout),
+		MaxRetries: retries,
+		RetryBase:  c.Duration(FlagRetryBase),
+	}.withDefaults()
+}

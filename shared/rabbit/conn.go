@@ -1,0 +1,303 @@
+package rabbit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+)
+
+// ErrConnClosed is returned by Conn.Channel after Close.
+var ErrConnClosed = errors.New("rabbitmq connection closed by the client")
+
+// Conn keeps one AMQP connection alive. When the broker or the network
+// drops it, Conn redials with exponential backoff (100 ms doubling to 5 s,
+// with jitter), building a fresh amqp.Config for every dial with the
+// connection_name client property set, so the connection is recognisable
+// in the management UI and CloseConnections can find it.
+//
+// Users open channels with Channel, which waits for a live connection; they
+// watch their channels with NotifyClose and call Channel again after a
+// close. Reconnected tells them when a new connection is up.
+type Conn struct {
+	url    string
+	name   string
+	logger *slog.Logger
+
+	mu        sync.Mutex
+	conn      *amqp.Connection // nil while redialling
+	lastErr   error            // why the last dial or connection failed
+	up        chan struct{}    // closed when conn becomes non-nil; replaced when it is lost
+	reconnect chan struct{}    // closed at the next successful (re)connection
+	dials     int
+	closed    bool
+
+	done chan struct{} // closed by Close
+	wg   sync.WaitGroup
+}
+
+// Dial connects to url, retrying with backoff until the first connection
+// succeeds or ctx ends (bound ctx to fail fast on a broker that is down at
+// start). name is the connection_name client property. After the first
+// connection, the Conn redials on its own until Close.
+func Dial(ctx context.Context, url, name string, logger *slog.Logger) (*Conn, error) {
+	if _, err := amqp.ParseURI(url); err != nil {
+		return nil, fmt.Errorf("rabbitmq url: %w", err)
+	}
+	c := &Conn{
+		url:       url,
+		name:      name,
+		logger:    logger.With("component", "rabbitmq", "connection", name),
+		up:        make(chan struct{}),
+		reconnect: make(chan struct{}),
+		done:      make(chan struct{}),
+	}
+	backoff := newBackoff()
+	for {
+		conn, err := c.dial()
+		if err == nil {
+			c.setUp(conn)
+			break
+		}
+		c.logger.Warn("rabbitmq dial failed, retrying", "err", err, "retry_in", backoff.peek())
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("connect to rabbitmq %s: %w (last error: %v)", redact(url), ctx.Err(), err)
+		case <-time.After(backoff.next()):
+		}
+	}
+	c.wg.Add(1)
+	go c.watch()
+	return c, nil
+}
+
+// dial makes one connection attempt with a fresh Config: amqp091-go
+// mutates parts of a Config during the handshake, so one is never reused.
+func (c *Conn) dial() (*amqp.Connection, error) {
+	props := amqp.NewConnectionProperties()
+	props.SetClientConnectionName(c.name)
+	cfg := amqp.Config{
+		Properties: props,
+		Heartbeat:  10 * time.Second,
+		Locale:     "en_US",
+		Dial:       amqp.DefaultDial(5 * time.Second),
+	}
+	conn, err := amqp.DialConfig(c.url, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("dial %s: %w", redact(c.url), err)
+	}
+	return conn, nil
+}
+
+func (c *Conn) setUp(conn *amqp.Connection) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.conn = conn
+	c.lastErr = nil
+	c.dials++
+	close(c.up)
+	close(c.reconnect)
+	c.reconnect = make(chan struct{})
+}
+
+// watch waits for the connection to close and redials.
+func (c *Conn) watch() {
+	defer c.wg.Done()
+	for {
+		c.mu.Lock()
+		conn := c.conn
+		c.mu.Unlock()
+		closes := conn.NotifyClose(make(chan *amqp.Error, 1))
+		select {
+		case <-c.done:
+			_ = conn.Close()
+			return
+		case amqpErr, ok := <-closes:
+			var err error = amqp.ErrClosed
+			if ok && amqpErr != nil {
+				err = amqpErr
+			}
+			c.mu.Lock()
+			c.conn = nil
+			c.lastErr = err
+			c.up = make(chan struct{})
+			c.mu.Unlock()
+			c.logger.Warn("rabbitmq connection lost, redialling", "err", err)
+		}
+		backoff := newBackoff()
+		for {
+			conn, err := c.dial()
+			if err == nil {
+				c.setUp(conn)
+				c.logger.Info("rabbitmq reconnected")
+				break
+			}
+			c.mu.Lock()
+			c.lastErr = err
+			c.mu.Unlock()
+			wait := backoff.next()
+			c.logger.Warn("rabbitmq redial failed", "err", err, "retry_in", wait)
+			select {
+			case <-c.done:
+				return
+			case <-time.After(wait):
+			}
+		}
+	}
+}
+
+// Channel opens a channel on the live connection, waiting for one while the
+// Conn is redialling. It fails when ctx ends or the Conn is closed.
+func (c *Conn) Channel(ctx context.Context) (*amqp.Channel, error) {
+	for {
+		conn, err := c.wait(ctx)
+		if err != nil {
+			return nil, err
+		}
+		ch, err := conn.Channel()
+		if err == nil {
+			return ch, nil
+		}
+		if !conn.IsClosed() {
+			return nil, fmt.Errorf("open channel: %w", err)
+		}
+		// The connection died under us: wait for the redial.
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("open channel: %w", ctx.Err())
+		case <-c.done:
+			return nil, ErrConnClosed
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// wait returns the live connection, waiting for one.
+func (c *Conn) wait(ctx context.Context) (*amqp.Connection, error) {
+	for {
+		c.mu.Lock()
+		conn, up, closed, lastErr := c.conn, c.up, c.closed, c.lastErr
+		c.mu.Unlock()
+		if closed {
+			return nil, ErrConnClosed
+		}
+		if conn != nil && !conn.IsClosed() {
+			return conn, nil
+		}
+		if conn != nil {
+			// Closed but the watcher has not noticed yet: wait for it.
+			select {
+			case <-ctx.Done():
+				return nil, fmt.Errorf("wait for rabbitmq connection: %w", ctx.Err())
+			case <-c.done:
+				return nil, ErrConnClosed
+			case <-time.After(20 * time.Millisecond):
+			}
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("wait for rabbitmq connection: %w (last error: %v)", ctx.Err(), lastErr)
+		case <-c.done:
+			return nil, ErrConnClosed
+		case <-up:
+		}
+	}
+}
+
+// Connected reports whether the connection is up.
+func (c *Conn) Connected() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.conn != nil && !c.conn.IsClosed()
+}
+
+// Check is a readiness check: nil while connected, else why not.
+func (c *Conn) Check(context.Context) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case c.closed:
+		return ErrConnClosed
+	case c.conn != nil && !c.conn.IsClosed():
+		return nil
+	case c.lastErr != nil:
+		return fmt.Errorf("rabbitmq not connected: %w", c.lastErr)
+	default:
+		return errors.New("rabbitmq not connected")
+	}
+}
+
+// Reconnected returns a channel closed at the next successful connection
+// (after the one that is up now, if any).
+func (c *Conn) Reconnected() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.reconnect
+}
+
+// Dials returns how many connections have been established, the first one
+// included.
+func (c *Conn) Dials() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.dials
+}
+
+// Name returns the connection_name.
+func (c *Conn) Name() string { return c.name }
+
+// Close closes the connection and stops redialling.
+func (c *Conn) Close() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
+	conn := c.conn
+	close(c.done)
+	c.mu.Unlock()
+	c.wg.Wait()
+	if conn != nil && !conn.IsClosed() {
+		if err := conn.Close(); err != nil && !errors.Is(err, amqp.ErrClosed) {
+			return fmt.Errorf("close rabbitmq connection: %w", err)
+		}
+	}
+	return nil
+}
+
+// backoff is exponential with full jitter on the upper half.
+type backoff struct{ cur time.Duration }
+
+const (
+	backoffMin = 100 * time.Millisecond
+	backoffMax = 5 * time.Second
+)
+
+func newBackoff() *backoff { return &backoff{cur: backoffMin} }
+
+func (b *backoff) peek() time.Duration { return b.cur }
+
+func (b *backoff) next() time.Duration {
+	d := b.cur/2 + rand.N(b.cur/2+1)
+	b.cur = min(b.cur*2, backoffMax)
+	return d
+}
+
+// redact hides the password of an AMQP or HTTP URL for messages.
+func redact(url string) string {
+	u, err := amqp.ParseURI(url)
+	if err != nil {
+		return "(unparseable url)"
+	}
+	if u.Password != "" {
+		u.Password = "xxxxx"
+	}
+	return u.String()
+}
