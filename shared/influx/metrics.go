@@ -12,7 +12,8 @@ type Metrics struct {
 	// rejected (400/422, some points refused), retry (a retryable failure),
 	// error (any other failure).
 	RequestSeconds *prometheus.HistogramVec
-	// Points counts line-protocol lines accepted by InfluxDB.
+	// Points counts line-protocol lines of write requests InfluxDB accepted
+	// in full.
 	Points prometheus.Counter
 	// Records counts records written completely.
 	Records prometheus.Counter
@@ -34,7 +35,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help:    "Latency of one InfluxDB write request, by outcome (ok, rejected, retry, error).",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 		}, []string{"outcome"}),
-		Points:   prometheus.NewCounter(prometheus.CounterOpts{Name: "influx_write_points_total", Help: "Line-protocol lines InfluxDB accepted."}),
+		Points:   prometheus.NewCounter(prometheus.CounterOpts{Name: "influx_write_points_total", Help: "Line-protocol lines of write requests InfluxDB accepted in full."}),
 		Records:  prometheus.NewCounter(prometheus.CounterOpts{Name: "influx_write_records_total", Help: "Records written to InfluxDB completely."}),
 		Rejected: prometheus.NewCounter(prometheus.CounterOpts{Name: "influx_write_rejected_records_total", Help: "Records InfluxDB refused (field type conflicts and other per-point errors)."}),
 		Retries:  prometheus.NewCounterVec(prometheus.CounterOpts{Name: "influx_write_retries_total", Help: "Retried InfluxDB write requests, by reason."}, []string{"reason"}),

@@ -118,3 +118,55 @@ func BenchmarkWrite(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkWriterVsRaw interleaves a raw write and a Writer.Write of the same
+// batch (into two fresh databases) in every iteration and reports each one's
+// throughput and their ratio, so that load from other processes on a shared
+// machine hits both alike.
+//
+// Run: go test ./shared/influx -run '^$' -bench BenchmarkWriterVsRaw -benchtime 40x
+func BenchmarkWriterVsRaw(b *testing.B) {
+	const size = 5000
+	batches := benchRecords(size)
+	bodies := make([][]byte, len(batches))
+	for i, recs := range batches {
+		for j := range recs {
+			bodies[i] = telemetry.AppendLineProtocol(bodies[i], &recs[j])
+		}
+	}
+	ctx := context.Background()
+	rawCfg, _ := freshDB(b)
+	wCfg, _ := freshDB(b)
+	wCfg.BatchLines = bytes.Count(bodies[0], []byte{'\n'})
+	u := fmt.Sprintf("%s/api/v2/write?bucket=%s&precision=ms", rawCfg.URL, url.QueryEscape(rawCfg.Bucket))
+	client := &http.Client{Timeout: time.Minute}
+	w := newWriter(b, wCfg)
+	if err := rawPost(ctx, client, u, bodies[0]); err != nil {
+		b.Fatal(err)
+	}
+	if err := w.Write(ctx, batches[0]); err != nil {
+		b.Fatal(err)
+	}
+	var raw, writer time.Duration
+	for i := 1; b.Loop(); i++ {
+		k := i % len(batches)
+		timeIt := func(f func() error, acc *time.Duration) {
+			start := time.Now()
+			if err := f(); err != nil {
+				b.Fatal(err)
+			}
+			*acc += time.Since(start)
+		}
+		first, second := func() { timeIt(func() error { return rawPost(ctx, client, u, bodies[k]) }, &raw) },
+			func() { timeIt(func() error { return w.Write(ctx, batches[k]) }, &writer) }
+		if i%2 == 1 {
+			first, second = second, first
+		}
+		first()
+		second()
+	}
+	n := float64(b.N)
+	b.ReportMetric(size*n/raw.Seconds(), "raw-records/s")
+	b.ReportMetric(size*n/writer.Seconds(), "writer-records/s")
+	b.ReportMetric(raw.Seconds()/writer.Seconds(), "writer/raw")
+}

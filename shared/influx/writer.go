@@ -174,9 +174,10 @@ func (e *encoded) lineCount(lo, hi int) int {
 // already stores the good points of a partially refused request: the
 // re-writes of the halves are idempotent (same points, same timestamps).
 //
-// Any other failure returns an error wrapping ErrUnavailable; the records of
-// earlier requests of the same call may have been written, and writing them
-// again is harmless.
+// Any other failure returns an error wrapping ErrUnavailable (and the
+// client's error); when ctx ends first, the error wraps ctx.Err() instead.
+// Either way the records of earlier requests of the same call may have been
+// written, and writing them again is harmless.
 func (w *Writer) Write(ctx context.Context, recs []telemetry.Record) error {
 	if len(recs) == 0 {
 		return nil

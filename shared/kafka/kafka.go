@@ -9,10 +9,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	kafkago "github.com/segmentio/kafka-go"
+	"github.com/urfave/cli/v2"
 
 	"github.com/flexipack/cutover/shared/bus"
 )
@@ -45,10 +47,11 @@ type Options struct {
 
 // Publisher publishes to one Kafka topic. It is safe for concurrent use.
 type Publisher struct {
-	w      *kafkago.Writer
-	opts   Options
-	logger *slog.Logger
-	m      *metrics
+	w       *kafkago.Writer
+	brokers []string
+	opts    Options
+	logger  *slog.Logger
+	m       *metrics
 }
 
 var _ bus.Publisher = (*Publisher)(nil)
@@ -102,7 +105,7 @@ func NewPublisher(brokers []string, topic string, opts Options, logger *slog.Log
 			logger.Warn("kafka-go: " + fmt.Sprintf(msg, args...))
 		}),
 	}
-	return &Publisher{w: w, opts: opts, logger: logger, m: m}, nil
+	return &Publisher{w: w, brokers: brokers, opts: opts, logger: logger, m: m}, nil
 }
 
 // Publish writes msgs, keyed by Message.Key, and returns nil once every one
@@ -195,4 +198,35 @@ func newMetrics(reg prometheus.Registerer, name string) (*metrics, error) {
 		inflight:  cols[3].(*prometheus.GaugeVec).WithLabelValues(name),
 		latency:   cols[4].(*prometheus.HistogramVec).WithLabelValues(name),
 	}, nil
+}
+
+// Flag and environment variable of the topic.
+const (
+	FlagTopic = "kafka-topic"
+	EnvTopic  = "KAFKA_TOPIC"
+)
+
+// TopicFlag is the Kafka topic telemetry is published to and consumed from.
+func TopicFlag() cli.Flag {
+	return &cli.StringFlag{Name: FlagTopic, EnvVars: []string{EnvTopic}, Value: "telemetry", Category: "Kafka",
+		Usage: "Kafka topic of the telemetry (messages keyed by unit)"}
+}
+
+// Check is a readiness check: nil when a broker accepts a TCP connection
+// within 2 s (kafka-go connects per request, so there is no connection to
+// watch).
+func (p *Publisher) Check(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	var d net.Dialer
+	var errs []error
+	for _, b := range p.brokers {
+		c, err := d.DialContext(ctx, "tcp", b)
+		if err == nil {
+			_ = c.Close()
+			return nil
+		}
+		errs = append(errs, err)
+	}
+	return fmt.Errorf("no kafka broker reachable: %w", errors.Join(errs...))
 }

@@ -9,6 +9,7 @@
 package legacy
 
 import (
+	"cmp"
 	"context"
 	"embed"
 	"errors"
@@ -141,12 +142,20 @@ func newBatch(recs []telemetry.Record) (*batch, error) {
 		recs:  make([][]byte, 0, n),
 		buf:   make([]byte, 0, n*320),
 	}
-	ends := make([]int, 0, n)
+	// Rows in key order: concurrent writers of overlapping batches then lock
+	// rows in the same order and cannot deadlock each other.
+	keep := make([]int, 0, n)
 	for i := range recs {
-		r := &recs[i]
-		if last[r.Key()] != i {
-			continue
+		if last[recs[i].Key()] == i {
+			keep = append(keep, i)
 		}
+	}
+	slices.SortFunc(keep, func(x, y int) int {
+		return cmp.Or(strings.Compare(recs[x].Unit, recs[y].Unit), cmp.Compare(recs[x].TimeMs, recs[y].TimeMs))
+	})
+	ends := make([]int, 0, n)
+	for _, i := range keep {
+		r := &recs[i]
 		b.units = append(b.units, r.Unit)
 		b.times = append(b.times, r.Time())
 		b.sites = append(b.sites, r.Site)

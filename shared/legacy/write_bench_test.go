@@ -164,3 +164,46 @@ func BenchmarkRedelivery(b *testing.B) {
 	}
 	b.ReportMetric(5000*float64(b.N)/b.Elapsed().Seconds(), "records/s")
 }
+
+// BenchmarkWriteInterleaved runs the three write paths in turn in every
+// iteration (each into its own fresh database, rotating who goes first) and
+// reports each one's throughput and its ratio to unnest, so that load from
+// other processes on a shared machine hits all three alike.
+//
+// Run: go test ./shared/legacy -run '^$' -bench BenchmarkWriteInterleaved -benchtime 20x
+func BenchmarkWriteInterleaved(b *testing.B) {
+	ctx := context.Background()
+	for _, size := range []int{500, 5000} {
+		b.Run(fmt.Sprintf("batch=%d", size), func(b *testing.B) {
+			type path struct {
+				name  string
+				write func(context.Context, []telemetry.Record) error
+				took  time.Duration
+			}
+			u, c, v := openStore(b), openStore(b), openStore(b)
+			paths := []*path{{name: "unnest", write: u.Write}, {name: "copy", write: c.writeCopy}, {name: "values", write: v.writeValues}}
+			for _, p := range paths {
+				if err := p.write(ctx, oneSample(size, -time.Hour)); err != nil {
+					b.Fatal(err)
+				}
+			}
+			for i := 0; b.Loop(); i++ {
+				recs := oneSample(size, time.Duration(i)*time.Hour)
+				for j := range paths {
+					p := paths[(i+j)%len(paths)]
+					start := time.Now()
+					if err := p.write(ctx, recs); err != nil {
+						b.Fatal(err)
+					}
+					p.took += time.Since(start)
+				}
+			}
+			for _, p := range paths {
+				b.ReportMetric(float64(size)*float64(b.N)/p.took.Seconds(), p.name+"-records/s")
+				if p.name != "unnest" {
+					b.ReportMetric(paths[0].took.Seconds()/p.took.Seconds(), p.name+"/unnest")
+				}
+			}
+		})
+	}
+}

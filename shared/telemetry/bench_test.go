@@ -535,4 +535,3 @@ func BenchmarkDecodeJSON(b *testing.B) {
 		}
 	}
 }
-

@@ -52,7 +52,10 @@ type Decoder struct {
 // NewDecoder returns a decoder whose clock is time.Now.
 func NewDecoder() *Decoder { return &Decoder{} }
 
-// Result is what one message decoded to.
+// Result is what one message decoded to. Records, their strings, the
+// Rejects slice and Unit belong to the Decoder and are reused by its next
+// Decode (the strings inside each Reject are the caller's). On a message
+// error, Unit is the caller's.
 type Result struct {
 	Records    []Record // accepted readings, in message order
 	Rejects    []Reject // rejected samples, in message order
@@ -334,6 +337,24 @@ func number(text []byte, conv unitConv) (v float64, present bool, why string) {
 	return convert(v, sig, conv), true, ""
 }
 
+// percent parses SoC or SoH: the range is checked on the value as sent,
+// before rounding (100.0001 is out of range though it rounds to 100).
+func (d *Decoder) percent(field string, text []byte) (float64, bool) {
+	text = trimXMLSpace(text)
+	if len(text) == 0 {
+		return 0, false
+	}
+	v, sig, why := parseDecimal(text)
+	if why == "" {
+		why = checkPercent(v)
+	}
+	if why != "" {
+		d.reject(field, why)
+		return 0, false
+	}
+	return convert(v, sig, convNone), true
+}
+
 // integer parses a generation-1 integer measurement: empty means not reported.
 func (d *Decoder) integer(field string, text []byte, conv unitConv, unitName string) (float64, bool) {
 	text = trimXMLSpace(text)
@@ -585,10 +606,7 @@ func (d *Decoder) sampleChild2() bool {
 		if !ok {
 			return false
 		}
-		if v, present := d.number(field, text, convNone); present {
-			if why := checkPercent(v); why != "" {
-				d.reject(field, why)
-			}
+		if v, present := d.percent(field, text); present {
 			if has == HasSoC {
 				d.cur.SoC = v
 			} else {
@@ -854,10 +872,7 @@ func (d *Decoder) reading1() bool {
 			}
 			switch name {
 			case "soc":
-				if v, present := d.number(name, text, convNone); present {
-					if why := checkPercent(v); why != "" {
-						d.reject(name, why)
-					}
+				if v, present := d.percent(name, text); present {
 					d.cur.SoC, d.cur.Has = v, d.cur.Has|HasSoC
 				}
 			case "voltage":

@@ -11,13 +11,13 @@ type MessageKind string
 
 // Kinds of whole-message rejection.
 const (
-	KindTooLarge     MessageKind = "too-large"      // over MaxMessageBytes, checked before parsing
+	KindTooLarge      MessageKind = "too-large"       // over MaxMessageBytes, checked before parsing
 	KindNotWellFormed MessageKind = "not-well-formed" // XML 1.0 / Namespaces well-formedness, or not UTF-8 text
-	KindDTD          MessageKind = "dtd"             // <!DOCTYPE> or <!ENTITY>
-	KindEncoding     MessageKind = "encoding"        // XML declaration names an encoding other than UTF-8
-	KindUnknownRoot  MessageKind = "unknown-root"    // root element or namespace of neither generation
-	KindNoUnit       MessageKind = "no-unit"         // no unit identifier
-	KindStructure    MessageKind = "structure"       // e.g. repeated <Unit>, 0 or over 1,000 samples, a tag value line protocol cannot carry
+	KindDTD           MessageKind = "dtd"             // <!DOCTYPE> or <!ENTITY>
+	KindEncoding      MessageKind = "encoding"        // XML declaration names an encoding other than UTF-8
+	KindUnknownRoot   MessageKind = "unknown-root"    // root element or namespace of neither generation
+	KindNoUnit        MessageKind = "no-unit"         // no unit identifier
+	KindStructure     MessageKind = "structure"       // e.g. repeated <Unit>, 0 or over 1,000 samples, a tag value line protocol cannot carry
 )
 
 // MessageError rejects a whole message. Decode and Inspect return it as

@@ -38,7 +38,7 @@ func AppendJSON(dst []byte, r *Record) []byte {
 		dst = strconv.AppendInt(dst, r.Seq, 10)
 	}
 	dst = append(dst, `,"time":"`...)
-	dst = time.UnixMilli(r.TimeMs).UTC().AppendFormat(dst, "2006-01-02T15:04:05.000Z")
+	dst = appendTimeMs(dst, r.TimeMs)
 	dst = append(dst, '"')
 	if r.Has&HasSoC != 0 {
 		dst = appendJSONFloat(dst, `,"soc_pct":`, r.SoC)
@@ -102,6 +102,9 @@ func appendJSONFloat(dst []byte, key string, f float64) []byte {
 	dst = append(dst, key...)
 	if !finite(f) {
 		return append(dst, "null"...)
+	}
+	if out, ok := appendShortDecimal(dst, f); ok {
+		return out
 	}
 	abs := math.Abs(f)
 	format := byte('f')
@@ -535,6 +538,9 @@ func (p *jsonParser) float(key string) (float64, error) {
 		return 0, err
 	}
 	v, sig, why := parseDecimal(raw)
+	if why == "" && (key == "soc_pct" || key == "soh_pct") {
+		why = checkPercent(v) // on the value as written, as Decode does
+	}
 	if why != "" {
 		return 0, &FieldError{key, why}
 	}

@@ -178,6 +178,9 @@ func appendFloatField(dst []byte, key string, v float64) []byte {
 		return dst
 	}
 	dst = append(dst, key...)
+	if out, ok := appendShortDecimal(dst, v); ok {
+		return out
+	}
 	return strconv.AppendFloat(dst, v, 'g', -1, 64)
 }
 

@@ -2,9 +2,11 @@ package telemetry
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"strconv"
 	"strings"
 	"testing"
@@ -232,6 +234,7 @@ func TestDecodeJSON(t *testing.T) {
 		{"time at the future bound", `{"unit":"U","schema":"2.1","time":"2026-11-21T12:10:00.000Z"}`, "", false},
 		{"soc out of range", ok + `,"soc_pct":100.5}`, "soc_pct", true},
 		{"soh negative", ok + `,"soh_pct":-1}`, "soh_pct", true},
+		{"soc over 100 before rounding", ok + `,"soc_pct":100.0000001}`, "soc_pct", true},
 		{"bad mode", ok + `,"mode":"sleeping"}`, "mode", true},
 		{"empty mode", ok + `,"mode":""}`, "mode", true},
 		{"bad sensor", ok + `,"temp_c":{"Bad":1}}`, "temp_c", true},
@@ -322,4 +325,50 @@ func TestLineProtocolStaysOneLinePerPoint(t *testing.T) {
 		t.Fatalf("%d lines for 2 points:\n%s", n, lp)
 	}
 	checkLineProtocolParses(t, lp, 2)
+}
+
+// TestFastFormattingMatchesStdlib pins the hand-written fast paths to the
+// standard library: numbers as encoding/json and strconv 'g' -1 write them,
+// times as time.Format does.
+func TestFastFormattingMatchesStdlib(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	var vals []float64
+	for range 200000 {
+		m := rng.Int64N(1999999) - 999999
+		e := rng.IntN(30) - 15
+		v, _ := strconv.ParseFloat(strconv.FormatInt(m, 10)+"e"+strconv.Itoa(e), 64)
+		vals = append(vals, v, round6(v*rng.Float64()), rng.NormFloat64()*math.Pow(10, float64(rng.IntN(20)-10)))
+	}
+	vals = append(vals, 0, 1e-4, -1e-4, 9.99999e-5, 999999, 1e6, 999999.5, 0.000123457, 5e-324, math.MaxFloat64, -273.15, 21.2222)
+	for _, v := range vals {
+		want, _ := json.Marshal(v)
+		if got := appendJSONFloat(nil, "", v); string(got) != string(want) {
+			t.Fatalf("JSON %v: got %s, encoding/json %s", v, got, want)
+		}
+		if got, want := appendFloatField(nil, "", v), strconv.FormatFloat(v, 'g', -1, 64); string(got) != want {
+			t.Fatalf("LP %v: got %s, strconv %s", v, got, want)
+		}
+	}
+	for range 200000 {
+		ms := rng.Int64N(400*365*86400000) - 100*365*86400000
+		want := time.UnixMilli(ms).UTC().Format("2006-01-02T15:04:05.000Z")
+		if got := appendTimeMs(nil, ms); string(got) != want {
+			t.Fatalf("time %d: got %s, want %s", ms, got, want)
+		}
+	}
+}
+
+// TestConvertShortcutIsExact: the no-rounding shortcut for integers divided
+// by 10 or 1000 gives what rounding would.
+func TestConvertShortcutIsExact(t *testing.T) {
+	for n := -999999.0; n <= 999999; n += 7 {
+		for _, c := range []struct {
+			u   unitConv
+			div float64
+		}{{convMilli, 1000}, {convTenth, 10}} {
+			if got, want := convert(n, 0, c.u), round6(n/c.div); got != want || got == 0 && math.Signbit(got) {
+				t.Fatalf("convert(%v, %v) = %v, want %v", n, c.u, got, want)
+			}
+		}
+	}
 }

@@ -224,10 +224,17 @@ func convert(v float64, sig int, u unitConv) float64 {
 		if sig > 0 && sig <= 6 {
 			return v + 0
 		}
-	case convMilli:
-		v /= 1000
-	case convTenth:
-		v /= 10
+	case convMilli, convTenth:
+		div := 1000.0
+		if u == convTenth {
+			div = 10
+		}
+		if v == math.Trunc(v) && math.Abs(v) < 1e6 {
+			// An integer of at most 6 digits is exact, so the division is
+			// already the double nearest the 6-digit decimal result.
+			return v/div + 0
+		}
+		v /= div
 	case convF:
 		v = (v - 32) / 9 * 5
 	case convK:

@@ -151,8 +151,9 @@ func isXMLChar(r rune) bool {
 		r >= 0x20 && r <= 0xD7FF || r >= 0xE000 && r <= 0xFFFD || r >= 0x10000 && r <= 0x10FFFF
 }
 
-// nameByte classifies ASCII bytes: 1 may start a name, 2 may continue one.
-var nameByte = func() (t [128]uint8) {
+// nameByte classifies bytes: 1 may start a name, 2 may continue one, 4 is
+// not ASCII (checked rune by rune).
+var nameByte = func() (t [256]uint8) {
 	for c := 'a'; c <= 'z'; c++ {
 		t[c], t[c-'a'+'A'] = 3, 3
 	}
@@ -161,6 +162,9 @@ var nameByte = func() (t [128]uint8) {
 		t[c] = 2
 	}
 	t['-'], t['.'] = 2, 2
+	for c := 0x80; c < 0x100; c++ {
+		t[c] = 4
+	}
 	return t
 }()
 
@@ -169,15 +173,16 @@ var nameByte = func() (t [128]uint8) {
 // encoding/xml uses.
 func scanName(b []byte, i int) int {
 	start := i
+	if i < len(b) && nameByte[b[i]] == 2 {
+		return i // a digit, '-' or '.' cannot start a name
+	}
 	for i < len(b) {
-		c := b[i]
-		if c < utf8.RuneSelf {
-			t := nameByte[c]
-			if t == 0 || i == start && t&1 == 0 {
-				break
-			}
+		// The ASCII run, the common case.
+		for i < len(b) && nameByte[b[i]]&3 != 0 {
 			i++
-			continue
+		}
+		if i >= len(b) || nameByte[b[i]] != 4 {
+			break
 		}
 		r, n := utf8.DecodeRune(b[i:])
 		if r == utf8.RuneError && n == 1 {
@@ -203,6 +208,42 @@ func splitQName(q []byte) (prefix, local []byte, ok bool) {
 		return nil, nil, false
 	}
 	return prefix, local, true
+}
+
+// scanQName reads the QName at b[i:] in one pass over ASCII names, falling
+// back to scanName and splitQName for names with other characters. It
+// returns the end of the name (i when none starts there) and ok false when
+// the name is not a valid QName.
+func scanQName(b []byte, i int) (end int, prefix, local []byte, ok bool) {
+	start, colon := i, -1
+	for i < len(b) {
+		t := nameByte[b[i]]
+		if t&3 == 0 {
+			if t == 4 {
+				end = scanName(b, start)
+				prefix, local, ok = splitQName(b[start:end])
+				return end, prefix, local, ok && end > start
+			}
+			break
+		}
+		if b[i] == ':' {
+			if colon >= 0 {
+				return scanName(b, start), nil, nil, false
+			}
+			colon = i
+		}
+		i++
+	}
+	if i == start || nameByte[b[start]]&1 == 0 {
+		return start, nil, nil, false // nothing, or a digit, '-' or '.' first
+	}
+	if colon < 0 {
+		return i, nil, b[start:i], true
+	}
+	if colon == start || colon == i-1 || nameByte[b[colon+1]]&1 == 0 {
+		return i, nil, nil, false
+	}
+	return i, b[start:colon], b[colon+1 : i], true
 }
 
 func (s *scanner) skipSpace() bool {
@@ -244,7 +285,7 @@ func (s *scanner) prolog() tokKind {
 			break
 		}
 		nameEnd := scanName(s.buf, s.pos)
-		name := string(s.buf[s.pos:nameEnd])
+		name := b2s(s.buf[s.pos:nameEnd])
 		found := false
 		for next < len(names) {
 			if names[next] == name {
@@ -559,6 +600,15 @@ func (s *scanner) readPI() tokKind {
 func (s *scanner) readEnd() tokKind {
 	off := s.pos
 	s.pos += 2
+	// Fast path: the end tag names the open element and closes at once.
+	if len(s.stack) > 0 {
+		top := s.stack[len(s.stack)-1].qname
+		if e := s.pos + len(top); e < len(s.buf) && s.buf[e] == '>' && bytes.Equal(s.buf[s.pos:e], top) {
+			s.pos = e + 1
+			s.pop()
+			return tokEnd
+		}
+	}
 	nameEnd := scanName(s.buf, s.pos)
 	q := s.buf[s.pos:nameEnd]
 	s.pos = nameEnd
@@ -583,12 +633,11 @@ func (s *scanner) readStart() tokKind {
 		return s.fail(off, "element after the root element")
 	}
 	s.pos++
-	nameEnd := scanName(s.buf, s.pos)
+	nameEnd, prefix, local, ok := scanQName(s.buf, s.pos)
 	qname := s.buf[s.pos:nameEnd]
 	if len(qname) == 0 {
 		return s.fail(s.pos, "element name expected after '<'")
 	}
-	prefix, local, ok := splitQName(qname)
 	if !ok {
 		return s.fail(s.pos, fmt.Sprintf("element name %q is not a valid qualified name", qname))
 	}
@@ -691,12 +740,11 @@ func (s *scanner) lookup(prefix []byte) ([]byte, bool) {
 
 func (s *scanner) readAttr(elem []byte) tokKind {
 	aoff := s.pos
-	nameEnd := scanName(s.buf, s.pos)
+	nameEnd, prefix, local, ok := scanQName(s.buf, s.pos)
 	q := s.buf[s.pos:nameEnd]
 	if len(q) == 0 {
 		return s.fail(s.pos, fmt.Sprintf("attribute name expected in <%s>", elem))
 	}
-	prefix, local, ok := splitQName(q)
 	if !ok {
 		return s.fail(s.pos, fmt.Sprintf("attribute name %q is not a valid qualified name", q))
 	}

@@ -4,9 +4,9 @@ import (
 	"bufio"
 	"bytes"
 	"compress/gzip"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -33,7 +33,7 @@ var t0 = time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC)
 // env is one test's isolated world: a bucket, a database, a state store,
 // and a counting proxy in front of InfluxDB.
 type env struct {
-	t      *testing.T
+	t      testing.TB
 	s3     testenv.S3Bucket
 	store  snapshot.Store
 	influx testenv.InfluxDB
@@ -41,7 +41,7 @@ type env struct {
 	proxy  *countingProxy
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	e := &env{t: t, s3: testenv.S3(t), influx: testenv.Influx(t), state: testenv.Postgres(t)}
 	e.store = snapshot.NewS3StoreFromClient(e.s3.Client(), e.s3.Bucket, 0)
@@ -159,9 +159,16 @@ type countingProxy struct {
 	mu  sync.Mutex
 	// writes counts how many times each reading was written.
 	writes map[telemetry.Key]int
+	// requests are the write requests' arrival times and bsu point counts.
+	requests []request
 }
 
-func newCountingProxy(t *testing.T, target string) *countingProxy {
+type request struct {
+	at     time.Time
+	points int
+}
+
+func newCountingProxy(t testing.TB, target string) *countingProxy {
 	u, err := url.Parse(target)
 	if err != nil {
 		t.Fatal(err)
@@ -191,8 +198,11 @@ func newCountingProxy(t *testing.T, target string) *countingProxy {
 func (p *countingProxy) URL() string { return p.srv.URL }
 
 func (p *countingProxy) count(body []byte) {
+	at := time.Now()
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	n := 0
+	defer func() { p.requests = append(p.requests, request{at: at, points: n}) }()
 	sc := bufio.NewScanner(bytes.NewReader(body))
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
@@ -216,6 +226,7 @@ func (p *countingProxy) count(body []byte) {
 		}
 		ts, _ := strconv.ParseInt(line[strings.LastIndexByte(line, ' ')+1:], 10, 64)
 		p.writes[telemetry.Key{Unit: b.String(), TimeMs: ts}]++
+		n++
 	}
 }
 
@@ -225,7 +236,25 @@ func (p *countingProxy) take() map[telemetry.Key]int {
 	defer p.mu.Unlock()
 	out := p.writes
 	p.writes = map[telemetry.Key]int{}
+	p.requests = nil
 	return out
+}
+
+// rate returns the points per second the write requests arrived at, from
+// the first request to the last (the last request's points excluded: they
+// arrive at its start), and the number of requests.
+func (p *countingProxy) rate() (float64, time.Duration, int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.requests) < 2 {
+		return 0, 0, len(p.requests)
+	}
+	total := 0
+	for _, r := range p.requests[:len(p.requests)-1] {
+		total += r.points
+	}
+	span := p.requests[len(p.requests)-1].at.Sub(p.requests[0].at)
+	return float64(total) / span.Seconds(), span, len(p.requests)
 }
 
 func windowOf(k telemetry.Key, w time.Duration) window.Key {

@@ -39,6 +39,7 @@ const (
 	flagResume           = "resume"
 	flagRunID            = "run-id"
 	flagProgressInterval = "progress-interval"
+	flagConcurrency      = "write-concurrency"
 )
 
 func runFlags() []cli.Flag {
@@ -46,6 +47,7 @@ func runFlags() []cli.Flag {
 		&cli.BoolFlag{Name: flagExecute, Usage: "write to InfluxDB; without it the command is a dry run that only says what it would write"},
 		&cli.Float64Flag{Name: flagRate, EnvVars: []string{"BACKFILL_RATE"}, Usage: "target write rate in readings per second (0 = as fast as InfluxDB takes them); changeable at run time", Category: "Throttling"},
 		&cli.DurationFlag{Name: flagMaxWriteLatency, Value: 2 * time.Second, Usage: "slow down while the moving average of InfluxDB write latency exceeds this (0 = ignore latency)", Category: "Throttling"},
+		&cli.IntFlag{Name: flagConcurrency, Value: replay.DefaultConcurrency, Usage: "write requests in flight at once (the rate limit applies to all together)", Category: "Throttling"},
 		&cli.Int64Flag{Name: flagMaxQueueDepth, Usage: "slow down while the live ingest queue holds more messages than this (0 = do not watch the queue)", Category: "Throttling"},
 		&cli.StringFlag{Name: flagQueue, Value: "telemetry.ingest", Usage: "the live ingest queue --max-queue-depth watches", Category: "Throttling"},
 		&cli.StringFlag{Name: flagVhost, Value: "/", Usage: "RabbitMQ virtual host of --queue", Category: "Throttling"},
@@ -107,24 +109,31 @@ Examples:
 
 // summary is the final report of a run (and the JSON of --output json).
 type summary struct {
-	RunID           string           `json:"run_id,omitempty"`
-	Execute         bool             `json:"execute"`
-	Resumed         bool             `json:"resumed"`
-	Params          params           `json:"params"`
-	WindowsChecked  int              `json:"windows_checked"`
-	GapsFound       int              `json:"gaps_found"`
-	MissingReadings int64            `json:"missing_readings"`
-	PointsPlanned   int64            `json:"points_planned"`
-	WindowsPlanned  int64            `json:"windows_planned"`
-	Result          replay.Result    `json:"result"`
-	Snapshots       any              `json:"snapshots"`
-	Damage          any              `json:"damage"`
-	LedgerRepaired  []int64          `json:"ledger_repaired,omitempty"`
-	LedgerOpen      []cutover.Gap    `json:"ledger_not_covered,omitempty"`
-	Took            string           `json:"took"`
-	PointsPerSecond float64          `json:"points_per_second"`
-	Throttle        *throttle.Status `json:"throttle,omitempty"`
-	Skipped         bool             `json:"skipped_anything"`
+	RunID   string `json:"run_id,omitempty"`
+	Execute bool   `json:"execute"`
+	Resumed bool   `json:"resumed"`
+	// DoneBefore are the windows the run had checkpointed before this
+	// attempt (resume): never written again.
+	DoneBefore      int           `json:"windows_done_before_resume"`
+	Params          params        `json:"params"`
+	WindowsChecked  int           `json:"windows_checked"`
+	GapsFound       int           `json:"gaps_found"`
+	MissingReadings int64         `json:"missing_readings"`
+	PointsPlanned   int64         `json:"points_planned"`
+	WindowsPlanned  int64         `json:"windows_planned"`
+	Result          replay.Result `json:"result"`
+	Snapshots       any           `json:"snapshots"`
+	Damage          any           `json:"damage"`
+	LedgerRepaired  []int64       `json:"ledger_repaired,omitempty"`
+	LedgerOpen      []cutover.Gap `json:"ledger_not_covered,omitempty"`
+	Took            string        `json:"took"`
+	PointsPerSecond float64       `json:"points_per_second"`
+	// ReplayTook and ReplayPointsPerSecond cover the writing phase only
+	// (after the snapshots were read and the gaps found).
+	ReplayTook            string           `json:"replay_took"`
+	ReplayPointsPerSecond float64          `json:"replay_points_per_second"`
+	Throttle              *throttle.Status `json:"throttle,omitempty"`
+	Skipped               bool             `json:"skipped_anything"`
 }
 
 func newRunID(now time.Time) string {
@@ -196,15 +205,14 @@ func runRun(c *cli.Context) error {
 	defer a.close()
 	targets := a.targets()
 	var pointsPlanned, windowsPlanned int64
-	if a.sorter != nil {
-		if pointsPlanned, windowsPlanned, err = replay.Plan(a.sorter, a.w, targets, done); err != nil {
-			return err
+	for _, g := range a.gaps {
+		if !done[cutover.WindowKey(g.Key())] {
+			pointsPlanned += g.Snapshot
+			windowsPlanned++
 		}
-	} else {
-		windowsPlanned = int64(len(targets))
 	}
 	doc := a.doc()
-	sum := summary{RunID: runID, Execute: execute, Resumed: resume, Params: p, WindowsChecked: a.checked, GapsFound: len(a.gaps),
+	sum := summary{RunID: runID, Execute: execute, Resumed: resume, DoneBefore: len(done), Params: p, WindowsChecked: a.checked, GapsFound: len(a.gaps),
 		MissingReadings: doc.MissingTotal, PointsPlanned: pointsPlanned, WindowsPlanned: windowsPlanned,
 		Snapshots: doc.Snapshots, LedgerOpen: a.uncovered}
 
@@ -240,6 +248,7 @@ func runRun(c *cli.Context) error {
 		logger.Info("backfill run started", "run_id", runID, "resume_with", "backfill run --execute --resume --run-id "+runID)
 	}
 
+	replayStart := time.Now()
 	res, th, err := execRun(ctx, c, a, state, runID, targets, done, pointsPlanned, windowsPlanned)
 	sum.Result = res
 	st := th.Status()
@@ -270,6 +279,9 @@ func runRun(c *cli.Context) error {
 		}
 	}
 
+	replayTook := time.Since(replayStart)
+	sum.ReplayTook = replayTook.Round(time.Millisecond).String()
+	sum.ReplayPointsPerSecond = float64(res.PointsWritten) / replayTook.Seconds()
 	took := time.Since(started)
 	sum.Took = took.Round(time.Millisecond).String()
 	if took > 0 {
@@ -351,7 +363,7 @@ func execRun(ctx context.Context, c *cli.Context, a *analysis, state *cutover.St
 		defer stop() // replay done: stop the helpers
 		var err error
 		res, err = replay.Run(gctx, a.sorter, replay.Config{
-			RunID: runID, Window: a.w, Targets: targets, Done: done,
+			RunID: runID, Window: a.w, Targets: targets, Done: done, Concurrency: c.Int(flagConcurrency),
 			Writer: w, Checkpoints: state, Throttle: th, Progress: tracker, Metrics: metrics, Logger: logger,
 		})
 		return err
@@ -391,9 +403,9 @@ func printSummary(c *cli.Context, s summary, a *analysis, counts map[string]int6
 	fmt.Fprintf(w, "  snapshots read    %d (%d parts, %d skipped)\n", len(a.collect.SnapshotsRead), a.collect.PartsRead, a.collect.PartsCorrupt)
 	fmt.Fprintf(w, "  windows checked   %d\n", s.WindowsChecked)
 	fmt.Fprintf(w, "  gaps found        %d (%d readings missing)\n", s.GapsFound, s.MissingReadings)
-	fmt.Fprintf(w, "  readings written  %d in %d windows (%.0f/s)\n", s.Result.PointsWritten, s.Result.WindowsDone, s.PointsPerSecond)
-	if s.Result.WindowsResumed > 0 {
-		fmt.Fprintf(w, "  windows skipped   %d, finished before the resume\n", s.Result.WindowsResumed)
+	fmt.Fprintf(w, "  readings written  %d in %d windows (%.0f/s overall, %.0f/s while writing)\n", s.Result.PointsWritten, s.Result.WindowsDone, s.PointsPerSecond, s.ReplayPointsPerSecond)
+	if s.DoneBefore > 0 {
+		fmt.Fprintf(w, "  windows skipped   %d, finished before the resume\n", s.DoneBefore)
 	}
 	if s.Result.PointsRejected > 0 {
 		fmt.Fprintf(w, "  refused by InfluxDB %d readings, e.g. %v\n", s.Result.PointsRejected, s.Result.Rejected[:min(3, len(s.Result.Rejected))])

@@ -70,7 +70,7 @@ func TestRunRestoresExactlyTheGaps(t *testing.T) {
 	}
 
 	code, out = e.backfill("run", rng...)
-	if code != 0 || !strings.Contains(out, "dry run: would write 240 readings in 4 windows") {
+	if code != 0 || !strings.Contains(out, "dry run: would write 180 readings in 3 windows") {
 		t.Fatalf("dry run exit %d:\n%s", code, out)
 	}
 	if w := e.proxy.take(); len(w) != 0 {
@@ -84,8 +84,8 @@ func TestRunRestoresExactlyTheGaps(t *testing.T) {
 	writes := e.proxy.take()
 	// Every reading of a gap window is written once (60 per window), and
 	// nothing outside the gap windows.
-	if len(writes) != 4*60 {
-		t.Errorf("%d readings written, want 240 (the 4 gap windows)", len(writes))
+	if len(writes) != 3*60 {
+		t.Errorf("%d readings written, want 180 (the 3 gap windows)", len(writes))
 	}
 	for k, n := range writes {
 		if !wantGaps[windowOf(k, time.Hour)] {

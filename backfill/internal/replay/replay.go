@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -50,6 +51,10 @@ type Config struct {
 	// Done are pairs a previous attempt of the run finished: skipped.
 	Done map[cutover.WindowKey]bool
 
+	// Concurrency is how many batches are written at once (default
+	// DefaultConcurrency); checkpoints stay in order.
+	Concurrency int
+
 	Writer      Writer
 	Checkpoints Checkpointer // nil: no checkpoints (tests)
 	Throttle    *throttle.Throttler
@@ -57,6 +62,10 @@ type Config struct {
 	Metrics     *Metrics          // nil: not exported
 	Logger      *slog.Logger
 }
+
+// DefaultConcurrency is how many batches are in flight by default: two
+// keep InfluxDB busy while the next request is sent.
+const DefaultConcurrency = 2
 
 // Result is what a replay did.
 type Result struct {
@@ -100,8 +109,13 @@ type doneWindow struct {
 }
 
 type batch struct {
+	seq  int64
 	recs []telemetry.Record
 	done []doneWindow
+
+	// Set by write.
+	written  int64
+	rejected []influx.Rejected
 }
 
 // Plan counts the points and windows a replay of s will write, for
@@ -131,16 +145,50 @@ func Run(ctx context.Context, s *spill.Sorter, cfg Config) (Result, error) {
 	if cfg.Metrics == nil {
 		cfg.Metrics = NewMetrics(nil)
 	}
-	batches := make(chan batch, 2)
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = DefaultConcurrency
+	}
+	batches := make(chan *batch, cfg.Concurrency)
+	written := make(chan *batch, cfg.Concurrency)
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		defer close(batches)
-		return produce(gctx, s, cfg, batches, &res)
+		return produce(gctx, s, cfg, batches, &res.WindowsResumed)
 	})
+	var writers sync.WaitGroup
+	for range cfg.Concurrency {
+		writers.Add(1)
+		g.Go(func() error {
+			defer writers.Done()
+			for b := range batches {
+				if err := write(gctx, cfg, b); err != nil {
+					return err
+				}
+				select {
+				case written <- b:
+				case <-gctx.Done():
+					return gctx.Err()
+				}
+			}
+			return nil
+		})
+	}
+	go func() {
+		writers.Wait()
+		close(written)
+	}()
 	g.Go(func() error {
-		for b := range batches {
-			if err := consume(gctx, cfg, b, &res); err != nil {
-				return err
+		// Commit in sequence order whatever order the writes end in.
+		pending := map[int64]*batch{}
+		var next int64
+		for b := range written {
+			pending[b.seq] = b
+			for p, ok := pending[next]; ok; p, ok = pending[next] {
+				delete(pending, next)
+				next++
+				if err := commit(gctx, cfg, p, &res); err != nil {
+					return err
+				}
 			}
 		}
 		return nil
@@ -149,20 +197,28 @@ func Run(ctx context.Context, s *spill.Sorter, cfg Config) (Result, error) {
 	return res, err
 }
 
-func produce(ctx context.Context, s *spill.Sorter, cfg Config, out chan<- batch, res *Result) error {
+func produce(ctx context.Context, s *spill.Sorter, cfg Config, out chan<- *batch, resumed *int64) error {
 	dec := telemetry.NewDecoder()
 	size := cfg.Throttle.BatchSize()
-	cur := batch{recs: make([]telemetry.Record, 0, size)}
+	var seq int64
+	// lines counts the line-protocol lines of cur (a reading and its
+	// alarms), so that a batch is one write request, never 5000 + a few.
+	lines := 0
+	cur := &batch{recs: make([]telemetry.Record, 0, size)}
 	send := func() error {
+		cur.seq = seq
+		seq++
 		select {
 		case out <- cur:
 		case <-ctx.Done():
 			return ctx.Err()
 		}
 		size = cfg.Throttle.BatchSize()
-		cur = batch{recs: make([]telemetry.Record, 0, size)}
+		cur = &batch{recs: make([]telemetry.Record, 0, size)}
+		lines = 0
 		return nil
 	}
+
 	seen := make(map[window.Key]bool)
 	var (
 		have     bool
@@ -185,7 +241,7 @@ func produce(ctx context.Context, s *spill.Sorter, cfg Config, out chan<- batch,
 				seen[key] = true
 				if cfg.Done[cutover.WindowKey(key)] {
 					isTarget = false
-					res.WindowsResumed++
+					*resumed++
 				}
 			}
 		}
@@ -199,7 +255,8 @@ func produce(ctx context.Context, s *spill.Sorter, cfg Config, out chan<- batch,
 		}
 		cur.recs = append(cur.recs, rec)
 		points++
-		if len(cur.recs) >= size {
+		lines += 1 + len(rec.Alarms)
+		if len(cur.recs) >= size || lines+1 >= influx.DefaultBatchLines {
 			return send()
 		}
 		return nil
@@ -213,7 +270,7 @@ func produce(ctx context.Context, s *spill.Sorter, cfg Config, out chan<- batch,
 	for k := range cfg.Targets {
 		if !seen[k] {
 			if cfg.Done[cutover.WindowKey(k)] {
-				res.WindowsResumed++
+				*resumed++
 				continue
 			}
 			cur.done = append(cur.done, doneWindow{key: k})
@@ -225,40 +282,49 @@ func produce(ctx context.Context, s *spill.Sorter, cfg Config, out chan<- batch,
 	return nil
 }
 
-func consume(ctx context.Context, cfg Config, b batch, res *Result) error {
-	if n := len(b.recs); n > 0 {
-		if err := cfg.Throttle.Wait(ctx, n); err != nil {
-			return err
-		}
-		st := cfg.Throttle.Status()
-		cfg.Metrics.EffectiveRate.Set(st.EffectiveRate)
-		start := time.Now()
-		err := cfg.Writer.Write(ctx, b.recs)
-		took := time.Since(start)
-		cfg.Throttle.ObserveWrite(took)
-		cfg.Metrics.WriteSeconds.Observe(took.Seconds())
-		var pe *influx.PartialError
-		switch {
-		case errors.As(err, &pe):
-			res.PointsRejected += int64(len(pe.Rejected))
-			for _, r := range pe.Rejected {
-				if len(res.Rejected) < 100 {
-					res.Rejected = append(res.Rejected, fmt.Sprintf("(%s, %s): %s", r.Key.Unit,
-						time.UnixMilli(r.Key.TimeMs).UTC().Format("2006-01-02T15:04:05.000Z"), r.Reason))
-				}
-			}
-			cfg.Logger.Warn("influxdb refused readings; they are skipped", "refused", len(pe.Rejected), "err", pe)
-		case err != nil:
-			return fmt.Errorf("write %d readings: %w", n, err)
-		}
-		written := int64(n)
-		if pe != nil {
-			written -= int64(len(pe.Rejected))
-		}
-		res.PointsWritten += written
-		cfg.Metrics.Points.Add(float64(written))
-		if cfg.Progress != nil {
-			cfg.Progress.AddPoints(int64(n))
+// write writes one batch (after the throttler lets it) and records the
+// outcome in it. Refused readings are recorded, not an error.
+func write(ctx context.Context, cfg Config, b *batch) error {
+	n := len(b.recs)
+	if n == 0 {
+		return nil
+	}
+	if err := cfg.Throttle.Wait(ctx, n); err != nil {
+		return err
+	}
+	cfg.Metrics.EffectiveRate.Set(cfg.Throttle.Status().EffectiveRate)
+	start := time.Now()
+	err := cfg.Writer.Write(ctx, b.recs)
+	took := time.Since(start)
+	cfg.Throttle.ObserveWrite(took)
+	cfg.Metrics.WriteSeconds.Observe(took.Seconds())
+	var pe *influx.PartialError
+	switch {
+	case errors.As(err, &pe):
+		b.rejected = pe.Rejected
+		cfg.Logger.Warn("influxdb refused readings; they are skipped", "refused", len(pe.Rejected), "err", pe)
+	case err != nil:
+		return fmt.Errorf("write %d readings: %w", n, err)
+	}
+	b.written = int64(n - len(b.rejected))
+	cfg.Metrics.Points.Add(float64(b.written))
+	if cfg.Progress != nil {
+		cfg.Progress.AddPoints(int64(n))
+	}
+	b.recs = nil // done with them: let the memory go before the commit
+	return nil
+}
+
+// commit accounts for a written batch and checkpoints the windows it
+// finished. Batches are committed in order, so a window is checkpointed
+// only once every batch holding its readings is written.
+func commit(ctx context.Context, cfg Config, b *batch, res *Result) error {
+	res.PointsWritten += b.written
+	res.PointsRejected += int64(len(b.rejected))
+	for _, r := range b.rejected {
+		if len(res.Rejected) < 100 {
+			res.Rejected = append(res.Rejected, fmt.Sprintf("(%s, %s): %s", r.Key.Unit,
+				time.UnixMilli(r.Key.TimeMs).UTC().Format("2006-01-02T15:04:05.000Z"), r.Reason))
 		}
 	}
 	for _, d := range b.done {

@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
+	"os"
+	"os/exec"
+	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -172,26 +175,40 @@ func decodeJSON[T any](t *testing.T, s string) T {
 	return v
 }
 
-// parallelRuns runs n commands at once, released together.
+// parallelRuns runs n migrate processes at once, released together.
 func (e *env) parallelRuns(n int, command string, args ...string) []result {
-	out := make([]result, n)
-	var wg sync.WaitGroup
-	start := make(chan struct{})
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-start
-			app := New()
-			var so, se bytes.Buffer
-			app.Writer, app.ErrWriter = &so, &se
-			argv := append([]string{"migrate", "--log-level", "error", command}, e.connFor(command)...)
-			argv = append(argv, append(args, "--actor", []string{"ann", "bob", "cy", "dee"}[i%4])...)
-			code := cliapp.ExitStatus(app, app.RunContext(e.ctx, argv))
-			out[i] = result{so.String(), se.String(), code}
-		}()
+	e.t.Helper()
+	self, err := os.Executable()
+	if err != nil {
+		e.t.Fatal(err)
 	}
-	close(start)
-	wg.Wait()
+	out := make([]result, n)
+	cmds := make([]*exec.Cmd, n)
+	bufs := make([][2]*bytes.Buffer, n)
+	for i := range n {
+		argv := append([]string{"--log-level", "error", command}, e.connFor(command)...)
+		argv = append(argv, append(slices.Clone(args), "--actor", []string{"ann", "bob", "cy", "dee"}[i%4])...)
+		cmds[i] = exec.CommandContext(e.ctx, self, argv...)
+		cmds[i].Env = append(os.Environ(), "MIGRATE_TEST_AS_CLI=1")
+		bufs[i] = [2]*bytes.Buffer{{}, {}}
+		cmds[i].Stdout, cmds[i].Stderr = bufs[i][0], bufs[i][1]
+	}
+	// Start them all, then wait: the processes race for real.
+	for i, c := range cmds {
+		if err := c.Start(); err != nil {
+			e.t.Fatalf("start migrate %d: %v", i, err)
+		}
+	}
+	for i, c := range cmds {
+		err := c.Wait()
+		code := 0
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			code = ee.ExitCode()
+		} else if err != nil {
+			e.t.Fatal(err)
+		}
+		out[i] = result{bufs[i][0].String(), bufs[i][1].String(), code}
+	}
 	return out
 }

@@ -24,7 +24,7 @@ type Dashboard interface {
 
 // ShadowOptions says which dashboard queries the shadow-read check runs.
 type ShadowOptions struct {
-	At         time.Time     // the queries' "now": they end here (aligned down to Every)
+	At         time.Time     // the queries' "now": they end here
 	Period     time.Duration // fleet query span (default 24h)
 	Every      time.Duration // fleet query resolution (default 5m)
 	Unit       string        // the unit whose raw series is compared; "" skips that query
@@ -85,8 +85,9 @@ func Shadow(ctx context.Context, legacy, influx Dashboard, opts ShadowOptions) (
 	if opts.MaxDiffs <= 0 {
 		opts.MaxDiffs = 20
 	}
-	// Whole windows only, so both stores cut the same windows.
-	to := window.Align(opts.At, opts.Every)
+	// The first window starts on a boundary, so both stores cut the same
+	// windows; the last may be partial, cut at At by both.
+	to := opts.At.UTC().Truncate(time.Millisecond)
 	from := window.Align(to.Add(-opts.Period), opts.Every)
 	res := ShadowResult{OK: true}
 

@@ -75,14 +75,14 @@ type alarm struct{ code, severity, text string }
 
 // sample is one reading in physical units (V, A, kW, °C).
 type sample struct {
-	seq                     int64
-	ms                      int64
-	soc, soh                float64
-	volts, amps, kw         float64
-	cellMax, cellMin, ambC  float64
-	mode                    string
-	alarms                  []alarm
-	bad                     badSample // for injected rejections; badNone normally
+	seq                    int64
+	ms                     int64
+	soc, soh               float64
+	volts, amps, kw        float64
+	cellMax, cellMin, ambC float64
+	mode                   string
+	alarms                 []alarm
+	bad                    badSample // for injected rejections; badNone normally
 }
 
 type unit struct {
@@ -105,6 +105,15 @@ type unit struct {
 	msgs             int64 // messages produced, for message ids
 }
 
+// Outages: a generation-2 unit goes offline with OfflineProb per cadence,
+// for minOutageTicks..minOutageTicks+outageSpread-1 cadences.
+const (
+	defaultOfflineProb = 0.002
+	minOutageTicks     = 3
+	outageSpread       = 150
+	meanOutageTicks    = minOutageTicks + (outageSpread-1)/2.0
+)
+
 // Config shapes a fleet.
 type Config struct {
 	Units       int           // how many units
@@ -112,7 +121,7 @@ type Config struct {
 	Cadence     time.Duration // reporting interval (default 10 s)
 	Seed        uint64        // random seed; equal seeds and start times give equal messages
 	BadRatio    float64       // extra bad messages (or injected bad samples) per good message, 0..1
-	OfflineProb float64       // chance per tick that an online gen-2 unit goes offline (default 0.002)
+	OfflineProb float64       // chance per tick that an online gen-2 unit goes offline (0: 0.002; negative: never)
 }
 
 // Fleet is a simulated fleet. It is not safe for concurrent use.
@@ -154,7 +163,7 @@ func NewFleet(cfg Config) (*Fleet, error) {
 		return nil, fmt.Errorf("cadence %s: want a whole number of seconds", cfg.Cadence)
 	}
 	if cfg.OfflineProb == 0 {
-		cfg.OfflineProb = 0.002
+		cfg.OfflineProb = defaultOfflineProb
 	}
 	rng := rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15))
 	f := &Fleet{cfg: cfg, rng: rng}
@@ -230,7 +239,7 @@ func (f *Fleet) Tick(t time.Time, dst []Message) []Message {
 	for _, u := range f.units {
 		s := f.step(u, t, dtH)
 		if u.gen == 2 && u.offlineTicks == 0 && f.rng.Float64() < f.cfg.OfflineProb {
-			u.offlineTicks = 3 + f.rng.IntN(150)
+			u.offlineTicks = minOutageTicks + f.rng.IntN(outageSpread)
 		}
 		if u.offlineTicks > 0 {
 			u.offlineTicks--
@@ -271,7 +280,8 @@ func (f *Fleet) step(u *unit, t time.Time, dtH float64) sample {
 		jitter = jitter.Truncate(time.Second)
 	}
 	ts := t.Add(u.phase + jitter)
-	hour := math.Mod(float64(ts.Unix())/3600+u.scheduleShiftH+48, 24)
+	// Schedules and weather follow the site's local time.
+	hour := math.Mod(float64(ts.Unix())/3600+float64(u.style.offsetMin)/60+u.scheduleShiftH+48, 24)
 	rated := u.model.ratedKW
 
 	var alarms []alarm

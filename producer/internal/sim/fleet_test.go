@@ -3,6 +3,7 @@ package sim
 import (
 	"bytes"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -41,10 +42,12 @@ func decodeAll(t *testing.T, msgs []Message, now time.Time) (records, rejects, b
 		}
 		for i := range res.Records {
 			r := &res.Records[i]
-			if seen[r.Key()] {
-				t.Fatalf("%s: reading %v produced twice", m.ID, r.Key())
+			// Records alias the decoder's memory: keep a copy of the key.
+			key := telemetry.Key{Unit: strings.Clone(r.Unit), TimeMs: r.TimeMs}
+			if seen[key] {
+				t.Fatalf("%s: reading %v produced twice", m.ID, key)
 			}
-			seen[r.Key()] = true
+			seen[key] = true
 			if r.TimeMs > now.UnixMilli() {
 				t.Fatalf("%s: reading at %v is after now %v", m.ID, r.Time(), now)
 			}

@@ -1,0 +1,453 @@
+package sim
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"math"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/errgroup"
+	"golang.org/x/time/rate"
+
+	"github.com/flexipack/cutover/shared/bus"
+	"github.com/flexipack/cutover/shared/rabbit"
+)
+
+// RunConfig says how long and how fast to run a fleet.
+type RunConfig struct {
+	Fleet Config
+	// Count stops the run after this many messages (0: no limit).
+	Count int64
+	// Duration stops the run after this much wall-clock time (0: no limit).
+	Duration time.Duration
+	// Rate caps messages per second (0: as fast as the bus takes them).
+	Rate float64
+	// TimeScale is simulated seconds per wall-clock second (1: real time;
+	// 1440: a day a minute; 0: unpaced). Simulated time never passes the
+	// wall clock, so an unpaced run that catches up continues in real time.
+	TimeScale float64
+	// Start is the simulated start time; zero means PlanStart's choice.
+	Start time.Time
+	// Publishers is the number of concurrent publishing workers (default
+	// 4); each unit always goes through the same worker, in order.
+	Publishers int
+	// Batch is the most messages per Publish call (default 256).
+	Batch int
+	// MaxAttempts per batch before the run fails (default 10).
+	MaxAttempts int
+	// Progress is the interval of progress log lines (default 10 s; <0 off).
+	Progress time.Duration
+	// Now is the wall clock (default time.Now).
+	Now func() time.Time
+}
+
+// Summary is what a run produced, counting only messages the bus
+// confirmed. Readings is what a decoder accepts: a consumer that stored
+// everything has exactly this many readings.
+type Summary struct {
+	Units             int            `json:"units"`
+	Gen1Units         int            `json:"gen1_units"`
+	Seed              uint64         `json:"seed"`
+	SimStart          time.Time      `json:"sim_start"`
+	SimEnd            time.Time      `json:"sim_end"`
+	Messages          int64          `json:"messages"`
+	Gen1Messages      int64          `json:"gen1_messages"`
+	Gen2Messages      int64          `json:"gen2_messages"`
+	FlushMessages     int64          `json:"flush_messages"`
+	Samples           int64          `json:"samples"`
+	Readings          int64          `json:"readings"`
+	RejectedSamples   int64          `json:"rejected_samples"`
+	BadMessages       int64          `json:"bad_messages"`
+	BadByKind         map[string]int `json:"bad_by_kind,omitempty"`
+	Bytes             int64          `json:"bytes"`
+	BufferedUnsent    int            `json:"buffered_unsent"`
+	Retries           int64          `json:"retries"`
+	Interrupted       bool           `json:"interrupted"`
+	ElapsedSeconds    float64        `json:"elapsed_seconds"`
+	MessagesPerSecond float64        `json:"messages_per_second"`
+	ReadingsPerSecond float64        `json:"readings_per_second"`
+}
+
+// PlanStart returns the simulated start of a run beginning at now: early
+// enough that the run's simulated span ends at now (so no reading lies in
+// the future), or now itself when the span is open-ended. The span is
+// Count messages at the fleet's expected messages per cadence (with 5 %
+// slack), or Duration × TimeScale.
+func PlanStart(cfg RunConfig, now time.Time) time.Time {
+	if !cfg.Start.IsZero() {
+		return cfg.Start.Truncate(time.Second)
+	}
+	cad := cfg.Fleet.Cadence
+	if cad <= 0 {
+		cad = 10 * time.Second
+	}
+	var span time.Duration
+	switch {
+	case cfg.Count > 0 && cfg.Fleet.Units > 0:
+		ticks := int64(math.Ceil(float64(cfg.Count)/expectedPerTick(cfg.Fleet)*1.05)) + 1
+		span = time.Duration(ticks) * cad
+	case cfg.Duration > 0 && cfg.TimeScale > 0:
+		span = time.Duration(float64(cfg.Duration) * cfg.TimeScale)
+	}
+	return now.Add(-span - cad).Truncate(time.Second)
+}
+
+// expectedPerTick is the fleet's mean messages per cadence: every online
+// unit reports, offline generation-2 units (a mean outage is 78 cadences)
+// do not, and bad messages come on top.
+func expectedPerTick(c Config) float64 {
+	units := float64(c.Units)
+	gen1 := math.Round(units * c.Gen1Share)
+	p := c.OfflineProb
+	if p == 0 {
+		p = defaultOfflineProb
+	}
+	online := 1.0
+	if p > 0 {
+		online = 1 / (1 + p*meanOutageTicks)
+	}
+	return max(gen1+(units-gen1)*online+units*c.BadRatio/2, 1)
+}
+
+// minStart is the contract's earliest reading time.
+var minStart = time.Date(2015, 1, 1, 0, 0, 0, 0, time.UTC)
+
+type runMetrics struct {
+	messages *prometheus.CounterVec
+	readings prometheus.Counter
+	simTime  prometheus.Gauge
+	retries  prometheus.Counter
+}
+
+func newRunMetrics(reg prometheus.Registerer) *runMetrics {
+	m := &runMetrics{
+		messages: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "producer_sim_messages_total", Help: "Simulated messages confirmed by the bus, by kind (good, partial, bad)."}, []string{"kind"}),
+		readings: prometheus.NewCounter(prometheus.CounterOpts{Name: "producer_sim_readings_total", Help: "Readings a decoder accepts in confirmed simulated messages."}),
+		simTime:  prometheus.NewGauge(prometheus.GaugeOpts{Name: "producer_sim_time_seconds", Help: "Simulated clock, Unix seconds."}),
+		retries:  prometheus.NewCounter(prometheus.CounterOpts{Name: "producer_sim_publish_retries_total", Help: "Batches published again after an error."}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.messages, m.readings, m.simTime, m.retries)
+	}
+	return m
+}
+
+// tally accumulates a run's confirmed messages.
+type tally struct {
+	mu sync.Mutex
+	s  Summary
+}
+
+func (t *tally) add(msgs []Message) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for i := range msgs {
+		m := &msgs[i]
+		t.s.Messages++
+		t.s.Samples += int64(m.Samples)
+		t.s.Readings += int64(m.Valid)
+		t.s.RejectedSamples += int64(m.Rejected)
+		t.s.Bytes += int64(len(m.Body))
+		if m.Flush {
+			t.s.FlushMessages++
+		}
+		switch m.Generation {
+		case 1:
+			t.s.Gen1Messages++
+		case 2:
+			t.s.Gen2Messages++
+		}
+		if m.Bad != "" {
+			t.s.BadMessages++
+			if t.s.BadByKind == nil {
+				t.s.BadByKind = map[string]int{}
+			}
+			t.s.BadByKind[m.Bad]++
+		}
+	}
+}
+
+func (t *tally) snapshot() Summary {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	s := t.s
+	return s
+}
+
+// Run drives a fleet: one tick per cadence of simulated time, paced by
+// TimeScale and Rate, never ahead of the wall clock, and publishes every
+// message through pub until Count or Duration is reached or ctx ends. A
+// cancelled ctx is a normal stop: what was generated is still published
+// (for up to 30 s) and the summary says Interrupted. A batch the bus
+// refuses is retried (so a message may arrive twice); Run fails after
+// MaxAttempts, or at once for an unroutable message.
+func Run(ctx context.Context, cfg RunConfig, pub bus.Publisher, logger *slog.Logger, reg prometheus.Registerer) (Summary, error) {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Publishers <= 0 {
+		cfg.Publishers = 4
+	}
+	if cfg.Batch <= 0 {
+		cfg.Batch = 256
+	}
+	if cfg.MaxAttempts <= 0 {
+		cfg.MaxAttempts = 10
+	}
+	if cfg.Progress == 0 {
+		cfg.Progress = 10 * time.Second
+	}
+	if cfg.Fleet.Cadence <= 0 {
+		cfg.Fleet.Cadence = 10 * time.Second
+	}
+	if cfg.Rate < 0 || cfg.TimeScale < 0 || cfg.Count < 0 || cfg.Duration < 0 {
+		return Summary{}, errors.New("rate, time scale, count and duration must not be negative")
+	}
+	fleet, err := NewFleet(cfg.Fleet)
+	if err != nil {
+		return Summary{}, err
+	}
+	wallStart := cfg.Now()
+	start := PlanStart(cfg, wallStart)
+	if start.Before(minStart) {
+		return Summary{}, fmt.Errorf("simulated start %s is before 2015-01-01, which the contract rejects: lower --count, or raise --units", start.Format(time.RFC3339))
+	}
+	if start.After(wallStart) {
+		return Summary{}, fmt.Errorf("simulated start %s is in the future", start.Format(time.RFC3339))
+	}
+	m := newRunMetrics(reg)
+	gen1 := 0
+	for _, u := range fleet.units {
+		if u.gen == 1 {
+			gen1++
+		}
+	}
+	logger.Info("simulating", "units", fleet.Units(), "gen1_units", gen1, "seed", cfg.Fleet.Seed,
+		"sim_start", start.UTC(), "cadence", cfg.Fleet.Cadence, "time_scale", cfg.TimeScale, "rate", cfg.Rate, "count", cfg.Count, "duration", cfg.Duration)
+
+	var t tally
+	// Workers keep publishing what was generated after ctx ends, for a while.
+	pubCtx, cancelPub := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelPub()
+	stopDrain := context.AfterFunc(ctx, func() {
+		time.AfterFunc(30*time.Second, cancelPub)
+	})
+	defer stopDrain()
+
+	g, gctx := errgroup.WithContext(pubCtx)
+	ins := make([]chan Message, cfg.Publishers)
+	for i := range ins {
+		ins[i] = make(chan Message, cfg.Batch*2)
+		in := ins[i]
+		g.Go(func() error { return publishWorker(gctx, in, cfg, pub, &t, m, logger) })
+	}
+
+	var limiter *rate.Limiter
+	if cfg.Rate > 0 {
+		limiter = rate.NewLimiter(rate.Limit(cfg.Rate), max(1, int(cfg.Rate/20)))
+	}
+	var (
+		sent        int64
+		simNow      = start
+		interrupted bool
+		msgs        []Message
+		lastLog     = wallStart
+		lastLogSent int64
+	)
+	wait := func(until time.Time) bool {
+		d := until.Sub(cfg.Now())
+		if d <= 0 {
+			return true
+		}
+		timer := time.NewTimer(d)
+		defer timer.Stop()
+		select {
+		case <-ctx.Done():
+			return false
+		case <-gctx.Done():
+			return false
+		case <-timer.C:
+			return true
+		}
+	}
+generate:
+	for tick := int64(0); ; tick++ {
+		if ctx.Err() != nil {
+			interrupted = true
+			break
+		}
+		if gctx.Err() != nil {
+			break
+		}
+		simT := start.Add(time.Duration(tick) * cfg.Fleet.Cadence)
+		if cfg.Duration > 0 && cfg.Now().Sub(wallStart) >= cfg.Duration {
+			break
+		}
+		if cfg.TimeScale > 0 {
+			target := wallStart.Add(time.Duration(float64(simT.Sub(start)) / cfg.TimeScale))
+			if cfg.Duration > 0 {
+				target = minTime(target, wallStart.Add(cfg.Duration))
+			}
+			if !wait(target) {
+				interrupted = ctx.Err() != nil
+				break
+			}
+			if cfg.Duration > 0 && cfg.Now().Sub(wallStart) >= cfg.Duration {
+				break
+			}
+		}
+		// Every reading of this tick lies before simT + cadence: wait until
+		// that is not in the future.
+		if !wait(simT.Add(cfg.Fleet.Cadence)) {
+			interrupted = ctx.Err() != nil
+			break
+		}
+		msgs = fleet.Tick(simT, msgs[:0])
+		simNow = simT.Add(cfg.Fleet.Cadence)
+		m.simTime.Set(float64(simNow.Unix()))
+		for i := range msgs {
+			if cfg.Count > 0 && sent >= cfg.Count {
+				break generate
+			}
+			if limiter != nil {
+				if err := limiter.Wait(ctx); err != nil {
+					interrupted = ctx.Err() != nil
+					break generate
+				}
+			}
+			select {
+			case ins[workerOf(msgs[i].Key, len(ins))] <- msgs[i]:
+				sent++
+			case <-ctx.Done():
+				interrupted = true
+				break generate
+			case <-gctx.Done():
+				break generate
+			}
+		}
+		if cfg.Count > 0 && sent >= cfg.Count {
+			break
+		}
+		if now := cfg.Now(); cfg.Progress > 0 && now.Sub(lastLog) >= cfg.Progress {
+			s := t.snapshot()
+			logger.Info("progress", "generated", sent, "confirmed", s.Messages, "readings", s.Readings,
+				"msgs_per_s", math.Round(float64(sent-lastLogSent)/now.Sub(lastLog).Seconds()),
+				"sim_time", simNow.UTC(), "behind_now", now.Sub(simNow).Round(time.Second).String())
+			lastLog, lastLogSent = now, sent
+		}
+	}
+	for _, in := range ins {
+		close(in)
+	}
+	werr := g.Wait()
+	elapsed := cfg.Now().Sub(wallStart)
+	s := t.snapshot()
+	s.Units, s.Gen1Units, s.Seed = fleet.Units(), gen1, cfg.Fleet.Seed
+	s.SimStart, s.SimEnd = start.UTC(), simNow.UTC()
+	s.BufferedUnsent = fleet.Buffered()
+	s.Interrupted = interrupted
+	s.ElapsedSeconds = elapsed.Seconds()
+	if sec := elapsed.Seconds(); sec > 0 {
+		s.MessagesPerSecond = math.Round(float64(s.Messages)/sec*10) / 10
+		s.ReadingsPerSecond = math.Round(float64(s.Readings)/sec*10) / 10
+	}
+	if werr != nil {
+		return s, werr
+	}
+	if sent != s.Messages {
+		return s, fmt.Errorf("generated %d messages but only %d were confirmed", sent, s.Messages)
+	}
+	return s, nil
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
+// workerOf keeps each unit on one worker, so its messages stay in order.
+func workerOf(key string, n int) int {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(key))
+	return int(h.Sum32() % uint32(n))
+}
+
+func publishWorker(ctx context.Context, in <-chan Message, cfg RunConfig, pub bus.Publisher, t *tally, m *runMetrics, logger *slog.Logger) error {
+	batch := make([]Message, 0, cfg.Batch)
+	busMsgs := make([]bus.Message, 0, cfg.Batch)
+	for {
+		msg, ok := <-in
+		if !ok {
+			return nil
+		}
+		batch = append(batch[:0], msg)
+	fill:
+		for len(batch) < cfg.Batch {
+			select {
+			case msg, ok := <-in:
+				if !ok {
+					break fill
+				}
+				batch = append(batch, msg)
+			default:
+				break fill
+			}
+		}
+		busMsgs = busMsgs[:0]
+		for i := range batch {
+			busMsgs = append(busMsgs, batch[i].Message)
+		}
+		retries, err := publishRetry(ctx, pub, busMsgs, cfg.MaxAttempts, m, logger)
+		t.mu.Lock()
+		t.s.Retries += int64(retries)
+		t.mu.Unlock()
+		if err != nil {
+			return err
+		}
+		t.add(batch)
+		for i := range batch {
+			kind := "good"
+			switch {
+			case batch[i].Bad != "":
+				kind = "bad"
+			case batch[i].Rejected > 0:
+				kind = "partial"
+			}
+			m.messages.WithLabelValues(kind).Inc()
+			m.readings.Add(float64(batch[i].Valid))
+		}
+	}
+}
+
+// publishRetry publishes msgs, retrying the whole batch with backoff, and
+// returns how many retries it took.
+func publishRetry(ctx context.Context, pub bus.Publisher, msgs []bus.Message, attempts int, m *runMetrics, logger *slog.Logger) (int, error) {
+	backoff := 100 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		err := pub.Publish(ctx, msgs)
+		if err == nil {
+			return attempt - 1, nil
+		}
+		if errors.Is(err, rabbit.ErrUnroutable) {
+			return attempt - 1, fmt.Errorf("publish: %w (is the ingest queue bound to the exchange?)", err)
+		}
+		if attempt >= attempts || ctx.Err() != nil {
+			return attempt - 1, fmt.Errorf("publish %d messages, attempt %d: %w", len(msgs), attempt, err)
+		}
+		m.retries.Inc()
+		logger.Warn("publish failed, retrying the batch", "messages", len(msgs), "attempt", attempt, "err", err, "retry_in", backoff)
+		select {
+		case <-ctx.Done():
+			return attempt, fmt.Errorf("publish %d messages: %w", len(msgs), ctx.Err())
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 5*time.Second)
+	}
+}
