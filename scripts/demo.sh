@@ -50,7 +50,7 @@ step "consumer run (background; log $LOGDIR/consumer.log)"
 if placeholder consumer run; then
 	note "skipped: consumer run is not built yet"
 else
-	HTTP_ADDR=${DEMO_CONSUMER_HTTP_ADDR:-127.0.0.1:9101} bin/consumer run >"$LOGDIR/consumer.log" 2>&1 &
+	HTTP_ADDR=${DEMO_CONSUMER_HTTP_ADDR:-127.0.0.1:9102} bin/consumer run >"$LOGDIR/consumer.log" 2>&1 &
 	consumer_pid=$!
 	# A working consumer keeps running; a broken one exits at once. Give it a
 	# bounded moment to show which.
@@ -74,7 +74,7 @@ step "producer simulate --units $UNITS --count $COUNT (log $LOGDIR/producer.log)
 rc=0
 if placeholder producer simulate; then
 	note "skipped: producer simulate is not built yet"
-elif bin/producer simulate --units "$UNITS" --count "$COUNT" >"$LOGDIR/producer.log" 2>&1 || { rc=$?; false; }; then
+elif HTTP_ADDR=${DEMO_PRODUCER_HTTP_ADDR:-127.0.0.1:9101} bin/producer simulate --units "$UNITS" --count "$COUNT" >"$LOGDIR/producer.log" 2>&1 || { rc=$?; false; }; then
 	note "done"
 	tail -n 5 "$LOGDIR/producer.log" | sed 's/^/      /'
 else
@@ -92,9 +92,9 @@ if [[ -n $consumer_pid ]]; then
 	tail -n 10 "$LOGDIR/consumer.log" | sed 's/^/      /'
 fi
 
-step "what landed in InfluxDB ($INFLUX_URL, database ${INFLUX_BUCKET%/*})"
-curl -sS -G "$INFLUX_URL/query" --data-urlencode "db=${INFLUX_BUCKET%/*}" \
-	--data-urlencode 'q=SHOW MEASUREMENTS' | sed 's/^/    /'
+step "what landed in the stores"
+note "legacy store ($PG_DSN): $(psql "$PG_DSN" -X -q -At -c 'select count(*) from legacy.readings' 2>&1) readings"
+note "InfluxDB ($INFLUX_URL, database ${INFLUX_BUCKET%/*}) measurements: $(curl -sS -G "$INFLUX_URL/query" --data-urlencode "db=${INFLUX_BUCKET%/*}" --data-urlencode 'q=SHOW MEASUREMENTS' 2>&1)"
 echo
 
 if ((failed)); then

@@ -47,11 +47,11 @@ func (s *Store) RecordGaps(ctx context.Context, gaps []Gap) error {
 
 // GapFilter selects ledger entries.
 type GapFilter struct {
-	Sink         string // "" = any
-	OnlyOpen     bool
-	Units        []string
-	From, To     time.Time // entries overlapping [From, To); zero = unbounded
-	Limit        int
+	Sink     string // "" = any
+	OnlyOpen bool
+	Units    []string
+	From, To time.Time // entries overlapping [From, To); zero = unbounded
+	Limit    int
 }
 
 // Gaps returns ledger entries matching f, oldest first.

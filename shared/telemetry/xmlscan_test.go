@@ -83,3 +83,33 @@ func TestScannerAgainstEncodingXML(t *testing.T) {
 		})
 	}
 }
+
+// TestScanQNameMatchesReference: the one-pass QName scanner agrees with
+// scanName followed by splitQName on random names.
+func TestScanQNameMatchesReference(t *testing.T) {
+	alphabet := []string{"a", "Z", "_", ":", "1", "-", ".", "é", "·", " ", ">", "日"}
+	rng := uint64(1)
+	next := func(n int) int {
+		rng = rng*6364136223846793005 + 1442695040888963407
+		return int(rng>>33) % n
+	}
+	for range 200000 {
+		var sb strings.Builder
+		for range next(8) {
+			sb.WriteString(alphabet[next(len(alphabet))])
+		}
+		b := []byte(sb.String())
+		refEnd := scanName(b, 0)
+		end, prefix, local, ok := scanQName(b, 0)
+		if refEnd == 0 {
+			if end != 0 {
+				t.Fatalf("%q: end %d, reference finds no name", b, end)
+			}
+			continue
+		}
+		rp, rl, rok := splitQName(b[:refEnd])
+		if end != refEnd || ok != rok || ok && (string(prefix) != string(rp) || string(local) != string(rl)) {
+			t.Fatalf("%q: got (%d %q %q %v), reference (%d %q %q %v)", b, end, prefix, local, ok, refEnd, rp, rl, rok)
+		}
+	}
+}

@@ -171,9 +171,9 @@ func Collect(ctx context.Context, r *snapshot.Reader, q Query, s *spill.Sorter, 
 				}
 				ord++
 				st.Records++
-				// The spill keeps the normalised record, so replay writes
+				// The spill keeps the decoded record, so replay writes
 				// exactly what the codec decoded.
-				buf = telemetry.AppendJSON(buf[:0], rec)
+				buf = spill.AppendRecord(buf[:0], rec)
 				return s.Add([]byte(rec.Unit), rec.TimeMs, ord, buf)
 			}, dmg.Add)
 			if err != nil {

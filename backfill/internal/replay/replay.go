@@ -118,24 +118,6 @@ type batch struct {
 	rejected []influx.Rejected
 }
 
-// Plan counts the points and windows a replay of s will write, for
-// progress and dry runs.
-func Plan(s *spill.Sorter, w time.Duration, targets map[window.Key]bool, done map[cutover.WindowKey]bool) (points, windows int64, err error) {
-	err = s.Iterate(func(e *spill.Entry) error {
-		k := window.Key{Unit: string(e.Unit), Start: window.Align(time.UnixMilli(e.TimeMs), w)}
-		if targets[k] && !done[cutover.WindowKey(k)] {
-			points++
-		}
-		return nil
-	})
-	for k := range targets {
-		if !done[cutover.WindowKey(k)] {
-			windows++
-		}
-	}
-	return points, windows, err
-}
-
 // Run writes every reading of s that lies in a target window not already
 // done. Readings are decoded and batched in one goroutine and written in
 // another, so decoding overlaps InfluxDB's work. A window is checkpointed
@@ -198,7 +180,6 @@ func Run(ctx context.Context, s *spill.Sorter, cfg Config) (Result, error) {
 }
 
 func produce(ctx context.Context, s *spill.Sorter, cfg Config, out chan<- *batch, resumed *int64) error {
-	dec := telemetry.NewDecoder()
 	size := cfg.Throttle.BatchSize()
 	var seq int64
 	// lines counts the line-protocol lines of cur (a reading and its
@@ -248,9 +229,9 @@ func produce(ctx context.Context, s *spill.Sorter, cfg Config, out chan<- *batch
 		if !isTarget {
 			return nil
 		}
-		rec, err := dec.DecodeJSON(e.Line)
+		rec, err := spill.DecodeRecord(e.Payload)
 		if err != nil {
-			// The spill holds records the codec encoded: this is a bug.
+			// The spill holds records the codec decoded: this is a bug.
 			return fmt.Errorf("spilled reading (%s, %d) does not decode: %w", e.Unit, e.TimeMs, err)
 		}
 		cur.recs = append(cur.recs, rec)

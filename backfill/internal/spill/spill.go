@@ -27,7 +27,7 @@ const maxFanIn = 64
 // entSize approximates the memory of one ent for the chunk budget.
 const entSize = 32
 
-// Entry is one reading as the sorter yields it. Unit and Line are valid
+// Entry is one reading as the sorter yields it. Unit and Payload are valid
 // only until the iteration callback returns.
 type Entry struct {
 	Unit   []byte
@@ -35,8 +35,10 @@ type Entry struct {
 	// Ord orders the copies of a reading: the copy with the highest Ord
 	// is the one yielded (callers pass a counter that grows with the
 	// snapshot's age, so the newest snapshot wins).
-	Ord  uint64
-	Line []byte
+	Ord uint64
+	// Payload is what was added with the key (AppendRecord's form, for
+	// backfill).
+	Payload []byte
 }
 
 type ent struct {
@@ -176,7 +178,7 @@ func (s *Sorter) finish() error {
 		if err != nil {
 			return err
 		}
-		err = mergeRuns(group, func(e *Entry) error { return w.write(e.Unit, e.TimeMs, e.Ord, e.Line) })
+		err = mergeRuns(group, func(e *Entry) error { return w.write(e.Unit, e.TimeMs, e.Ord, e.Payload) })
 		if err != nil {
 			w.abort()
 			return err
@@ -208,7 +210,7 @@ func (s *Sorter) Iterate(fn func(e *Entry) error) error {
 			if i > 0 && x.timeMs == e.TimeMs && bytes.Equal(u, e.Unit) {
 				continue
 			}
-			e = Entry{Unit: u, TimeMs: x.timeMs, Ord: x.ord, Line: s.line(x)}
+			e = Entry{Unit: u, TimeMs: x.timeMs, Ord: x.ord, Payload: s.line(x)}
 			if err := fn(&e); err != nil {
 				return err
 			}
@@ -316,7 +318,7 @@ func (r *runReader) next() (bool, error) {
 	if _, err := io.ReadFull(r.br, r.buf[n:]); err != nil {
 		return false, fmt.Errorf("spill: read %s: %w", r.f.Name(), err)
 	}
-	r.cur = Entry{Unit: r.buf[:n], TimeMs: int64(binary.BigEndian.Uint64(fixed[:8])), Ord: binary.BigEndian.Uint64(fixed[8:]), Line: r.buf[n:]}
+	r.cur = Entry{Unit: r.buf[:n], TimeMs: int64(binary.BigEndian.Uint64(fixed[:8])), Ord: binary.BigEndian.Uint64(fixed[8:]), Payload: r.buf[n:]}
 	return true, nil
 }
 

@@ -52,8 +52,8 @@ func TestSorterDedupesAndOrders(t *testing.T) {
 					if e.Ord != want[k] {
 						return fmt.Errorf("%v: ord %d, want the highest %d", k, e.Ord, want[k])
 					}
-					if string(e.Line) != fmt.Sprintf("line-%d", e.Ord) {
-						return fmt.Errorf("%v: line %q does not belong to ord %d", k, e.Line, e.Ord)
+					if string(e.Payload) != fmt.Sprintf("line-%d", e.Ord) {
+						return fmt.Errorf("%v: line %q does not belong to ord %d", k, e.Payload, e.Ord)
 					}
 					got = append(got, k)
 					return nil

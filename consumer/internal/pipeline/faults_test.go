@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -14,7 +16,9 @@ import (
 	"time"
 
 	"github.com/flexipack/cutover/consumer/internal/consumertest"
+	"github.com/flexipack/cutover/consumer/internal/dlq"
 	"github.com/flexipack/cutover/consumer/internal/pipeline"
+	"github.com/flexipack/cutover/shared/bus"
 	"github.com/flexipack/cutover/shared/cutover"
 	"github.com/flexipack/cutover/shared/influx"
 	"github.com/flexipack/cutover/shared/rabbit"
@@ -324,4 +328,93 @@ func waitGone(t *testing.T, port string) {
 		}
 		return nil
 	})
+}
+
+// gen2WithSensor is a one-sample message whose temperature sensor is named
+// sensor.
+func gen2WithSensor(unit, sensor string, t time.Time) []byte {
+	return fmt.Appendf(nil, `<Telemetry xmlns="urn:flexipack:telemetry:2" schemaVersion="2.1"><Unit serial="%s" site="s" model="m"/><Sample seq="1" time="%s"><SoC>50</SoC><Temperature sensor="%s" unit="C">20.5</Temperature></Sample></Telemetry>`,
+		unit, t.UTC().Format(time.RFC3339Nano), sensor)
+}
+
+// InfluxDB refuses single points (a field type conflict): in dual-write the
+// ledger records exactly those readings; in influx-primary, where InfluxDB
+// is required, their messages are dead-lettered as "partial". Everything
+// else is stored either way.
+func TestInfluxRefusedPoints(t *testing.T) {
+	env := consumertest.NewEnv(t)
+	st := env.State()
+	ctx := testenv.Context(t, 2*time.Minute)
+	// temp_weird_c becomes a string field: float writes to it conflict.
+	if err := writeLine(env.Influx.URL, env.InfluxDB, fmt.Sprintf(`bsu,unit=seed temp_weird_c="text" %d`, consumertest.Base.UnixMilli())); err != nil {
+		t.Fatal(err)
+	}
+	publish := func(prefix string, offset time.Duration) {
+		var msgs []bus.Message
+		for i := range 40 {
+			sensor := "ok"
+			if i%10 == 3 {
+				sensor = "weird"
+			}
+			u := fmt.Sprintf("%s-%d", prefix, i%4)
+			msgs = append(msgs, bus.Message{ID: fmt.Sprint(prefix, i), RoutingKey: rabbit.RoutingKey(2, u),
+				Body: gen2WithSensor(u, sensor, consumertest.Base.Add(offset+time.Duration(i)*time.Second))})
+		}
+		env.Publish(msgs)
+	}
+	env.SetPhase(st, cutover.DualWrite)
+	h := startPipeline(t, env, opts{})
+	publish("FP2-T1", 0)
+	waitCounts(t, env, env.LegacyDSN, env.Influx.URL, env.InfluxDB, 40, 1+36, 60*time.Second)
+	gaps, err := st.Gaps(ctx, cutover.GapFilter{Sink: cutover.SinkInflux})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, g := range gaps {
+		n += g.Readings
+		if !strings.Contains(g.Reason, "conflict") {
+			t.Errorf("ledger reason %q does not name the conflict", g.Reason)
+		}
+	}
+	if n != 4 {
+		t.Fatalf("ledger covers %d readings, want the 4 InfluxDB refused: %+v", n, gaps)
+	}
+	if q := env.QueueMessages(env.Topology.DeadQueue); q != 0 {
+		t.Fatalf("dead letters in dual-write: %d", q)
+	}
+
+	env.SetPhase(st, cutover.InfluxPrimary)
+	testenv.Eventually(t, 10*time.Second, "influx-primary applied", func() error {
+		if h.p.Applied().Phase != cutover.InfluxPrimary {
+			return errors.New("not yet")
+		}
+		return nil
+	})
+	publish("FP2-T2", time.Hour)
+	waitCounts(t, env, env.LegacyDSN, env.Influx.URL, env.InfluxDB, 80, 1+72, 60*time.Second)
+	testenv.Eventually(t, 30*time.Second, "refused readings dead-lettered", func() error {
+		if q := env.QueueMessages(env.Topology.DeadQueue); q != 4 {
+			return fmt.Errorf("dead-letter queue holds %d, want 4", q)
+		}
+		return nil
+	})
+	entries, _, err := dlq.List(ctx, env.Conn(), env.Topology.DeadQueue, dlq.Filter{Kind: dlq.KindPartial, Reason: "influx refused"}, 0)
+	if err != nil || len(entries) != 4 {
+		t.Fatalf("partial dead letters = %+v, %v", entries, err)
+	}
+}
+
+// writeLine writes one line of line protocol with InfluxDB 1.8's /write.
+func writeLine(base, db, line string) error {
+	resp, err := http.Post(base+"/write?precision=ms&db="+url.QueryEscape(db), "text/plain", strings.NewReader(line))
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		b, _ := io.ReadAll(resp.Body)
+		return fmt.Errorf("write %q: %s: %s", line, resp.Status, b)
+	}
+	return nil
 }

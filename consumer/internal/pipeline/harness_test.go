@@ -197,4 +197,3 @@ func waitCounts(t testing.TB, env *consumertest.Env, dsn, influxURL, influxDB st
 		return nil
 	})
 }
-

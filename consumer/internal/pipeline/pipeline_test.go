@@ -12,8 +12,8 @@ import (
 	"github.com/flexipack/cutover/consumer/internal/consumertest"
 	"github.com/flexipack/cutover/consumer/internal/dlq"
 	"github.com/flexipack/cutover/shared/bus"
-	"github.com/flexipack/cutover/shared/rabbit"
 	"github.com/flexipack/cutover/shared/cutover"
+	"github.com/flexipack/cutover/shared/rabbit"
 	"github.com/flexipack/cutover/shared/testenv"
 )
 

@@ -1,9 +1,13 @@
 package cmd
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"os"
+	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -435,4 +439,57 @@ func TestWaitForConsumersNoneLive(t *testing.T) {
 	if err != nil || len(f.Consumers) != 0 {
 		t.Fatalf("wait = %+v, %v", f, err)
 	}
+}
+
+// TestStatusWatch runs 'status --watch' as a process, sees it refresh, and
+// stops it with SIGINT (exit 0).
+func TestStatusWatch(t *testing.T) {
+	e := newEnv(t)
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.CommandContext(e.ctx, self, append([]string{"status", "--watch", "--interval", "100ms"}, e.conn()...)...)
+	cmd.Env = append(os.Environ(), "MIGRATE_TEST_AS_CLI=1")
+	var out lockedBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 30*time.Second, "status refreshes", func() error {
+		if n := strings.Count(out.String(), "cutover status at"); n < 3 {
+			return fmt.Errorf("%d refreshes so far", n)
+		}
+		return nil
+	})
+	e.mustRun(0, "advance", "--execute")
+	testenv.Eventually(t, 30*time.Second, "status shows the new phase", func() error {
+		if !strings.Contains(out.String(), "phase:      dual-write (version 2)") {
+			return errors.New("not yet")
+		}
+		return nil
+	})
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("status --watch after Ctrl-C: %v\n%s", err, out.String())
+	}
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

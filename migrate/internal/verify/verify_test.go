@@ -59,7 +59,7 @@ func fleet(units ...string) []telemetry.Record {
 func TestRecordHash(t *testing.T) {
 	base := rec("U1", t0, 55.2)
 	same := base
-	same.Temps = []telemetry.Temp{base.Temps[1], base.Temps[0]}   // another order
+	same.Temps = []telemetry.Temp{base.Temps[1], base.Temps[0]}     // another order
 	same.Alarms = []telemetry.Alarm{base.Alarms[1], base.Alarms[0]} // another order
 	if RecordHash(&base) != RecordHash(&same) {
 		t.Fatal("the order of temperatures or alarms changed the hash")
@@ -72,18 +72,22 @@ func TestRecordHash(t *testing.T) {
 		t.Fatal("-0 and +0 hash differently")
 	}
 	changes := map[string]func(r *telemetry.Record){
-		"soc":          func(r *telemetry.Record) { r.SoC = 55.3 },
-		"soc absent":   func(r *telemetry.Record) { r.Has &^= telemetry.HasSoC },
-		"time":         func(r *telemetry.Record) { r.TimeMs++ },
-		"site":         func(r *telemetry.Record) { r.Site = "South" },
-		"firmware":     func(r *telemetry.Record) { r.Firmware = "2.4.2" },
-		"seq":          func(r *telemetry.Record) { r.HasSeq, r.Seq = true, 0 },
-		"mode":         func(r *telemetry.Record) { r.Mode = "idle" },
-		"temp value":   func(r *telemetry.Record) { r.Temps = []telemetry.Temp{{Sensor: "ambient", C: 21.2223}, {Sensor: "cell_max", C: 31.2}} },
+		"soc":        func(r *telemetry.Record) { r.SoC = 55.3 },
+		"soc absent": func(r *telemetry.Record) { r.Has &^= telemetry.HasSoC },
+		"time":       func(r *telemetry.Record) { r.TimeMs++ },
+		"site":       func(r *telemetry.Record) { r.Site = "South" },
+		"firmware":   func(r *telemetry.Record) { r.Firmware = "2.4.2" },
+		"seq":        func(r *telemetry.Record) { r.HasSeq, r.Seq = true, 0 },
+		"mode":       func(r *telemetry.Record) { r.Mode = "idle" },
+		"temp value": func(r *telemetry.Record) {
+			r.Temps = []telemetry.Temp{{Sensor: "ambient", C: 21.2223}, {Sensor: "cell_max", C: 31.2}}
+		},
 		"temp dropped": func(r *telemetry.Record) { r.Temps = r.Temps[:1] },
-		"alarm text":   func(r *telemetry.Record) { r.Alarms = []telemetry.Alarm{{Code: "A", Severity: "warning", Text: "z"}, {Code: "B", Severity: "info", Text: "y"}} },
-		"alarm gone":   func(r *telemetry.Record) { r.Alarms = nil },
-		"unit":         func(r *telemetry.Record) { r.Unit = "U2" },
+		"alarm text": func(r *telemetry.Record) {
+			r.Alarms = []telemetry.Alarm{{Code: "A", Severity: "warning", Text: "z"}, {Code: "B", Severity: "info", Text: "y"}}
+		},
+		"alarm gone": func(r *telemetry.Record) { r.Alarms = nil },
+		"unit":       func(r *telemetry.Record) { r.Unit = "U2" },
 	}
 	for name, change := range changes {
 		t.Run(name, func(t *testing.T) {
