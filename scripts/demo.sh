@@ -7,14 +7,17 @@
 # a placeholder ("not built yet") is reported and skipped; any other failure
 # fails the demo.
 #
-#   DEMO_UNITS=50 DEMO_COUNT=500 DEMO_CONSUME_SECONDS=20 scripts/demo.sh
+#   DEMO_UNITS=50 DEMO_COUNT=500 DEMO_CONSUME_SECONDS=120 scripts/demo.sh
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 
 UNITS=${DEMO_UNITS:-50}
 COUNT=${DEMO_COUNT:-500}
-CONSUME_SECONDS=${DEMO_CONSUME_SECONDS:-20}
+CONSUME_SECONDS=${DEMO_CONSUME_SECONDS:-120}
+# As fast as the bus takes it; DEMO_PRODUCER_ARGS="--time-scale 1" for real time.
+PRODUCER_ARGS=${DEMO_PRODUCER_ARGS:---time-scale 0}
+QUEUE=${DEMO_QUEUE:-telemetry.ingest}
 LOGDIR=$ROOT/.data/log/demo
 mkdir -p "$LOGDIR"
 
@@ -45,6 +48,8 @@ cleanup() {
 trap cleanup EXIT
 
 failed=0
+legacy_count() { psql "$PG_DSN" -X -q -At -c 'select count(*) from legacy.readings' 2>/dev/null || echo 0; }
+legacy_before=$(legacy_count)
 
 step "consumer run (background; log $LOGDIR/consumer.log)"
 if placeholder consumer run; then
@@ -70,11 +75,11 @@ else
 	fi
 fi
 
-step "producer simulate --units $UNITS --count $COUNT (log $LOGDIR/producer.log)"
+step "producer simulate --units $UNITS --count $COUNT $PRODUCER_ARGS (log $LOGDIR/producer.log)"
 rc=0
 if placeholder producer simulate; then
 	note "skipped: producer simulate is not built yet"
-elif HTTP_ADDR=${DEMO_PRODUCER_HTTP_ADDR:-127.0.0.1:9101} bin/producer simulate --units "$UNITS" --count "$COUNT" >"$LOGDIR/producer.log" 2>&1 || { rc=$?; false; }; then
+elif HTTP_ADDR=${DEMO_PRODUCER_HTTP_ADDR:-127.0.0.1:9101} bin/producer simulate --units "$UNITS" --count "$COUNT" $PRODUCER_ARGS >"$LOGDIR/producer.log" 2>&1 || { rc=$?; false; }; then
 	note "done"
 	tail -n 5 "$LOGDIR/producer.log" | sed 's/^/      /'
 else
@@ -83,17 +88,38 @@ else
 	failed=1
 fi
 
+# queue_backlog: ready + unacked messages of the ingest queue, from the
+# management API (its figures lag by up to 5 seconds).
+queue_backlog() {
+	curl -sf --max-time 5 "${AMQP_MANAGEMENT_URL%/}/api/queues/%2F/$QUEUE" |
+		tr ',' '\n' | awk -F: '$1 == "\"messages\"" {print $2; found=1} END {if (!found) print "unknown"}'
+}
+
 if [[ -n $consumer_pid ]]; then
-	step "letting the consumer work for up to ${CONSUME_SECONDS}s, then stopping it"
+	step "waiting (up to ${CONSUME_SECONDS}s) for the consumer to empty $QUEUE, then stopping it"
+	produced_at=$SECONDS
 	deadline=$((SECONDS + CONSUME_SECONDS))
-	while ((SECONDS < deadline)) && kill -0 "$consumer_pid" 2>/dev/null; do sleep 1; done
+	backlog=unknown
+	while ((SECONDS < deadline)) && kill -0 "$consumer_pid" 2>/dev/null; do
+		backlog=$(queue_backlog || echo unknown)
+		# Only trust a zero once the management figures are fresh.
+		if [[ $backlog == 0 ]] && ((SECONDS - produced_at >= 6)); then break; fi
+		sleep 1
+	done
+	if [[ $backlog == 0 ]]; then
+		note "$QUEUE is empty after $((SECONDS - produced_at))s"
+	else
+		note "FAILED: $QUEUE still holds ${backlog} messages after ${CONSUME_SECONDS}s"
+		failed=1
+	fi
 	cleanup
 	consumer_pid=
-	tail -n 10 "$LOGDIR/consumer.log" | sed 's/^/      /'
+	tail -n 5 "$LOGDIR/consumer.log" | sed 's/^/      /'
 fi
 
 step "what landed in the stores"
-note "legacy store ($PG_DSN): $(psql "$PG_DSN" -X -q -At -c 'select count(*) from legacy.readings' 2>&1) readings"
+legacy_after=$(legacy_count)
+note "legacy store ($PG_DSN): $legacy_after readings ($((legacy_after - legacy_before)) new in this run)"
 note "InfluxDB ($INFLUX_URL, database ${INFLUX_BUCKET%/*}) measurements: $(curl -sS -G "$INFLUX_URL/query" --data-urlencode "db=${INFLUX_BUCKET%/*}" --data-urlencode 'q=SHOW MEASUREMENTS' 2>&1)"
 echo
 

@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	influxdb2 "github.com/influxdata/influxdb-client-go/v2"
@@ -133,9 +134,14 @@ type encoded struct {
 	lines []int // lines[i]: number of lines of record i
 }
 
+// bufPool recycles encoding buffers (a 5000-record batch is ~2 MB). Safe
+// because the client is handed a string copy, never the buffer itself.
+var bufPool = sync.Pool{New: func() any { return new([]byte) }}
+
 func encode(recs []telemetry.Record) *encoded {
+	bp := bufPool.Get().(*[]byte)
 	e := &encoded{
-		buf:   make([]byte, 0, len(recs)*300),
+		buf:   (*bp)[:0],
 		ends:  make([]int, len(recs)),
 		lines: make([]int, len(recs)),
 	}
@@ -146,6 +152,13 @@ func encode(recs []telemetry.Record) *encoded {
 		e.lines[i] = bytes.Count(e.buf[start:], []byte{'\n'})
 	}
 	return e
+}
+
+// release returns the buffer to the pool; e must not be used afterwards.
+func (e *encoded) release() {
+	buf := e.buf[:0]
+	e.buf = nil
+	bufPool.Put(&buf)
 }
 
 func (e *encoded) body(lo, hi int) []byte {
@@ -183,6 +196,7 @@ func (w *Writer) Write(ctx context.Context, recs []telemetry.Record) error {
 		return nil
 	}
 	enc := encode(recs)
+	defer enc.release()
 	var rejected []Rejected
 	for lo := 0; lo < len(recs); {
 		hi, lines := lo, 0
@@ -242,6 +256,7 @@ type refusal struct {
 	dropped int // 1.8's dropped=N, 0 when not given
 }
 
+// Error describes the refusal.
 func (r *refusal) Error() string { return fmt.Sprintf("influx: %d: %s", r.status, r.msg) }
 
 var droppedRE = regexp.MustCompile(`dropped=(\d+)`)

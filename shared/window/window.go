@@ -23,8 +23,9 @@ type Key struct {
 // Key returns the count's (unit, window) identity.
 func (c Count) Key() Key { return Key{Unit: c.Unit, Start: c.Start} }
 
-// Align returns the start of the window of width d that holds t, aligned to
-// the Unix epoch (so 1h windows start on the hour, in UTC).
+// Align returns the start of the window of width d that holds t, as
+// time.Truncate cuts it (from the zero time; for widths that divide a day,
+// 1h windows start on the hour, UTC). Both stores cut windows at these instants.
 func Align(t time.Time, d time.Duration) time.Time {
 	return t.UTC().Truncate(d)
 }

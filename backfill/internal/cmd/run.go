@@ -7,6 +7,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"sort"
@@ -333,6 +335,9 @@ func execRun(ctx context.Context, c *cli.Context, a *analysis, state *cutover.St
 	srv := obs.NewServer(c.String(cliapp.FlagHTTPAddr), reg, logger)
 	srv.Handle("/control/", th.Handler(logger, func() any { return tracker.Snapshot() }))
 	srv.AddReadiness(obs.ReadinessCheck{Name: "influxdb", Check: w.Ping})
+	// Profiles of a long run, for the operator who wonders where time goes.
+	srv.Handle("/debug/pprof/", http.HandlerFunc(pprof.Index))
+	srv.Handle("/debug/pprof/profile", http.HandlerFunc(pprof.Profile))
 	if err := srv.Listen(); err != nil {
 		return replay.Result{}, th, cli.Exit(err.Error(), cliapp.ExitFailure)
 	}

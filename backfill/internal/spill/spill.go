@@ -18,7 +18,7 @@ import (
 )
 
 // DefaultChunkBytes is the memory one in-memory chunk may use.
-const DefaultChunkBytes = 32 << 20
+const DefaultChunkBytes = 16 << 20
 
 // maxFanIn bounds how many runs one merge reads at a time (open files,
 // read buffers); more runs are first merged into fewer.
@@ -72,18 +72,44 @@ func New(dir string, chunkBytes int) *Sorter {
 	return &Sorter{dir: dir, chunkBytes: chunkBytes}
 }
 
-// Add records one reading; unit and line are copied.
-func (s *Sorter) Add(unit []byte, timeMs int64, ord uint64, line []byte) error {
+// Add records one reading; unit and payload are copied. The chunk's
+// buffers grow by doubling but never past the chunk size: a full chunk is
+// spilled instead, so memory stays at about chunkBytes.
+func (s *Sorter) Add(unit []byte, timeMs int64, ord uint64, payload []byte) error {
 	if s.finished {
 		return errors.New("spill: add after iterate")
 	}
+	need := len(unit) + len(payload)
+	if len(s.arena)+need > cap(s.arena) || len(s.ents) == cap(s.ents) {
+		if err := s.grow(need); err != nil {
+			return err
+		}
+	}
 	off := len(s.arena)
 	s.arena = append(s.arena, unit...)
-	s.arena = append(s.arena, line...)
-	s.ents = append(s.ents, ent{off: off, unitLen: uint32(len(unit)), lineLen: uint32(len(line)), timeMs: timeMs, ord: ord})
+	s.arena = append(s.arena, payload...)
+	s.ents = append(s.ents, ent{off: off, unitLen: uint32(len(unit)), lineLen: uint32(len(payload)), timeMs: timeMs, ord: ord})
 	s.added++
-	if len(s.arena)+len(s.ents)*entSize >= s.chunkBytes {
-		return s.flush()
+	return nil
+}
+
+// grow makes room for one more entry of need bytes: doubling the buffers
+// while they are under budget, spilling the chunk once they are at it.
+func (s *Sorter) grow(need int) error {
+	arenaMax := s.chunkBytes * 4 / 5
+	entsMax := max(s.chunkBytes/5/entSize, 1)
+	if len(s.ents) > 0 && (len(s.arena)+need > arenaMax || len(s.ents) >= entsMax) {
+		if err := s.flush(); err != nil {
+			return err
+		}
+	}
+	if len(s.arena)+need > cap(s.arena) {
+		n := min(max(2*cap(s.arena), 64<<10, need), max(arenaMax, need))
+		s.arena = append(make([]byte, 0, n), s.arena...)
+	}
+	if len(s.ents) == cap(s.ents) {
+		n := min(max(2*cap(s.ents), 1024), entsMax)
+		s.ents = append(make([]ent, 0, n), s.ents...)
 	}
 	return nil
 }

@@ -75,7 +75,7 @@ func runFlags() []cli.Flag {
 		cliapp.HTTPAddrFlag(":9100"),
 		cliapp.BusFlag(),
 	}
-	return cliapp.Merge(own, cliapp.AMQPFlags(), rabbit.TopologyFlags(), cliapp.KafkaFlags(), cliapp.LegacyFlags(), cliapp.StateFlags(),
+	return cliapp.Merge(own, cliapp.AMQPFlags(), []cli.Flag{cliapp.AMQPManagementFlag()}, rabbit.TopologyFlags(), cliapp.KafkaFlags(), cliapp.LegacyFlags(), cliapp.StateFlags(),
 		cliapp.InfluxFlags(), influx.Flags())
 }
 
@@ -221,7 +221,8 @@ func openBus(c *cli.Context, id string, logger *slog.Logger, reg *prometheus.Reg
 		if err != nil {
 			return nil, nil, nil, err
 		}
-		src, err := source.NewRabbit(conn, source.RabbitOptions{Topology: topo, Prefetch: c.Int(flagPrefetch), ConsumerTag: id}, logger, reg)
+		src, err := source.NewRabbit(conn, source.RabbitOptions{Topology: topo, Prefetch: c.Int(flagPrefetch), ConsumerTag: id,
+			MgmtURL: c.String(cliapp.FlagAMQPMgmtURL)}, logger, reg)
 		if err != nil {
 			_ = conn.Close()
 			return nil, nil, nil, err

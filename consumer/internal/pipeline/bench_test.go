@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"runtime/pprof"
+	"strconv"
 	"testing"
 	"time"
 
@@ -37,7 +38,9 @@ func BenchmarkDualWrite(b *testing.B) {
 	raw := rawConsume(b, env, n)
 
 	env.Publish(msgs)
-	h := startPipeline(b, env, opts{noStart: true, cfg: pipeline.Config{}})
+	// BENCH_BATCH, BENCH_INFLIGHT and BENCH_PREFETCH override the defaults, for tuning.
+	cfg := pipeline.Config{BatchSize: envInt("BENCH_BATCH", 2000), InFlight: envInt("BENCH_INFLIGHT", 3)}
+	h := startPipeline(b, env, opts{noStart: true, cfg: cfg, prefetch: envInt("BENCH_PREFETCH", 6000)})
 	if f := os.Getenv("BENCH_CPUPROFILE"); f != "" {
 		out, err := os.Create(f)
 		if err != nil {
@@ -116,4 +119,11 @@ func rawConsume(b *testing.B, env *consumertest.Env, n int) float64 {
 		b.Fatal(err)
 	}
 	return float64(n) / elapsed.Seconds()
+}
+
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
+		return v
+	}
+	return def
 }

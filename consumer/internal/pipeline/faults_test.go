@@ -365,7 +365,7 @@ func TestInfluxRefusedPoints(t *testing.T) {
 	env.SetPhase(st, cutover.DualWrite)
 	h := startPipeline(t, env, opts{})
 	publish("FP2-T1", 0)
-	waitCounts(t, env, env.LegacyDSN, env.Influx.URL, env.InfluxDB, 40, 1+36, 60*time.Second)
+	waitCounts(t, env, env.LegacyDSN, env.Influx.URL, env.InfluxDB, 40, 36, 60*time.Second)
 	gaps, err := st.Gaps(ctx, cutover.GapFilter{Sink: cutover.SinkInflux})
 	if err != nil {
 		t.Fatal(err)
@@ -392,7 +392,7 @@ func TestInfluxRefusedPoints(t *testing.T) {
 		return nil
 	})
 	publish("FP2-T2", time.Hour)
-	waitCounts(t, env, env.LegacyDSN, env.Influx.URL, env.InfluxDB, 80, 1+72, 60*time.Second)
+	waitCounts(t, env, env.LegacyDSN, env.Influx.URL, env.InfluxDB, 80, 72, 60*time.Second)
 	testenv.Eventually(t, 30*time.Second, "refused readings dead-lettered", func() error {
 		if q := env.QueueMessages(env.Topology.DeadQueue); q != 4 {
 			return fmt.Errorf("dead-letter queue holds %d, want 4", q)

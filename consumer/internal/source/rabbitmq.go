@@ -26,6 +26,10 @@ type RabbitOptions struct {
 	Prefetch int
 	// ConsumerTag names the consumer in the broker (the consumer id).
 	ConsumerTag string
+	// MgmtURL, when set, is the management API Lag asks first for the
+	// queue depth (ready plus unacknowledged); without it, or when it does
+	// not answer, Lag counts the ready messages with a passive declare.
+	MgmtURL string
 }
 
 // Rabbit reads the ingest queue with manual acks. Every batch is acked with
@@ -278,9 +282,18 @@ func (r *Rabbit) ackFunc(ch *amqp.Channel, last uint64, n int) AckFunc {
 	}
 }
 
-// Lag returns the messages ready in the queue (not yet delivered), read with
-// a passive declare on a short-lived channel of its own.
+// Lag returns the messages waiting in the queue: ready plus unacknowledged
+// from the management API when MgmtURL is set and answers, else the ready
+// messages, read with a passive declare on a short-lived channel.
 func (r *Rabbit) Lag(ctx context.Context) (int64, error) {
+	if r.opts.MgmtURL != "" {
+		mctx, cancel := context.WithTimeout(ctx, time.Second)
+		n, err := rabbit.QueueDepth(mctx, r.opts.MgmtURL, "", r.opts.Topology.Queue)
+		cancel()
+		if err == nil {
+			return n, nil
+		}
+	}
 	ch, err := r.conn.Channel(ctx)
 	if err != nil {
 		return 0, err

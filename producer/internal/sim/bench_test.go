@@ -16,8 +16,7 @@ const benchWindow = 1024
 // rawPublish is the baseline: the fastest reasonable amqp091-go loop —
 // one channel in confirm mode, publish everything with a window of
 // unconfirmed messages, then wait for the rest.
-func rawPublish(b *testing.B, ctx context.Context, ch *amqp.Channel, exchange string, msgs []Message) {
-	confirms := ch.NotifyPublish(make(chan amqp.Confirmation, benchWindow+1))
+func rawPublish(b *testing.B, ctx context.Context, ch *amqp.Channel, confirms <-chan amqp.Confirmation, exchange string, msgs []Message) {
 	outstanding := 0
 	wait := func() {
 		c := <-confirms
@@ -103,6 +102,7 @@ func BenchmarkPublishConfirms(b *testing.B) {
 	if err := rawCh.Confirm(false); err != nil {
 		b.Fatal(err)
 	}
+	rawConfirms := rawCh.NotifyPublish(make(chan amqp.Confirmation, benchWindow+1))
 	conn, err := rabbit.Dial(ctx, url, n, discard)
 	if err != nil {
 		b.Fatal(err)
@@ -123,7 +123,7 @@ func BenchmarkPublishConfirms(b *testing.B) {
 	runRaw := func() {
 		purge()
 		start := time.Now()
-		rawPublish(b, ctx, rawCh, topo.Exchange, msgs)
+		rawPublish(b, ctx, rawCh, rawConfirms, topo.Exchange, msgs)
 		rawTime += time.Since(start)
 	}
 	runSim := func() {
