@@ -7,7 +7,7 @@
 
 ARG GO_VERSION=1.26
 
-FROM golang:${GO_VERSION}-bookworm AS build
+FROM golang:${GO_VERSION} AS build
 WORKDIR /src
 # Dependencies first, so code changes reuse the module download layer.
 COPY go.mod go.sum ./

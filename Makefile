@@ -9,7 +9,7 @@ SHELL       := /bin/bash
 GO         ?= go
 PKGS       ?= ./...
 # Packages with benchmarks; grows as benchmarks land next to their baselines.
-BENCH_PKGS ?= ./shared/... ./consumer/internal/pipeline
+BENCH_PKGS ?= ./shared/... ./consumer/internal/pipeline ./backfill/...
 BENCHTIME  ?= 1s
 BINARIES   := producer consumer backfill migrate
 VERSION    ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)

@@ -136,6 +136,8 @@ type summary struct {
 	ReplayPointsPerSecond float64          `json:"replay_points_per_second"`
 	Throttle              *throttle.Status `json:"throttle,omitempty"`
 	Skipped               bool             `json:"skipped_anything"`
+	// PeakRSSMiB is the process's peak memory (Linux), for capacity planning.
+	PeakRSSMiB float64 `json:"peak_rss_mib,omitempty"`
 }
 
 func newRunID(now time.Time) string {
@@ -292,6 +294,7 @@ func runRun(c *cli.Context) error {
 	dmg := a.damage.Summary()
 	sum.Damage = dmg
 	sum.Skipped = dmg.Skipped || res.PointsRejected > 0
+	sum.PeakRSSMiB = peakRSSMiB()
 	if err := state.FinishBackfillRun(ctx, runID, sum); err != nil {
 		return err
 	}
@@ -403,7 +406,7 @@ func watchSignals(ctx context.Context, th *throttle.Throttler, logger interface{
 
 func printSummary(c *cli.Context, s summary, a *analysis, counts map[string]int64, details []snapshot.Damage) {
 	w := c.App.Writer
-	fmt.Fprintf(w, "backfill run %s finished in %s\n", s.RunID, s.Took)
+	fmt.Fprintf(w, "backfill run %s finished in %s (peak memory %.0f MiB)\n", s.RunID, s.Took, s.PeakRSSMiB)
 	fmt.Fprintf(w, "  range             [%s, %s), window %s\n", a.from.Format(time.RFC3339), a.to.Format(time.RFC3339), s.Params.Window)
 	fmt.Fprintf(w, "  snapshots read    %d (%d parts, %d skipped)\n", len(a.collect.SnapshotsRead), a.collect.PartsRead, a.collect.PartsCorrupt)
 	fmt.Fprintf(w, "  windows checked   %d\n", s.WindowsChecked)
