@@ -32,6 +32,18 @@ const (
 	MeasurementSite5m = "bsu_site_5m"
 )
 
+// Names of the continuous queries in continuous_queries.influxql.
+const (
+	// CQUnit5m writes MeasurementUnit5m from bsu.
+	CQUnit5m = "bsu_5m"
+	// CQSite5m writes MeasurementSite5m's SoC, temperature, reading and
+	// alarm fields from bsu.
+	CQSite5m = "bsu_site_5m"
+	// CQSitePower writes MeasurementSite5m's power_kw and units from
+	// MeasurementUnit5m, so it runs after CQUnit5m.
+	CQSitePower = "bsu_site_5m_power"
+)
+
 // Interval is the width of a downsampled window; points are stamped at the
 // window's start.
 const Interval = 5 * time.Minute

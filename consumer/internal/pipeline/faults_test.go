@@ -366,6 +366,12 @@ func TestInfluxRefusedPoints(t *testing.T) {
 	h := startPipeline(t, env, opts{})
 	publish("FP2-T1", 0)
 	waitCounts(t, env, env.LegacyDSN, env.Influx.URL, env.InfluxDB, 40, 36, 60*time.Second)
+	testenv.Eventually(t, 30*time.Second, "batch acked (after its ledger entries)", func() error {
+		if a := h.acked(); a != 40 {
+			return fmt.Errorf("acked %d", a)
+		}
+		return nil
+	})
 	gaps, err := st.Gaps(ctx, cutover.GapFilter{Sink: cutover.SinkInflux})
 	if err != nil {
 		t.Fatal(err)
