@@ -221,18 +221,21 @@ rabbit_up() {
 	fi
 }
 
-# rabbit_write_config: on a fresh install, a loopback-only node named
-# rabbit@localhost (so it starts whatever the machine's hostname resolves to).
+# rabbit_write_config: after a fresh install, a loopback-only node named
+# rabbit@localhost, so it starts whatever the machine's hostname resolves to.
+# Settings already present are left alone.
 rabbit_write_config() {
 	$SUDO mkdir -p /etc/rabbitmq
-	if [[ ! -e /etc/rabbitmq/rabbitmq-env.conf ]]; then
-		printf '%s\n' 'NODENAME=rabbit@localhost' 'ERL_EPMD_ADDRESS=127.0.0.1' \
-			'export ERL_FLAGS="-kernel inet_dist_use_interface {127,0,0,1}"' |
-			$SUDO tee /etc/rabbitmq/rabbitmq-env.conf >/dev/null
+	local env=/etc/rabbitmq/rabbitmq-env.conf conf=/etc/rabbitmq/rabbitmq.conf
+	if ! grep -qs '^NODENAME=' "$env"; then
+		printf '%s\n' '# added by scripts/services.sh' 'NODENAME=rabbit@localhost' 'ERL_EPMD_ADDRESS=127.0.0.1' \
+			'export ERL_FLAGS="-kernel inet_dist_use_interface {127,0,0,1}"' | $SUDO tee -a "$env" >/dev/null
 	fi
-	if [[ ! -e /etc/rabbitmq/rabbitmq.conf ]]; then
-		printf '%s\n' 'listeners.tcp.local = 127.0.0.1:5672' 'management.tcp.ip = 127.0.0.1' |
-			$SUDO tee /etc/rabbitmq/rabbitmq.conf >/dev/null
+	if ! grep -qs '^listeners\.tcp' "$conf"; then
+		printf '%s\n' '# added by scripts/services.sh' 'listeners.tcp.local = 127.0.0.1:5672' | $SUDO tee -a "$conf" >/dev/null
+	fi
+	if ! grep -qs '^management\.tcp' "$conf"; then
+		printf '%s\n' 'management.tcp.ip = 127.0.0.1' | $SUDO tee -a "$conf" >/dev/null
 	fi
 }
 

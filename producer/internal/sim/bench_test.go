@@ -119,7 +119,7 @@ func BenchmarkPublishConfirms(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	var rawTime, simTime time.Duration
+	var rawTime, simTime, simCPU time.Duration
 	runRaw := func() {
 		purge()
 		start := time.Now()
@@ -128,12 +128,13 @@ func BenchmarkPublishConfirms(b *testing.B) {
 	}
 	runSim := func() {
 		purge()
-		start := time.Now()
+		start, cpu0 := time.Now(), testenv.CPUTime()
 		s, err := Run(ctx, RunConfig{Fleet: fleetCfg, Count: perRun, TimeScale: 0, Progress: -1}, pub, discard, nil)
 		if err != nil {
 			b.Fatal(err)
 		}
 		simTime += time.Since(start)
+		simCPU += testenv.CPUTime() - cpu0
 		if s.Messages != perRun {
 			b.Fatalf("simulate confirmed %d messages", s.Messages)
 		}
@@ -155,5 +156,8 @@ func BenchmarkPublishConfirms(b *testing.B) {
 	b.ReportMetric(rawRate, "raw_msgs/s")
 	b.ReportMetric(simRate, "simulate_msgs/s")
 	b.ReportMetric(simRate/rawRate, "ratio")
+	// CPU of this process while simulate ran (fleet, XML, publisher); the
+	// broker's own CPU is not counted.
+	b.ReportMetric(float64(simCPU.Microseconds())/total, "cpu-us/msg")
 	b.ReportMetric(0, "ns/op")
 }
