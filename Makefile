@@ -18,19 +18,30 @@ LDFLAGS    := -X github.com/flexipack/cutover/shared/cliapp.Version=$(VERSION)
 # Runs a command with the service addresses the binaries and tests read.
 WITH_ENV = eval "$$(scripts/services.sh env)" &&
 
-.PHONY: help test bench build demo demo-down lint services-up services-down services-status
+.PHONY: help test test-unit test-e2e bench bench-all build demo demo-down lint services-up services-down services-status
 
 help: ## show this help
 	@echo 'usage: make TARGET'
 	@echo
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-# TODO(lead): once e2e/ exists, add a test-e2e target
-# (go test -race -count=1 -tags e2e -timeout 30m ./e2e/...) and run it from `test`.
-test: services-up ## start the services, then run every test with the race detector
+test: ## start the services, then run every test: unit and integration (-race), then end to end
+	$(MAKE) --no-print-directory test-unit
+	$(MAKE) --no-print-directory test-e2e
+
+test-unit: services-up ## unit and integration tests with the race detector, against the real services
 	$(WITH_ENV) $(GO) test -race -count=1 -timeout 30m $(PKGS)
 
-bench: services-up ## start the services, then run the benchmarks (BENCH_PKGS, BENCHTIME)
+test-e2e: services-up ## the whole cutover story with faults (SIGKILLs, restarts, an InfluxDB outage), exact counts
+	@mkdir -p .data
+	$(WITH_ENV) st=0; $(GO) test -race -count=1 -tags e2e -timeout 20m -v ./e2e/ > .data/e2e.log 2>&1 || st=$$?; \
+	grep -E '^(=== RUN|--- |PASS|FAIL|ok |e2e:)|panic:' .data/e2e.log || true; \
+	if [ $$st -ne 0 ]; then echo "--- e2e failed; last lines of .data/e2e.log:"; tail -n 150 .data/e2e.log; fi; exit $$st
+
+bench: services-up ## one table: codec, producer, consumer, backfill, each next to its baseline in the same run
+	$(WITH_ENV) $(GO) run ./scripts/benchtable
+
+bench-all: services-up ## every benchmark, raw go test output (BENCH_PKGS, BENCHTIME)
 	$(WITH_ENV) $(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) $(BENCH_PKGS)
 
 build: ## build the four binaries into bin/

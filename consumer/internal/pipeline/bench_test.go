@@ -72,6 +72,16 @@ func BenchmarkDualWrite(b *testing.B) {
 	if got := consumertest.InfluxCount(b, env.Influx.URL, env.InfluxDB); got != n {
 		b.Fatalf("influx holds %d readings, want %d", got, n)
 	}
+	// Where the time goes: mean write latency per batch and store, batch size.
+	for _, sink := range []string{cutover.SinkLegacy, cutover.SinkInflux} {
+		sum, count := h.histogram("consumer_sink_write_duration_seconds", map[string]string{"sink": sink, "outcome": "ok"})
+		if count > 0 {
+			b.ReportMetric(sum/count*1000, sink+"_ms/batch")
+		}
+	}
+	if _, count := h.histogram("consumer_batch_messages", nil); count > 0 {
+		b.ReportMetric(float64(n)/count, "msgs/batch")
+	}
 	rate := float64(n) / elapsed.Seconds()
 	b.ReportMetric(rate, "msgs/s")
 	b.ReportMetric(raw, "raw_msgs/s")

@@ -197,3 +197,36 @@ func waitCounts(t testing.TB, env *consumertest.Env, dsn, influxURL, influxDB st
 		return nil
 	})
 }
+
+// histogram returns the sum and count of a histogram's series matching labels.
+func (h *harness) histogram(name string, labels map[string]string) (sum, count float64) {
+	h.t.Helper()
+	mfs, err := h.reg.Gather()
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	series:
+		for _, m := range mf.GetMetric() {
+			for k, v := range labels {
+				found := false
+				for _, lp := range m.GetLabel() {
+					if lp.GetName() == k && lp.GetValue() == v {
+						found = true
+					}
+				}
+				if !found {
+					continue series
+				}
+			}
+			if hg := m.GetHistogram(); hg != nil {
+				sum += hg.GetSampleSum()
+				count += float64(hg.GetSampleCount())
+			}
+		}
+	}
+	return sum, count
+}

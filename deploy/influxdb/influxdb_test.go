@@ -1,0 +1,325 @@
+package influxdb
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	influxdb2 "github.com/influxdata/influxdb-client-go/v2"
+
+	"github.com/flexipack/cutover/shared/telemetry"
+	"github.com/flexipack/cutover/shared/testenv"
+)
+
+func TestContinuousQueriesParse(t *testing.T) {
+	cqs, err := ContinuousQueries(ContinuousQueriesText)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, q := range cqs {
+		names = append(names, q.Name)
+		if q.Database != Database {
+			t.Errorf("CQ %s is ON %q, want %q (what scripts/services.sh creates)", q.Name, q.Database, Database)
+		}
+		if !strings.Contains(q.Select, "GROUP BY time(5m)") {
+			t.Errorf("CQ %s: want GROUP BY time(5m) (Interval), have %q", q.Name, q.Select)
+		}
+	}
+	// Order matters: the site power reads bsu_5m.
+	if want := []string{CQUnit5m, CQSite5m, CQSitePower}; strings.Join(names, ",") != strings.Join(want, ",") {
+		t.Errorf("CQs %v, want %v in this order", names, want)
+	}
+	if got := cqs[0].OnDatabase("other"); !strings.Contains(got, `ON "other" RESAMPLE`) || strings.Contains(got, `ON "telemetry"`) {
+		t.Errorf("OnDatabase: %s", got)
+	}
+}
+
+func TestContinuousQueriesRejectsBadLines(t *testing.T) {
+	for name, text := range map[string]string{
+		"empty":         "-- only a comment\n",
+		"split over two": "CREATE CONTINUOUS QUERY \"a\" ON \"telemetry\" RESAMPLE EVERY 5m FOR 1h BEGIN\nSELECT mean(x) INTO y FROM bsu GROUP BY time(5m) END\n",
+		"no group by":   `CREATE CONTINUOUS QUERY "a" ON "telemetry" RESAMPLE EVERY 5m FOR 1h BEGIN SELECT mean(x) INTO y FROM bsu END`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			if _, err := ContinuousQueries(text); err == nil {
+				t.Fatal("no error")
+			}
+		})
+	}
+}
+
+func TestResample(t *testing.T) {
+	cqs, err := ContinuousQueries(ContinuousQueriesText)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	got, err := cqs[1].Resample(t0, t0.Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `FROM "bsu" WHERE time >= '2026-11-01T00:00:00Z' AND time < '2026-11-01T01:00:00Z' GROUP BY time(5m), "site"`; !strings.Contains(got, want) {
+		t.Errorf("Resample = %s\nwant it to contain %s", got, want)
+	}
+	for _, r := range [][2]time.Time{{t0.Add(time.Minute), t0.Add(time.Hour)}, {t0, t0.Add(61 * time.Minute)}, {t0, t0}} {
+		if _, err := cqs[1].Resample(r[0], r[1]); err == nil {
+			t.Errorf("Resample(%s, %s): no error for an unaligned or empty range", r[0], r[1])
+		}
+	}
+	// 26 hours, widened to 5-minute boundaries, in one-day chunks: 2 chunks × 3 CQs, in order.
+	stmts, err := ResampleStatements(cqs, t0.Add(-2*time.Minute), t0.Add(26*time.Hour), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(stmts) != 6 || !strings.Contains(stmts[0], `INTO "bsu_5m"`) || !strings.Contains(stmts[0], "time >= '2026-10-31T23:55:00Z'") ||
+		!strings.Contains(stmts[5], `FROM "bsu_5m"`) || !strings.Contains(stmts[5], "time < '2026-11-02T02:00:00Z'") {
+		t.Errorf("ResampleStatements:\n%s", strings.Join(stmts, "\n"))
+	}
+	if _, err := ResampleStatements(cqs, t0, t0.Add(time.Hour), 7*time.Minute); err == nil {
+		t.Error("ResampleStatements accepted a chunk that is not a multiple of 5m")
+	}
+}
+
+// testFleet writes 40 minutes of irregular readings of 6 units on 2 sites:
+// generation-1 units without power or ambient sensor, some readings without
+// SoC, occasional alarms, one unit that stops reporting half way.
+func testFleet(t *testing.T, db testenv.InfluxDB, t0 time.Time) []telemetry.Record {
+	t.Helper()
+	var recs []telemetry.Record
+	var lp []byte
+	for u := range 6 {
+		for k := 0; ; k++ {
+			ts := t0.Add(time.Duration(k)*10*time.Second + time.Duration(u*1700)*time.Millisecond)
+			if ts.After(t0.Add(40*time.Minute)) || (u == 5 && ts.After(t0.Add(17*time.Minute))) {
+				break
+			}
+			r := telemetry.Record{Unit: fmt.Sprintf("U%d", u), Site: []string{"North Yard, Bay 3", "South=2"}[u%2], Model: "FP", Schema: "2.1",
+				TimeMs: ts.UnixMilli(), Has: telemetry.HasVoltage | telemetry.HasCurrent,
+				Voltage: 800 + float64(k%7), Current: float64(k%13) - 6,
+				Temps: []telemetry.Temp{{Sensor: "cell_max", C: 25 + float64((k*u)%11)}, {Sensor: "cell_min", C: 24}}}
+			if k%7 != 3 {
+				r.Has |= telemetry.HasSoC
+				r.SoC = float64((k*3+u*11)%100) + 0.5
+			}
+			if u >= 2 {
+				r.Has |= telemetry.HasPower | telemetry.HasSoH
+				r.Power, r.SoH = float64(k%17)-8.25, 97
+				r.Temps = append(r.Temps, telemetry.Temp{Sensor: "ambient", C: 20})
+			} else {
+				r.Schema = "1.0"
+			}
+			if (k+u)%23 == 0 {
+				r.Alarms = []telemetry.Alarm{{Code: "OVT-1", Severity: "warning", Text: "hot"}}
+			}
+			recs = append(recs, r)
+			lp = telemetry.AppendLineProtocol(lp, &r)
+		}
+	}
+	resp, err := http.Post(db.URL+"/write?precision=ms&db="+url.QueryEscape(db.DB), "text/plain", strings.NewReader(string(lp)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("write: %s: %s", resp.Status, body)
+	}
+	return recs
+}
+
+// point is one downsampled value, keyed by measurement, tags, field and time.
+type point = map[string]float64
+
+func pointKey(measurement, site, unit, model, field string, ts time.Time) string {
+	return fmt.Sprintf("%s site=%q unit=%q model=%q %s @%s", measurement, site, unit, model, field, ts.UTC().Format(time.RFC3339))
+}
+
+// influxQLPoints reads a downsampled measurement back with InfluxQL.
+func influxQLPoints(t *testing.T, db testenv.InfluxDB, measurement string, into point) {
+	t.Helper()
+	q := url.Values{"db": {db.DB}, "q": {fmt.Sprintf("SELECT * FROM %q GROUP BY *", measurement)}, "epoch": {"ms"}}
+	resp, err := http.Get(db.URL + "/query?" + q.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var res struct {
+		Results []struct {
+			Error  string
+			Series []struct {
+				Tags    map[string]string
+				Columns []string
+				Values  [][]any
+			}
+		}
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&res); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range res.Results {
+		if r.Error != "" {
+			t.Fatal(r.Error)
+		}
+		for _, s := range r.Series {
+			for _, row := range s.Values {
+				ts := time.UnixMilli(int64(row[0].(float64)))
+				for i, c := range s.Columns[1:] {
+					if v, ok := row[i+1].(float64); ok {
+						into[pointKey(measurement, s.Tags["site"], s.Tags["unit"], s.Tags["model"], c, ts)] = v
+					}
+				}
+			}
+		}
+	}
+}
+
+// On the real InfluxDB 1.8: the continuous queries' SELECTs and the 2.x
+// task's Flux (run as a query, since 1.8's Flux cannot write) compute the
+// same points, and those points are right (site SoC checked against the
+// readings themselves).
+func TestContinuousQueriesAndTaskAgree(t *testing.T) {
+	db := testenv.Influx(t)
+	ctx := testenv.Context(t, 2*time.Minute)
+	t0 := time.Now().UTC().Truncate(time.Hour).Add(-2 * time.Hour)
+	recs := testFleet(t, db, t0)
+	from, to := t0, t0.Add(45*time.Minute)
+
+	cqs, err := ContinuousQueries(ContinuousQueriesText)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stmts, err := ResampleStatements(cqs, from, to, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range stmts {
+		if err := testenv.InfluxQL(db.URL+"/query?db="+url.QueryEscape(db.DB), s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cq := point{}
+	influxQLPoints(t, db, MeasurementUnit5m, cq)
+	influxQLPoints(t, db, MeasurementSite5m, cq)
+
+	script, err := TaskScript(db.Bucket, from, to, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := influxdb2.NewClient(db.URL, db.Token)
+	defer client.Close()
+	res, err := client.QueryAPI(db.Org).Query(ctx, script)
+	if err != nil {
+		t.Fatalf("task script on 1.8: %v\n%s", err, script)
+	}
+	task := point{}
+	for res.Next() {
+		r := res.Record()
+		str := func(k string) string { s, _ := r.ValueByKey(k).(string); return s }
+		var v float64
+		switch x := r.Value().(type) {
+		case float64:
+			v = x
+		case int64:
+			v = float64(x)
+		default:
+			t.Fatalf("task value %v is %T", x, x)
+		}
+		task[pointKey(r.Measurement(), str("site"), str("unit"), str("model"), r.Field(), r.Time())] = v
+	}
+	if err := res.Err(); err != nil {
+		t.Fatal(err)
+	}
+
+	if len(cq) < 100 {
+		t.Fatalf("the continuous queries wrote only %d values", len(cq))
+	}
+	for k, v := range cq {
+		w, ok := task[k]
+		switch {
+		case !ok:
+			t.Errorf("task lacks %s (CQ: %g)", k, v)
+		case math.Abs(v-w) > 1e-9*math.Max(1, math.Abs(v)):
+			t.Errorf("%s: CQ %g, task %g", k, v, w)
+		}
+	}
+	for k, v := range task {
+		if _, ok := cq[k]; !ok {
+			t.Errorf("task has %s = %g, the CQs do not", k, v)
+		}
+	}
+
+	// Independent check of the site rollup: sum and count of SoC, power as
+	// the sum of the units' 5-minute means, from the readings themselves.
+	type agg struct{ sum, n float64 }
+	soc := map[string]*agg{}
+	unitPower := map[string]*agg{}
+	for _, r := range recs {
+		w := r.Time().Truncate(Interval)
+		if r.Has&telemetry.HasSoC != 0 {
+			k := pointKey(MeasurementSite5m, r.Site, "", "", "", w)
+			if soc[k] == nil {
+				soc[k] = &agg{}
+			}
+			soc[k].sum += r.SoC
+			soc[k].n++
+		}
+		if r.Has&telemetry.HasPower != 0 {
+			k := r.Site + "\x00" + r.Unit + "\x00" + w.Format(time.RFC3339)
+			if unitPower[k] == nil {
+				unitPower[k] = &agg{}
+			}
+			unitPower[k].sum += r.Power
+			unitPower[k].n++
+		}
+	}
+	for k, a := range soc {
+		ks := strings.Replace(k, `"" "" @`, `"" "" soc_pct_sum @`, 1)
+		kc := strings.Replace(k, `"" "" @`, `"" "" soc_pct_count @`, 1)
+		if got := cq[ks]; math.Abs(got-a.sum) > 1e-6 || cq[kc] != a.n {
+			t.Errorf("%s: sum %g count %g, want %g and %g", k, got, cq[kc], a.sum, a.n)
+		}
+	}
+	sitePower := map[string]float64{}
+	for k, a := range unitPower {
+		p := strings.Split(k, "\x00")
+		ts, _ := time.Parse(time.RFC3339, p[2])
+		sitePower[pointKey(MeasurementSite5m, p[0], "", "", "power_kw", ts)] += a.sum / a.n
+	}
+	for k, want := range sitePower {
+		if got, ok := cq[k]; !ok || math.Abs(got-want) > 1e-6 {
+			t.Errorf("%s = %g (present %v), want %g", k, got, ok, want)
+		}
+	}
+	if len(soc) == 0 || len(sitePower) == 0 {
+		t.Fatal("no expected values computed")
+	}
+}
+
+func TestTaskScript(t *testing.T) {
+	t0 := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	s, err := TaskScript("telemetry", t0, t0.Add(24*time.Hour), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`bucket = "telemetry"`, "start = 2026-11-01T00:00:00Z", "stop = 2026-11-02T00:00:00Z", "|> to(bucket: bucket)"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("script lacks %q", want)
+		}
+	}
+	if strings.Contains(s, "option task") {
+		t.Error("script keeps the task option")
+	}
+	if _, err := TaskScript("telemetry", t0.Add(time.Second), t0.Add(time.Hour), true); err == nil {
+		t.Error("unaligned range accepted")
+	}
+	ctx := context.Background()
+	_ = ctx
+}
