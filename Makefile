@@ -65,3 +65,8 @@ services-down: ## stop the InfluxDB and MinIO that scripts/services.sh started
 
 services-status: ## one line per service, healthy or not
 	scripts/services.sh status
+
+.PHONY: fleetbench
+FLEETBENCH_FLAGS ?= -units 1000 -days 30 -cadence 10m
+fleetbench: services-up ## time the fleet dashboard raw vs downsampled on a month of data (FLEETBENCH_FLAGS)
+	$(WITH_ENV) $(GO) run ./scripts/fleetbench $(FLEETBENCH_FLAGS)

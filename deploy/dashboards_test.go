@@ -417,11 +417,11 @@ func promMetricNames(expr string) []string {
 
 func TestPromMetricNames(t *testing.T) {
 	for expr, want := range map[string][]string{
-		`sum by (outcome) (rate(consumer_deliveries_total{outcome!="x"}[$__rate_interval]))`:                 {"consumer_deliveries_total"},
+		`sum by (outcome) (rate(consumer_deliveries_total{outcome!="x"}[$__rate_interval]))`:                  {"consumer_deliveries_total"},
 		`histogram_quantile(0.99, sum by (le, sink) (rate(consumer_sink_write_duration_seconds_bucket[5m])))`: {"consumer_sink_write_duration_seconds_bucket"},
-		`max by (phase) (consumer_phase) == 1`:                                                                 {"consumer_phase"},
-		`sum(rate(a_sum[1m])) / sum(rate(a_count[1m]))`:                                                        {"a_sum", "a_count"},
-		`up{job=~"producer|consumer"}`:                                                                         {"up"},
+		`max by (phase) (consumer_phase) == 1`:                                                                {"consumer_phase"},
+		`sum(rate(a_sum[1m])) / sum(rate(a_count[1m]))`:                                                       {"a_sum", "a_count"},
+		`up{job=~"producer|consumer"}`:                                                                        {"up"},
 	} {
 		if got := promMetricNames(expr); !slices.Equal(got, want) {
 			t.Errorf("promMetricNames(%q) = %v, want %v", expr, got, want)

@@ -148,9 +148,13 @@ func TestCutoverStory(t *testing.T) {
 	far := time.Now().Add(24 * time.Hour)
 	legacyTotal := func() (int64, error) { return leg.Total(ctx, origin, far) }
 	influxTotal := func() (int64, error) { return reader.Total(ctx, origin, far) }
+	var producer *proc // the live traffic, while it runs
 	waitLegacy := func(what string, want func(int64) error) {
 		t.Helper()
 		testenv.Eventually(t, 2*time.Minute, what, func() error {
+			if producer != nil && !producer.running() && producer.err != nil {
+				t.Fatalf("%s: producer simulate (live) exited: %v\n%s", what, producer.err, producer.out.String())
+			}
 			n, err := legacyTotal()
 			if err != nil {
 				return err
@@ -255,8 +259,8 @@ func TestCutoverStory(t *testing.T) {
 	dualWriteAt := time.Now().UTC().Truncate(time.Second)
 
 	step("live traffic: %d units every %s, real time, with faults", units, liveCadence)
-	liveStart := time.Now().UTC().Add(time.Second).Truncate(time.Second)
-	producer := r.start("producer-live", "producer", "simulate", "--units", fmt.Sprint(units), "--cadence", liveCadence,
+	liveStart := time.Now().UTC().Truncate(time.Second) // not in the future, not before dual-write
+	producer = r.start("producer-live", "producer", "simulate", "--units", fmt.Sprint(units), "--cadence", liveCadence,
 		"--time-scale", "1", "--start", liveStart.Format(time.RFC3339), "--bad-ratio", badRatio, "--seed", "202", "-o", "json")
 	before := total.Readings
 	waitLegacy("live traffic reaches the legacy store", atLeast(before+300))
@@ -328,6 +332,7 @@ func TestCutoverStory(t *testing.T) {
 	if err := producer.stop(60 * time.Second); err != nil {
 		t.Fatalf("producer simulate (live) exited with %v", err)
 	}
+	producer = nil
 	if err := json.Unmarshal(producer.out.Bytes(), &liveSum); err != nil {
 		t.Fatalf("producer simulate (live): %v\n%s", err, producer.out.String())
 	}

@@ -1,7 +1,6 @@
 package influxdb
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -44,9 +43,9 @@ func TestContinuousQueriesParse(t *testing.T) {
 
 func TestContinuousQueriesRejectsBadLines(t *testing.T) {
 	for name, text := range map[string]string{
-		"empty":         "-- only a comment\n",
+		"empty":          "-- only a comment\n",
 		"split over two": "CREATE CONTINUOUS QUERY \"a\" ON \"telemetry\" RESAMPLE EVERY 5m FOR 1h BEGIN\nSELECT mean(x) INTO y FROM bsu GROUP BY time(5m) END\n",
-		"no group by":   `CREATE CONTINUOUS QUERY "a" ON "telemetry" RESAMPLE EVERY 5m FOR 1h BEGIN SELECT mean(x) INTO y FROM bsu END`,
+		"no group by":    `CREATE CONTINUOUS QUERY "a" ON "telemetry" RESAMPLE EVERY 5m FOR 1h BEGIN SELECT mean(x) INTO y FROM bsu END`,
 	} {
 		t.Run(name, func(t *testing.T) {
 			if _, err := ContinuousQueries(text); err == nil {
@@ -135,6 +134,20 @@ func testFleet(t *testing.T, db testenv.InfluxDB, t0 time.Time) []telemetry.Reco
 	return recs
 }
 
+// influxQL runs stmt in db's database and fails the test on any error.
+func influxQL(t *testing.T, db testenv.InfluxDB, stmt string) {
+	t.Helper()
+	resp, err := http.PostForm(db.URL+"/query", url.Values{"db": {db.DB}, "q": {stmt}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || strings.Contains(string(body), `"error"`) {
+		t.Fatalf("influxql %q: %s: %s", stmt, resp.Status, body)
+	}
+}
+
 // point is one downsampled value, keyed by measurement, tags, field and time.
 type point = map[string]float64
 
@@ -201,9 +214,7 @@ func TestContinuousQueriesAndTaskAgree(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, s := range stmts {
-		if err := testenv.InfluxQL(db.URL+"/query?db="+url.QueryEscape(db.DB), s); err != nil {
-			t.Fatal(err)
-		}
+		influxQL(t, db, s)
 	}
 	cq := point{}
 	influxQLPoints(t, db, MeasurementUnit5m, cq)
@@ -259,12 +270,16 @@ func TestContinuousQueriesAndTaskAgree(t *testing.T) {
 	// Independent check of the site rollup: sum and count of SoC, power as
 	// the sum of the units' 5-minute means, from the readings themselves.
 	type agg struct{ sum, n float64 }
-	soc := map[string]*agg{}
+	type siteWindow struct {
+		site string
+		w    time.Time
+	}
+	soc := map[siteWindow]*agg{}
 	unitPower := map[string]*agg{}
 	for _, r := range recs {
 		w := r.Time().Truncate(Interval)
 		if r.Has&telemetry.HasSoC != 0 {
-			k := pointKey(MeasurementSite5m, r.Site, "", "", "", w)
+			k := siteWindow{r.Site, w}
 			if soc[k] == nil {
 				soc[k] = &agg{}
 			}
@@ -281,10 +296,10 @@ func TestContinuousQueriesAndTaskAgree(t *testing.T) {
 		}
 	}
 	for k, a := range soc {
-		ks := strings.Replace(k, `"" "" @`, `"" "" soc_pct_sum @`, 1)
-		kc := strings.Replace(k, `"" "" @`, `"" "" soc_pct_count @`, 1)
-		if got := cq[ks]; math.Abs(got-a.sum) > 1e-6 || cq[kc] != a.n {
-			t.Errorf("%s: sum %g count %g, want %g and %g", k, got, cq[kc], a.sum, a.n)
+		sum := cq[pointKey(MeasurementSite5m, k.site, "", "", "soc_pct_sum", k.w)]
+		n := cq[pointKey(MeasurementSite5m, k.site, "", "", "soc_pct_count", k.w)]
+		if math.Abs(sum-a.sum) > 1e-6 || n != a.n {
+			t.Errorf("site %q window %s: soc_pct_sum %g, soc_pct_count %g; want %g and %g", k.site, k.w, sum, n, a.sum, a.n)
 		}
 	}
 	sitePower := map[string]float64{}
@@ -320,6 +335,4 @@ func TestTaskScript(t *testing.T) {
 	if _, err := TaskScript("telemetry", t0.Add(time.Second), t0.Add(time.Hour), true); err == nil {
 		t.Error("unaligned range accepted")
 	}
-	ctx := context.Background()
-	_ = ctx
 }

@@ -18,26 +18,48 @@ type Proc struct {
 	name  string
 	start func() (*exec.Cmd, error)
 	ready func() error
-	cmd   *exec.Cmd
-	log   string
+	// gone, if set, reports nil once every trace of the stopped instance
+	// is gone (e.g. PostgreSQL's postmaster.pid), so Start can follow Stop.
+	gone func() error
+	cmd  *exec.Cmd
+	log  string
 }
 
-// Stop stops the instance (SIGTERM, then SIGKILL after 10 s) and waits.
+// Stop stops the instance (SIGTERM to its process group, then SIGKILL after
+// 10 s) and waits until it has exited and, where known, released its files.
 func (p *Proc) Stop() {
 	p.t.Helper()
 	if p.cmd == nil {
 		return
 	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	pgid := p.cmd.Process.Pid // started with Setpgid: the group id is its pid
+	_ = syscall.Kill(-pgid, syscall.SIGTERM)
 	done := make(chan struct{})
 	go func() { _, _ = p.cmd.Process.Wait(); close(done) }()
 	select {
 	case <-done:
 	case <-time.After(10 * time.Second):
-		_ = p.cmd.Process.Kill()
+		_ = syscall.Kill(-pgid, syscall.SIGKILL)
 		<-done
 	}
 	p.cmd = nil
+	// A wrapper such as runuser may exit before the server it started.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		alive := syscall.Kill(-pgid, 0) == nil
+		var goneErr error
+		if p.gone != nil {
+			goneErr = p.gone()
+		}
+		if !alive && goneErr == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			_ = syscall.Kill(-pgid, syscall.SIGKILL)
+			p.t.Fatalf("testenv: %s still running 20s after Stop (group alive: %v, %v)", p.name, alive, goneErr)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // Start starts the instance again and waits until it answers.
@@ -204,6 +226,12 @@ func StartPostgres(t testing.TB) *PrivatePostgres {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 			defer cancel()
 			return pingPG(ctx, dsn)
+		},
+		gone: func() error {
+			if _, err := os.Stat(filepath.Join(data, "postmaster.pid")); err == nil {
+				return fmt.Errorf("%s/postmaster.pid still exists", data)
+			}
+			return nil
 		},
 	}
 	p.Start()
