@@ -47,7 +47,7 @@ func main() {
 			pick: func(m map[string]float64) (float64, float64, float64, float64, string, string, string) {
 				return m["simulate_msgs/s"], m["raw_msgs/s"], m["ratio"], m["cpu-us/msg"], "msg/s", "µs", "baseline: raw amqp091 publish-with-confirms loop"
 			}},
-		{name: "consumer dual-write (PG + InfluxDB)", pkg: "./consumer/internal/pipeline", bench: "^BenchmarkDualWrite$", benchtime: "1x",
+		{name: "consumer dual-write (PG + InfluxDB)", pkg: "./consumer/internal/pipeline", bench: "^BenchmarkDualWrite$", benchtime: "40000x",
 			pick: func(m map[string]float64) (float64, float64, float64, float64, string, string, string) {
 				return m["msgs/s"], m["raw_msgs/s"], m["ratio"], m["cpu-us/msg"], "msg/s", "µs", "baseline: raw amqp091 consume+ack of the same queue"
 			}},
