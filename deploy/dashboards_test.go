@@ -10,7 +10,10 @@ import (
 	"go/ast"
 	"go/parser"
 	"go/token"
+	"io"
 	"io/fs"
+	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -18,11 +21,14 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
+	influxdb2 "github.com/influxdata/influxdb-client-go/v2"
 	yaml "go.yaml.in/yaml/v4"
 
 	"github.com/flexipack/cutover/deploy/influxdb"
 	"github.com/flexipack/cutover/shared/telemetry"
+	"github.com/flexipack/cutover/shared/testenv"
 )
 
 const dashboardsDir = "grafana/dashboards"
@@ -598,6 +604,86 @@ func TestFleetDashboardUsesExistingMeasurementsAndFields(t *testing.T) {
 				if !strings.Contains(tg.Query, v) {
 					t.Errorf("panel %q: the query does not use %s", p.Title, v)
 				}
+			}
+		}
+	}
+}
+
+// Every fleet panel's query runs on the real InfluxDB, at both resolutions,
+// and returns rows: two hours of readings of four units on two sites,
+// downsampled with the continuous queries' statements.
+func TestFleetPanelsRunOnInfluxDB(t *testing.T) {
+	db := testenv.Influx(t)
+	ctx := testenv.Context(t, 3*time.Minute)
+	to := time.Now().UTC().Truncate(time.Hour)
+	from := to.Add(-2 * time.Hour)
+	var lp []byte
+	for u := range 4 {
+		for ts := from.Add(time.Duration(u) * time.Second); ts.Before(to); ts = ts.Add(30 * time.Second) {
+			r := telemetry.Record{Unit: fmt.Sprintf("U%d", u), Site: []string{"North Yard, Bay 3", "South"}[u%2], Model: "FP", Schema: "2.1",
+				TimeMs: ts.UnixMilli(), Has: telemetry.HasSoC | telemetry.HasSoH | telemetry.HasVoltage | telemetry.HasCurrent | telemetry.HasPower,
+				SoC: 50, SoH: 97, Voltage: 800, Current: -3, Power: -2.4, Mode: "discharging",
+				Temps: []telemetry.Temp{{Sensor: "ambient", C: 20}, {Sensor: "cell_max", C: 31}, {Sensor: "cell_min", C: 29}}}
+			if ts.Minute()%20 == 0 && ts.Second() < 30 {
+				r.Alarms = []telemetry.Alarm{{Code: "OVT-1", Severity: "warning", Text: "hot"}}
+			}
+			lp = telemetry.AppendLineProtocol(lp, &r)
+		}
+	}
+	post := func(path string, form url.Values, body string) {
+		t.Helper()
+		var resp *http.Response
+		var err error
+		if form != nil {
+			resp, err = http.PostForm(db.URL+path, form)
+		} else {
+			resp, err = http.Post(db.URL+path, "text/plain", strings.NewReader(body))
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode/100 != 2 || strings.Contains(string(b), `"error"`) {
+			t.Fatalf("%s: %s: %s", path, resp.Status, b)
+		}
+	}
+	post("/write?precision=ms&db="+url.QueryEscape(db.DB), nil, string(lp))
+	cqs, err := influxdb.ContinuousQueries(influxdb.ContinuousQueriesText)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stmts, err := influxdb.ResampleStatements(cqs, from, to, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range stmts {
+		post("/query", url.Values{"db": {db.DB}, "q": {s}}, "")
+	}
+
+	client := influxdb2.NewClient(db.URL, db.Token)
+	defer client.Close()
+	q := client.QueryAPI(db.Org)
+	for _, p := range loadDashboards(t)["fleet.json"].panels() {
+		for _, res := range []string{"raw", "5m"} {
+			flux := strings.NewReplacer(
+				"v.timeRangeStart", from.Format(time.RFC3339), "v.timeRangeStop", to.Format(time.RFC3339),
+				"v.windowPeriod", "600000ms", "v.defaultBucket", strconv.Quote(db.Bucket),
+				"${resolution}", res, "${unit}", "U2", "$unit", "U2").Replace(p.Targets[0].Query)
+			result, err := q.Query(ctx, flux)
+			if err != nil {
+				t.Errorf("panel %q (%s): %v", p.Title, res, err)
+				continue
+			}
+			n := 0
+			for result.Next() {
+				n++
+			}
+			if err := result.Err(); err != nil {
+				t.Errorf("panel %q (%s): %v", p.Title, res, err)
+			}
+			if n == 0 {
+				t.Errorf("panel %q (%s): no rows", p.Title, res)
 			}
 		}
 	}

@@ -384,6 +384,8 @@ influx_up() {
 	out=$(curl -sS --max-time 10 -XPOST "http://$INFLUX_HTTP/query" --data-urlencode "q=CREATE DATABASE $INFLUX_DB" 2>&1) ||
 		die "influxdb: CREATE DATABASE $INFLUX_DB failed: $out" "$log"
 	[[ $out != *'"error"'* ]] || die "influxdb: CREATE DATABASE $INFLUX_DB failed: $out" "$log"
+	# The 5-minute rollups the fleet dashboards read for long ranges (docs/dashboards.md).
+	"$ROOT/deploy/influxdb/apply-cqs.sh" "http://$INFLUX_HTTP" "$INFLUX_DB" >/dev/null || die "influxdb: continuous queries failed" "$log"
 }
 
 # ---------------------------------------------------------------- MinIO

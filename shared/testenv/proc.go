@@ -21,8 +21,13 @@ type Proc struct {
 	// gone, if set, reports nil once every trace of the stopped instance
 	// is gone (e.g. PostgreSQL's postmaster.pid), so Start can follow Stop.
 	gone func() error
-	cmd  *exec.Cmd
-	log  string
+	// stopSignal asks the instance to stop; 0 means SIGTERM. PostgreSQL
+	// needs SIGINT (fast shutdown): its SIGTERM is a smart shutdown that
+	// waits for every connected client, so a server with clients never
+	// stops and is SIGKILLed, leaving its postmaster.pid behind.
+	stopSignal syscall.Signal
+	cmd        *exec.Cmd
+	log        string
 }
 
 // Stop stops the instance (SIGTERM to its process group, then SIGKILL after
@@ -33,7 +38,11 @@ func (p *Proc) Stop() {
 		return
 	}
 	pgid := p.cmd.Process.Pid // started with Setpgid: the group id is its pid
-	_ = syscall.Kill(-pgid, syscall.SIGTERM)
+	sig := p.stopSignal
+	if sig == 0 {
+		sig = syscall.SIGTERM
+	}
+	_ = syscall.Kill(-pgid, sig)
 	done := make(chan struct{})
 	go func() { _, _ = p.cmd.Process.Wait(); close(done) }()
 	select {
@@ -227,6 +236,7 @@ func StartPostgres(t testing.TB) *PrivatePostgres {
 			defer cancel()
 			return pingPG(ctx, dsn)
 		},
+		stopSignal: syscall.SIGINT,
 		gone: func() error {
 			if _, err := os.Stat(filepath.Join(data, "postmaster.pid")); err == nil {
 				return fmt.Errorf("%s/postmaster.pid still exists", data)
