@@ -275,10 +275,11 @@ func TestCutoverStory(t *testing.T) {
 	}
 	progress := func(what string, more int64) {
 		t.Helper()
-		n, err := legacyTotal()
-		if err != nil {
-			t.Fatal(err)
-		}
+		var n int64
+		testenv.Eventually(t, time.Minute, "count the legacy store's readings", func() (err error) {
+			n, err = legacyTotal()
+			return err
+		})
 		waitLegacy(what, atLeast(n+more))
 	}
 
@@ -332,9 +333,10 @@ func TestCutoverStory(t *testing.T) {
 	if err := producer.stop(60 * time.Second); err != nil {
 		t.Fatalf("producer simulate (live) exited with %v", err)
 	}
+	liveProducer := producer
 	producer = nil
-	if err := json.Unmarshal(producer.out.Bytes(), &liveSum); err != nil {
-		t.Fatalf("producer simulate (live): %v\n%s", err, producer.out.String())
+	if err := json.Unmarshal(liveProducer.out.Bytes(), &liveSum); err != nil {
+		t.Fatalf("producer simulate (live): %v\n%s", err, liveProducer.out.String())
 	}
 	total.add(liveSum)
 	t.Logf("live: %d messages, %d readings, %d bad messages %v, %d rejected samples, %d retried batches, simulated %s .. %s",

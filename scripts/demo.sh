@@ -1,130 +1,353 @@
 #!/usr/bin/env bash
-# demo.sh — `make demo`: start the service stack, build the binaries, and walk
-# through the pipeline: producer → bus → consumer → stores.
+# demo.sh — `make demo`: the whole cutover on this machine, from nothing.
 #
-# Grows with the project into the full cutover story (legacy → dual-write →
-# shadow-read → influx-primary → influx-only). A step whose subcommand is still
-# a placeholder ("not built yet") is reported and skipped; any other failure
-# fails the demo.
+#   1. start the services (scripts/services.sh up) and build the binaries;
+#   2. reset the demo's own state: PostgreSQL database bsu_demo, InfluxDB
+#      database bsu_demo, fresh RabbitMQ names and S3 prefix for this run;
+#   3. two consumers in phase legacy; a simulated fleet's last day of
+#      history (a day a minute) drains into PostgreSQL;
+#   4. a legacy snapshot to MinIO, then dual-write, then live traffic;
+#   5. InfluxDB is stopped for a while on purpose: the consumers record the
+#      lost window in the gap ledger;
+#   6. a second snapshot; backfill repairs the lost window (from the ledger)
+#      and the history (from the snapshots); verify;
+#   7. advance through shadow-read to influx-primary, and the figures.
 #
-#   DEMO_UNITS=50 DEMO_COUNT=500 DEMO_CONSUME_SECONDS=120 scripts/demo.sh
+# Every step prints the real commands and their output. The services stay
+# up afterwards (make demo-down stops them); the demo's consumers are
+# stopped at the end (it prints how to start them again).
+#
+#   DEMO_UNITS=300 DEMO_HISTORY_CADENCE=5m DEMO_OUTAGE_SECONDS=20 scripts/demo.sh
+#
+# The InfluxDB outage needs an InfluxDB that scripts/services.sh started (so
+# it may stop it). If the one on :8086 was started by something else, the
+# demo starts its own through services.sh on DEMO_INFLUX_ADDR
+# (default 127.0.0.1:8186) and uses that one instead.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 
-UNITS=${DEMO_UNITS:-50}
-COUNT=${DEMO_COUNT:-500}
-CONSUME_SECONDS=${DEMO_CONSUME_SECONDS:-120}
-# As fast as the bus takes it; DEMO_PRODUCER_ARGS="--time-scale 1" for real time.
-PRODUCER_ARGS=${DEMO_PRODUCER_ARGS:---time-scale 0}
-QUEUE=${DEMO_QUEUE:-telemetry.ingest}
-LOGDIR=$ROOT/.data/log/demo
-mkdir -p "$LOGDIR"
+UNITS=${DEMO_UNITS:-300}
+HISTORY_CADENCE=${DEMO_HISTORY_CADENCE:-5m} # a day of 300 units every 5 min: ~86,000 messages
+HISTORY_SECONDS=${DEMO_HISTORY_SECONDS:-60} # wall-clock time for the day of history
+LIVE_CADENCE=${DEMO_LIVE_CADENCE:-10s}      # live traffic in real time: 30 messages a second
+OUTAGE_SECONDS=${DEMO_OUTAGE_SECONDS:-20}
+BAD_RATIO=${DEMO_BAD_RATIO:-0.01}
+WINDOW=${DEMO_WINDOW:-1h}
+DRAIN_SECONDS=${DEMO_DRAIN_SECONDS:-300}
+DEMO_INFLUX_ADDR=${DEMO_INFLUX_ADDR:-127.0.0.1:8186}
+DEMO_INFLUX_RPC_ADDR=${DEMO_INFLUX_RPC_ADDR:-127.0.0.1:8188}
+DB=bsu_demo
 
-step() { printf '\n==> %s\n' "$*"; }
+DIR=$ROOT/.data/demo
+RUN_DIR=${SERVICES_RUN_DIR:-/tmp/flexipack-cutover-services}
+mkdir -p "$DIR"
+BEGAN=$SECONDS
+RUN_ID=$(date -u +%Y%m%dt%H%M%S)
+
+STEP=0
+step() {
+	STEP=$((STEP + 1))
+	local t=$((SECONDS - BEGAN))
+	printf '\n==> [%02d:%02d] %d. %s\n' $((t / 60)) $((t % 60)) "$STEP" "$*"
+}
 note() { printf '    %s\n' "$*"; }
+# show CMD...: print the command as an operator would type it, run it, and
+# indent its output (stdout and logs).
+show() {
+	printf '    $ %s\n' "$*"
+	"$@" 2>&1 | sed 's/^/      /'
+}
+# clip N: the first N lines, then how many were left out, then the last 3.
+clip() {
+	awk -v n="$1" '{ l[NR] = $0 } END {
+		if (NR <= n + 4) { for (i = 1; i <= NR; i++) print l[i]; exit }
+		for (i = 1; i <= n; i++) print l[i]
+		printf "      … %d lines left out …\n", NR - n - 3
+		for (i = NR - 2; i <= NR; i++) print l[i]
+	}'
+}
+# show_clipped N CMD...: show, with long output clipped.
+show_clipped() {
+	local n=$1
+	shift
+	printf '    $ %s\n' "$*"
+	"$@" 2>&1 | clip "$n" | sed 's/^/      /'
+}
+die() {
+	printf '\ndemo: FAILED: %s\n' "$*" >&2
+	exit 1
+}
+iso() { date -u -d "@$1" +%Y-%m-%dT%H:%M:%SZ; }
+now_iso() { date -u +%Y-%m-%dT%H:%M:%SZ; }
 
-# placeholder BIN CMD: whether the subcommand is still a placeholder (its
-# help says "not yet built").
-placeholder() { "bin/$1" "$2" --help 2>&1 | grep -q 'not yet built'; }
+# ---------------------------------------------------------------- services
 
-step "services (scripts/services.sh up)"
+step "services: scripts/services.sh up"
 scripts/services.sh up
 eval "$(scripts/services.sh env)"
 
-step "build (make build → bin/)"
-make --no-print-directory build
-for b in producer consumer backfill migrate; do
-	note "bin/$b: $(bin/$b --help | awk '/^COMMANDS:/ {on=1; next} on && /^ *[a-z]/ && !/help, h/ {gsub(/^ +/, ""); split($0, a, /[ ,]/); printf "%s ", a[1]} /^GLOBAL OPTIONS:/ {on=0}')"
-done
+# influx_owned ADDR: whether the InfluxDB serving ADDR is one that
+# services.sh started (its pid file names a live influxd whose config binds
+# ADDR), so the demo may stop and start it.
+influx_owned() {
+	local pid datadir conf bound
+	pid=$(cat "$RUN_DIR/influxdb.pid" 2>/dev/null) || return 1
+	[[ $pid =~ ^[0-9]+$ && -r /proc/$pid/cmdline ]] || return 1
+	tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q influxd || return 1
+	datadir=$(cat "$RUN_DIR/influxdb.datadir" 2>/dev/null) || return 1
+	conf=$datadir/influxdb/influxdb.conf
+	bound=$(awk '/^\[http\]/ {h=1; next} /^\[/ {h=0} h && $1 == "bind-address" {gsub(/"/, "", $3); print $3}' "$conf" 2>/dev/null)
+	[[ $bound == "$1" ]]
+}
 
-consumer_pid=
+INFLUX_ADDR=${INFLUX_URL#http://}
+if influx_owned "$INFLUX_ADDR"; then
+	note "InfluxDB on $INFLUX_ADDR was started by services.sh: the demo stops and starts it for the outage."
+else
+	note "InfluxDB on $INFLUX_ADDR was not started by services.sh, so the demo may not stop it;"
+	note "it runs its own through services.sh on $DEMO_INFLUX_ADDR instead (make demo-down stops it)."
+	export SERVICES_INFLUX_ADDR=$DEMO_INFLUX_ADDR SERVICES_INFLUX_RPC_ADDR=$DEMO_INFLUX_RPC_ADDR
+	show scripts/services.sh start influxdb
+	eval "$(scripts/services.sh env)"
+	INFLUX_ADDR=${INFLUX_URL#http://}
+	influx_owned "$INFLUX_ADDR" || die "the InfluxDB on $INFLUX_ADDR is not one services.sh started; set DEMO_INFLUX_ADDR to a free address"
+fi
+
+step "build: make build (bin/producer, bin/consumer, bin/backfill, bin/migrate)"
+make --no-print-directory build
+for b in producer consumer backfill migrate; do note "bin/$b $(bin/$b --version 2>/dev/null | head -1)"; done
+
+# ---------------------------------------------------------------- reset
+
+step "reset the demo's state (run $RUN_ID)"
+pg_admin() { psql "${PG_DSN%/*}/postgres?sslmode=disable" -X -q -At -v ON_ERROR_STOP=1 "$@"; }
+influxql() {
+	local out
+	out=$(curl -sS --max-time 30 -XPOST "$INFLUX_URL/query" --data-urlencode "q=$1") || die "InfluxQL $1: $out"
+	[[ $out != *'"error"'* ]] || die "InfluxQL $1: $out"
+}
+mgmt() { curl -sS --max-time 10 -u guest:guest "$@"; }
+MGMT=${AMQP_MANAGEMENT_URL#*@}
+MGMT=http://${MGMT#http://}
+
+pg_admin -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DATABASE $DB"
+note "PostgreSQL: database $DB dropped and created again (legacy store and cutover state)"
+influxql "DROP DATABASE $DB"
+influxql "CREATE DATABASE $DB"
+note "InfluxDB $INFLUX_URL: database $DB dropped and created again"
+# The previous run's queues and exchanges go: each run has its own names.
+if [[ -f $DIR/last-run ]]; then
+	prev=$(<"$DIR/last-run")
+	for q in "demo.$prev.ingest" "demo.$prev.dead"; do mgmt -o /dev/null -XDELETE "$MGMT/api/queues/%2F/$q" || true; done
+	for x in "demo.$prev.telemetry" "demo.$prev.dlx"; do mgmt -o /dev/null -XDELETE "$MGMT/api/exchanges/%2F/$x" || true; done
+	note "RabbitMQ: removed the previous run's queues and exchanges (demo.$prev.*)"
+fi
+printf '%s\n' "$RUN_ID" >"$DIR/last-run"
+
+BASE_DSN=${PG_DSN%/*}
+export PG_DSN="$BASE_DSN/$DB?sslmode=disable" STATE_DSN="$BASE_DSN/$DB?sslmode=disable"
+export INFLUX_BUCKET=$DB/autogen
+export S3_PREFIX=demo/$RUN_ID/snapshots
+export AMQP_EXCHANGE=demo.$RUN_ID.telemetry AMQP_QUEUE=demo.$RUN_ID.ingest
+export AMQP_DEAD_EXCHANGE=demo.$RUN_ID.dlx AMQP_DEAD_QUEUE=demo.$RUN_ID.dead
+export HTTP_ADDR='' LOG_FORMAT=text MIGRATE_ACTOR=demo
+{
+	scripts/services.sh env | grep -v -e '^export PG_DSN' -e '^export STATE_DSN' -e '^export INFLUX_BUCKET' -e '^export S3_PREFIX'
+	printf 'export %s\n' "PG_DSN='$PG_DSN'" "STATE_DSN='$STATE_DSN'" "INFLUX_BUCKET=$INFLUX_BUCKET" "S3_PREFIX=$S3_PREFIX" \
+		"AMQP_EXCHANGE=$AMQP_EXCHANGE" "AMQP_QUEUE=$AMQP_QUEUE" "AMQP_DEAD_EXCHANGE=$AMQP_DEAD_EXCHANGE" "AMQP_DEAD_QUEUE=$AMQP_DEAD_QUEUE"
+} >"$DIR/env"
+note "this run: queue $AMQP_QUEUE, dead letters $AMQP_DEAD_QUEUE, snapshots s3://$S3_BUCKET/$S3_PREFIX"
+note "its environment, for your own commands: source .data/demo/env"
+
+# ---------------------------------------------------------------- helpers
+
+sql() { psql "$PG_DSN" -X -q -At -c "$1"; }
+legacy_count() { sql 'select count(*) from legacy.readings' 2>/dev/null || echo 0; }
+influx_count() {
+	curl -sS --max-time 30 -G "$INFLUX_URL/query" --data-urlencode "db=$DB" --data-urlencode 'q=SELECT count("schema") FROM "bsu"' |
+		grep -o '"values":\[\[[^]]*\]\]' | grep -o '[0-9]*\]\]' | tr -d ']' || echo 0
+}
+queue_messages() {
+	mgmt "$MGMT/api/queues/%2F/$1?columns=messages" 2>/dev/null | grep -o '"messages":[0-9]*' | cut -d: -f2
+}
+# figure NAME FILE: a number from a producer summary table ("readings  4169 (...)").
+figure() { awk -v k="$1" '{ sub(/^ +/, "") } index($0, k) == 1 { s = substr($0, length(k) + 1); sub(/^ +/, "", s); split(s, a, " "); print a[1]; exit }' "$2"; }
+
+# wait_legacy N: wait until the legacy store holds N readings, with progress.
+wait_legacy() {
+	local want=$1 deadline=$((SECONDS + DRAIN_SECONDS)) n last=0
+	while :; do
+		n=$(legacy_count)
+		if [[ $n == "$want" ]]; then
+			note "legacy store: $n of $want readings; queue $AMQP_QUEUE empty"
+			return
+		fi
+		((SECONDS < deadline)) || die "the legacy store holds $n readings, not $want, after ${DRAIN_SECONDS}s (see .data/demo/consumer-*.log)"
+		if ((SECONDS - last >= 5)); then
+			note "legacy store: $n of $want readings ($(queue_messages "$AMQP_QUEUE" || echo '?') messages queued)"
+			last=$SECONDS
+		fi
+		sleep 1
+	done
+}
+
+declare -A CONSUMER_PID=()
+start_consumer() {
+	local id=$1
+	bin/consumer run --consumer-id "$id" --phase-poll 1s >"$DIR/$id.log" 2>&1 &
+	CONSUMER_PID[$id]=$!
+}
+LIVE_PID=
 cleanup() {
-	if [[ -n $consumer_pid ]] && kill -0 "$consumer_pid" 2>/dev/null; then
-		kill -TERM "$consumer_pid" 2>/dev/null || true
-		wait "$consumer_pid" 2>/dev/null || true
-	fi
+	local rc=$?
+	((rc == 0)) || printf '\ndemo: FAILED in step %d (exit %d); logs in .data/demo/\n' "$STEP" "$rc" >&2
+	[[ -z $LIVE_PID ]] || kill -INT "$LIVE_PID" 2>/dev/null || true
+	for id in "${!CONSUMER_PID[@]}"; do kill -TERM "${CONSUMER_PID[$id]}" 2>/dev/null || true; done
+	wait 2>/dev/null || true
 }
 trap cleanup EXIT
 
-failed=0
-legacy_count() { psql "$PG_DSN" -X -q -At -c 'select count(*) from legacy.readings' 2>/dev/null || echo 0; }
-legacy_before=$(legacy_count)
+# ---------------------------------------------------------------- the story
 
-step "consumer run (background; log $LOGDIR/consumer.log)"
-if placeholder consumer run; then
-	note "skipped: consumer run is not built yet"
-else
-	HTTP_ADDR=${DEMO_CONSUMER_HTTP_ADDR:-127.0.0.1:9102} bin/consumer run >"$LOGDIR/consumer.log" 2>&1 &
-	consumer_pid=$!
-	# A working consumer keeps running; a broken one exits at once. Give it a
-	# bounded moment to show which.
-	for _ in $(seq 1 20); do
-		kill -0 "$consumer_pid" 2>/dev/null || break
-		sleep 0.1
+step "two consumers in phase legacy (logs: .data/demo/consumer-1.log, consumer-2.log)"
+start_consumer demo-consumer-1
+start_consumer demo-consumer-2
+deadline=$((SECONDS + 90))
+until [[ $(sql "select count(*) from cutover.heartbeats where beat_at > now() - interval '10 seconds'" 2>/dev/null || echo 0) == 2 ]]; do
+	for id in "${!CONSUMER_PID[@]}"; do
+		kill -0 "${CONSUMER_PID[$id]}" 2>/dev/null || { tail -n 20 "$DIR/$id.log" >&2; die "$id exited"; }
 	done
-	if kill -0 "$consumer_pid" 2>/dev/null; then
-		note "running (pid $consumer_pid)"
-	else
-		rc=0
-		wait "$consumer_pid" || rc=$?
-		consumer_pid=
-		note "FAILED: consumer run exited $rc:"
-		tail -n 20 "$LOGDIR/consumer.log" | sed 's/^/      /'
-		failed=1
-	fi
-fi
+	((SECONDS < deadline)) || die "the consumers did not report within 90s (see .data/demo/consumer-*.log)"
+	sleep 1
+done
+show bin/migrate status
 
-step "producer simulate --units $UNITS --count $COUNT $PRODUCER_ARGS (log $LOGDIR/producer.log)"
-rc=0
-if placeholder producer simulate; then
-	note "skipped: producer simulate is not built yet"
-elif HTTP_ADDR=${DEMO_PRODUCER_HTTP_ADDR:-127.0.0.1:9101} bin/producer simulate --units "$UNITS" --count "$COUNT" $PRODUCER_ARGS >"$LOGDIR/producer.log" 2>&1 || { rc=$?; false; }; then
-	note "done"
-	tail -n 5 "$LOGDIR/producer.log" | sed 's/^/      /'
+step "history: $UNITS units, the last day, every $HISTORY_CADENCE, in ${HISTORY_SECONDS}s (a day a minute)"
+scale=$((86400 / HISTORY_SECONDS))
+show bin/producer simulate --units "$UNITS" --cadence "$HISTORY_CADENCE" --time-scale "$scale" --duration "${HISTORY_SECONDS}s" \
+	--bad-ratio "$BAD_RATIO" --progress 15s | tee "$DIR/history.txt"
+HIST_READINGS=$(figure readings "$DIR/history.txt")
+HIST_BAD=$(figure "bad messages" "$DIR/history.txt")
+HIST_REJECTED=$(figure "rejected samples" "$DIR/history.txt")
+[[ $HIST_READINGS =~ ^[0-9]+$ ]] || die "no readings figure in the producer's summary"
+note "waiting for the consumers to store the $HIST_READINGS readings"
+wait_legacy "$HIST_READINGS"
+
+HIST_FROM=$(iso $(($(date +%s) - 26 * 3600)))
+SNAP1_TO=$(now_iso)
+step "legacy snapshot to MinIO: everything before $SNAP1_TO"
+show bin/backfill snapshot --from "$HIST_FROM" --to "$SNAP1_TO"
+
+step "advance to dual-write (PostgreSQL required, InfluxDB repairable)"
+show bin/migrate advance --execute --reason "demo: start dual-write"
+DUAL_AT=$(now_iso)
+
+step "live traffic in real time (every $LIVE_CADENCE; log: .data/demo/producer-live.log)"
+LIVE_START=$(now_iso)
+bin/producer simulate --units "$UNITS" --cadence "$LIVE_CADENCE" --time-scale 1 --start "$LIVE_START" \
+	--bad-ratio "$BAD_RATIO" --seed 7 >"$DIR/live.txt" 2>"$DIR/producer-live.log" &
+LIVE_PID=$!
+before=$(legacy_count)
+deadline=$((SECONDS + 60))
+until (($(legacy_count) >= before + UNITS / 2)); do
+	kill -0 "$LIVE_PID" 2>/dev/null || { cat "$DIR/producer-live.log" >&2; die "the live producer exited"; }
+	((SECONDS < deadline)) || die "live traffic does not reach the legacy store"
+	sleep 1
+done
+note "flowing: legacy store $(legacy_count) readings, InfluxDB $(influx_count)"
+
+step "lose an InfluxDB window on purpose: stop it for ${OUTAGE_SECONDS}s"
+show scripts/services.sh stop influxdb
+OUTAGE_AT=$SECONDS
+deadline=$((SECONDS + OUTAGE_SECONDS))
+while ((SECONDS < deadline)); do
+	sleep 5
+	note "$((SECONDS - OUTAGE_AT))s: legacy store $(legacy_count) readings; gap-ledger entries $(sql "select count(*) from cutover.gap_ledger where repaired_at is null")"
+done
+show scripts/services.sh start influxdb
+show bin/migrate status
+
+step "live traffic for a little longer, then stop it"
+sleep 10
+kill -INT "$LIVE_PID"
+wait "$LIVE_PID" || die "the live producer failed (see .data/demo/producer-live.log)"
+LIVE_PID=
+sed 's/^/      /' "$DIR/live.txt"
+LIVE_READINGS=$(figure readings "$DIR/live.txt")
+LIVE_BAD=$(figure "bad messages" "$DIR/live.txt")
+LIVE_REJECTED=$(figure "rejected samples" "$DIR/live.txt")
+PRODUCED=$((HIST_READINGS + LIVE_READINGS))
+wait_legacy "$PRODUCED"
+
+SNAP2_TO=$(now_iso)
+step "second legacy snapshot: the live traffic, [$SNAP1_TO, $SNAP2_TO)"
+show bin/backfill snapshot --from "$SNAP1_TO" --to "$SNAP2_TO"
+
+step "repair the lost window: the gap ledger's windows, from the snapshots"
+show bin/backfill gaps --from-ledger --from "$HIST_FROM" --to "$SNAP2_TO" --window "$WINDOW" -o json |
+	grep -E '"(windows_checked|gaps_found|missing_readings)"' || true
+show bin/backfill run --from-ledger --from "$HIST_FROM" --to "$SNAP2_TO" --window "$WINDOW" --execute
+
+step "backfill the history: every window where InfluxDB has fewer readings than the snapshots"
+show_clipped 8 bin/backfill gaps --from "$HIST_FROM" --to "$DUAL_AT" --window "$WINDOW"
+show bin/backfill run --from "$HIST_FROM" --to "$DUAL_AT" --window "$WINDOW" --execute
+
+step "verify: both stores, per unit and $WINDOW window, and the dashboards' queries"
+show_clipped 30 bin/migrate verify --from "$HIST_FROM" --to "$(now_iso)" --window "$WINDOW"
+
+step "advance to shadow-read"
+show bin/migrate advance --execute --to shadow-read --reason "demo: verified"
+step "advance to influx-primary"
+show bin/migrate advance --execute --to influx-primary --reason "demo: shadow reads agree"
+show bin/migrate status
+
+# ---------------------------------------------------------------- figures
+
+step "figures"
+IN_PG=$(legacy_count)
+IN_INFLUX=$(influx_count)
+sleep 5 # the management API's queue figures lag by up to 5 s
+DEAD=$(queue_messages "$AMQP_DEAD_QUEUE")
+BAD=$((HIST_BAD + LIVE_BAD))
+REJECTED=$((HIST_REJECTED + LIVE_REJECTED))
+LEDGER=$(sql "select count(*) || ' entries, ' || count(repaired_at) || ' repaired' from cutover.gap_ledger")
+printf '    %-28s %s\n' \
+	"readings produced" "$PRODUCED (history $HIST_READINGS, live $LIVE_READINGS)" \
+	"in PostgreSQL" "$IN_PG" \
+	"in InfluxDB" "$IN_INFLUX" \
+	"dead-lettered" "$DEAD ($BAD bad messages, $REJECTED messages with rejected samples)" \
+	"gap ledger" "$LEDGER" \
+	"took" "$(((SECONDS - BEGAN) / 60))m$(((SECONDS - BEGAN) % 60))s"
+ok=1
+[[ $IN_PG == "$PRODUCED" && $IN_INFLUX == "$PRODUCED" ]] || ok=0
+[[ $DEAD == $((BAD + REJECTED)) ]] || ok=0
+
+for id in "${!CONSUMER_PID[@]}"; do kill -TERM "${CONSUMER_PID[$id]}" 2>/dev/null || true; done
+wait "${CONSUMER_PID[@]}" 2>/dev/null || true
+CONSUMER_PID=()
+
+cat <<EOF
+
+Look at the data:
+  InfluxDB  $INFLUX_URL  (database $DB; Flux through the v2 API)
+    curl -s -XPOST '$INFLUX_URL/api/v2/query' -H 'Content-Type: application/vnd.flux' -H 'Accept: application/csv' --data-binary '
+      from(bucket: "$DB/autogen")
+        |> range(start: -25h)
+        |> filter(fn: (r) => r._measurement == "bsu" and r._field == "soc_pct")
+        |> group(columns: ["site"])
+        |> aggregateWindow(every: 1h, fn: mean)'
+  PostgreSQL  psql '$PG_DSN' -c 'select unit, count(*) from legacy.readings group by unit order by unit limit 10'
+  MinIO  $S3_ENDPOINT (minioadmin/minioadmin), s3://$S3_BUCKET/$S3_PREFIX
+  RabbitMQ  $MGMT (guest/guest): dead letters in $AMQP_DEAD_QUEUE; bin/consumer dlq list
+  The cutover: bin/migrate status; bin/migrate history
+
+The demo's consumers are stopped; the services stay up (make demo-down stops them).
+Start the consumers again (phase influx-primary) with:
+  source .data/demo/env && bin/consumer run --consumer-id demo-consumer-1 --http-addr 127.0.0.1:9100
+EOF
+if ((ok)); then
+	echo "demo: done: every reading in both stores, every malformed message dead-lettered"
 else
-	note "FAILED: producer simulate exited $rc:"
-	tail -n 20 "$LOGDIR/producer.log" | sed 's/^/      /'
-	failed=1
+	die "the figures do not add up (see above)"
 fi
-
-# queue_backlog: ready + unacked messages of the ingest queue, from the
-# management API (its figures lag by up to 5 seconds).
-queue_backlog() {
-	curl -sf --max-time 5 "${AMQP_MANAGEMENT_URL%/}/api/queues/%2F/$QUEUE" |
-		tr ',' '\n' | awk -F: '$1 == "\"messages\"" {print $2; found=1} END {if (!found) print "unknown"}'
-}
-
-if [[ -n $consumer_pid ]]; then
-	step "waiting (up to ${CONSUME_SECONDS}s) for the consumer to empty $QUEUE, then stopping it"
-	produced_at=$SECONDS
-	deadline=$((SECONDS + CONSUME_SECONDS))
-	backlog=unknown
-	while ((SECONDS < deadline)) && kill -0 "$consumer_pid" 2>/dev/null; do
-		backlog=$(queue_backlog || echo unknown)
-		# Only trust a zero once the management figures are fresh.
-		if [[ $backlog == 0 ]] && ((SECONDS - produced_at >= 6)); then break; fi
-		sleep 1
-	done
-	if [[ $backlog == 0 ]]; then
-		note "$QUEUE is empty after $((SECONDS - produced_at))s"
-	else
-		note "FAILED: $QUEUE still holds ${backlog} messages after ${CONSUME_SECONDS}s"
-		failed=1
-	fi
-	cleanup
-	consumer_pid=
-	tail -n 5 "$LOGDIR/consumer.log" | sed 's/^/      /'
-fi
-
-step "what landed in the stores"
-legacy_after=$(legacy_count)
-note "legacy store ($PG_DSN): $legacy_after readings ($((legacy_after - legacy_before)) new in this run)"
-note "InfluxDB ($INFLUX_URL, database ${INFLUX_BUCKET%/*}) measurements: $(curl -sS -G "$INFLUX_URL/query" --data-urlencode "db=${INFLUX_BUCKET%/*}" --data-urlencode 'q=SHOW MEASUREMENTS' 2>&1)"
-echo
-
-if ((failed)); then
-	echo "demo: some steps failed (see above)"
-	exit 1
-fi
-echo "demo: done"
