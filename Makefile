@@ -50,12 +50,15 @@ build: ## build the four binaries into bin/
 demo: ## start the services, build, and run the cutover demo (scripts/demo.sh)
 	scripts/demo.sh
 
-demo-down: services-down ## stop the services the demo started (same as services-down)
+demo-down: ## stop the demo's consumers and private InfluxDB (if any), then the services
+	scripts/demo.sh down
+	$(MAKE) --no-print-directory services-down
 
 lint: ## gofmt and go vet
 	@files=$$(find . -name '*.go' -not -path './.data/*' -not -path './bin/*' | xargs gofmt -l); \
 	if [[ -n $$files ]]; then echo "gofmt needed:"; echo "$$files"; exit 1; fi
 	$(GO) vet $(PKGS)
+	$(GO) vet -tags e2e ./e2e/
 
 services-up: ## install (first time), start and wait for RabbitMQ, PostgreSQL, InfluxDB, MinIO
 	scripts/services.sh up

@@ -197,6 +197,7 @@ type deadLetters struct {
 	Samples     int            // rejected samples: x-rejected-samples of partials plus those of AllRejected
 	NoReason    int            // letters without an x-reason header
 	ByReason    map[string]int // distinct letters per reason class (the reason up to its first ':')
+	ByKind      map[string]int // letters rejected whole, per the simulator's sim_bad header (kept from the original)
 }
 
 var samplesRejected = regexp.MustCompile(`^(\d+) of (\d+) samples rejected`)
@@ -215,7 +216,7 @@ func drainDeadLetters(t *testing.T, amqpURL, queue string) deadLetters {
 		t.Fatalf("dead letters: %v", err)
 	}
 	defer ch.Close()
-	dl := deadLetters{ByReason: map[string]int{}}
+	dl := deadLetters{ByReason: map[string]int{}, ByKind: map[string]int{}}
 	seen := map[[32]byte]bool{}
 	for {
 		d, ok, err := ch.Get(queue, true)
@@ -263,6 +264,7 @@ func drainDeadLetters(t *testing.T, amqpURL, queue string) deadLetters {
 				class = "every sample rejected"
 			} else {
 				dl.Whole++
+				dl.ByKind[h("sim_bad")]++
 			}
 		default:
 			t.Errorf("dead letter %s: x-kind %q, want rejected or partial", d.MessageId, kind)

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"os/exec"
 	"strings"
@@ -47,6 +48,12 @@ type simSummary struct {
 }
 
 func (s *simSummary) add(o simSummary) {
+	if s.BadByKind == nil {
+		s.BadByKind = map[string]int{}
+	}
+	for k, n := range o.BadByKind {
+		s.BadByKind[k] += n
+	}
 	s.Messages += o.Messages
 	s.Readings += o.Readings
 	s.RejectedSamples += o.RejectedSamples
@@ -493,6 +500,9 @@ func TestCutoverStory(t *testing.T) {
 	if int64(dl.Whole) != total.BadMessages || int64(dl.Samples) != total.RejectedSamples || dl.NoReason != 0 {
 		t.Fatalf("dead letters: %d rejected whole (want %d bad messages), %d rejected samples (want %d), %d without a reason",
 			dl.Whole, total.BadMessages, dl.Samples, total.RejectedSamples, dl.NoReason)
+	}
+	if !maps.Equal(dl.ByKind, total.BadByKind) {
+		t.Fatalf("dead letters rejected whole, by kind: %v; the simulator sent %v", dl.ByKind, total.BadByKind)
 	}
 
 	all, err := state.Gaps(ctx, cutover.GapFilter{})

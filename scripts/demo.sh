@@ -20,9 +20,14 @@
 #   DEMO_UNITS=300 DEMO_HISTORY_CADENCE=5m DEMO_OUTAGE_SECONDS=20 scripts/demo.sh
 #
 # The InfluxDB outage needs an InfluxDB that scripts/services.sh started (so
-# it may stop it). If the one on :8086 was started by something else, the
-# demo starts its own through services.sh on DEMO_INFLUX_ADDR
-# (default 127.0.0.1:8186) and uses that one instead.
+# it may stop it). If the one the stack uses was started by something else,
+# or with DEMO_PRIVATE_INFLUX=1 (on a machine others are testing on), the
+# demo runs its own through services.sh, apart from the stack (pid file in
+# .data/demo/services, data in .data/demo/stack), on DEMO_INFLUX_ADDR
+# (default 127.0.0.1:8186); 'scripts/demo.sh down' stops it.
+#
+#   scripts/demo.sh        run the demo
+#   scripts/demo.sh down   stop the demo's own InfluxDB, if it started one
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
@@ -42,6 +47,26 @@ DB=bsu_demo
 DIR=$ROOT/.data/demo
 RUN_DIR=${SERVICES_RUN_DIR:-/tmp/flexipack-cutover-services}
 mkdir -p "$DIR"
+# The demo's own InfluxDB, when it needs one: services.sh in a namespace of
+# its own, so it never takes the stack's pid file or data folder.
+PRIVATE_INFLUX_ENV=(SERVICES_RUN_DIR="$DIR/services" SERVICES_DATA_DIR="$DIR/stack"
+	SERVICES_INFLUX_ADDR="$DEMO_INFLUX_ADDR" SERVICES_INFLUX_RPC_ADDR="$DEMO_INFLUX_RPC_ADDR")
+
+case ${1:-} in
+"") ;;
+down)
+	if [[ -f $DIR/services/influxdb.pid ]]; then
+		env "${PRIVATE_INFLUX_ENV[@]}" scripts/services.sh stop influxdb || true
+	else
+		echo "demo: no InfluxDB of the demo's own is running"
+	fi
+	exit 0
+	;;
+*)
+	echo "usage: scripts/demo.sh [down]" >&2
+	exit 2
+	;;
+esac
 BEGAN=$SECONDS
 RUN_ID=$(date -u +%Y%m%dt%H%M%S)
 
@@ -87,32 +112,39 @@ step "services: scripts/services.sh up"
 scripts/services.sh up
 eval "$(scripts/services.sh env)"
 
-# influx_owned ADDR: whether the InfluxDB serving ADDR is one that
-# services.sh started (its pid file names a live influxd whose config binds
-# ADDR), so the demo may stop and start it.
+# influx_owned RUNDIR ADDR: whether the InfluxDB serving ADDR is one that
+# services.sh (with pid files in RUNDIR) started: its pid file names a live
+# influxd whose config binds ADDR. Only such an InfluxDB may the demo stop.
 influx_owned() {
 	local pid datadir conf bound
-	pid=$(cat "$RUN_DIR/influxdb.pid" 2>/dev/null) || return 1
+	pid=$(cat "$1/influxdb.pid" 2>/dev/null) || return 1
 	[[ $pid =~ ^[0-9]+$ && -r /proc/$pid/cmdline ]] || return 1
 	tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q influxd || return 1
-	datadir=$(cat "$RUN_DIR/influxdb.datadir" 2>/dev/null) || return 1
+	datadir=$(cat "$1/influxdb.datadir" 2>/dev/null) || return 1
 	conf=$datadir/influxdb/influxdb.conf
 	bound=$(awk '/^\[http\]/ {h=1; next} /^\[/ {h=0} h && $1 == "bind-address" {gsub(/"/, "", $3); print $3}' "$conf" 2>/dev/null)
-	[[ $bound == "$1" ]]
+	[[ $bound == "$2" ]]
 }
 
+# influx_svc start|stop: services.sh for the InfluxDB the demo uses.
+INFLUX_SVC=(scripts/services.sh)
 INFLUX_ADDR=${INFLUX_URL#http://}
-if influx_owned "$INFLUX_ADDR"; then
+if [[ -z ${DEMO_PRIVATE_INFLUX:-} ]] && influx_owned "$RUN_DIR" "$INFLUX_ADDR"; then
 	note "InfluxDB on $INFLUX_ADDR was started by services.sh: the demo stops and starts it for the outage."
 else
-	note "InfluxDB on $INFLUX_ADDR was not started by services.sh, so the demo may not stop it;"
-	note "it runs its own through services.sh on $DEMO_INFLUX_ADDR instead (make demo-down stops it)."
-	export SERVICES_INFLUX_ADDR=$DEMO_INFLUX_ADDR SERVICES_INFLUX_RPC_ADDR=$DEMO_INFLUX_RPC_ADDR
-	show scripts/services.sh start influxdb
-	eval "$(scripts/services.sh env)"
-	INFLUX_ADDR=${INFLUX_URL#http://}
-	influx_owned "$INFLUX_ADDR" || die "the InfluxDB on $INFLUX_ADDR is not one services.sh started; set DEMO_INFLUX_ADDR to a free address"
+	if [[ -n ${DEMO_PRIVATE_INFLUX:-} ]]; then
+		note "DEMO_PRIVATE_INFLUX is set: the demo runs its own InfluxDB on $DEMO_INFLUX_ADDR and leaves $INFLUX_ADDR alone."
+	else
+		note "InfluxDB on $INFLUX_ADDR was not started by services.sh, so the demo may not stop it;"
+		note "it runs its own on $DEMO_INFLUX_ADDR instead ('scripts/demo.sh down' stops it)."
+	fi
+	INFLUX_SVC=(env "${PRIVATE_INFLUX_ENV[@]}" scripts/services.sh)
+	show "${INFLUX_SVC[@]}" start influxdb
+	INFLUX_URL=http://$DEMO_INFLUX_ADDR
+	INFLUX_ADDR=$DEMO_INFLUX_ADDR
+	influx_owned "$DIR/services" "$INFLUX_ADDR" || die "the InfluxDB on $INFLUX_ADDR is not one services.sh started; set DEMO_INFLUX_ADDR to a free address"
 fi
+export INFLUX_URL
 
 step "build: make build (bin/producer, bin/consumer, bin/backfill, bin/migrate)"
 make --no-print-directory build
@@ -153,8 +185,9 @@ export AMQP_EXCHANGE=demo.$RUN_ID.telemetry AMQP_QUEUE=demo.$RUN_ID.ingest
 export AMQP_DEAD_EXCHANGE=demo.$RUN_ID.dlx AMQP_DEAD_QUEUE=demo.$RUN_ID.dead
 export HTTP_ADDR='' LOG_FORMAT=text MIGRATE_ACTOR=demo
 {
-	scripts/services.sh env | grep -v -e '^export PG_DSN' -e '^export STATE_DSN' -e '^export INFLUX_BUCKET' -e '^export S3_PREFIX'
-	printf 'export %s\n' "PG_DSN='$PG_DSN'" "STATE_DSN='$STATE_DSN'" "INFLUX_BUCKET=$INFLUX_BUCKET" "S3_PREFIX=$S3_PREFIX" \
+	scripts/services.sh env | grep -v -e '^export PG_DSN' -e '^export STATE_DSN' -e '^export INFLUX_' -e '^export S3_PREFIX'
+	printf 'export %s\n' "PG_DSN='$PG_DSN'" "STATE_DSN='$STATE_DSN'" "INFLUX_URL=$INFLUX_URL" "INFLUX_TOKEN=" "INFLUX_ORG=flexipack" \
+		"INFLUX_BUCKET=$INFLUX_BUCKET" "S3_PREFIX=$S3_PREFIX" \
 		"AMQP_EXCHANGE=$AMQP_EXCHANGE" "AMQP_QUEUE=$AMQP_QUEUE" "AMQP_DEAD_EXCHANGE=$AMQP_DEAD_EXCHANGE" "AMQP_DEAD_QUEUE=$AMQP_DEAD_QUEUE"
 } >"$DIR/env"
 note "this run: queue $AMQP_QUEUE, dead letters $AMQP_DEAD_QUEUE, snapshots s3://$S3_BUCKET/$S3_PREFIX"
@@ -258,14 +291,14 @@ done
 note "flowing: legacy store $(legacy_count) readings, InfluxDB $(influx_count)"
 
 step "lose an InfluxDB window on purpose: stop it for ${OUTAGE_SECONDS}s"
-show scripts/services.sh stop influxdb
+show "${INFLUX_SVC[@]}" stop influxdb
 OUTAGE_AT=$SECONDS
 deadline=$((SECONDS + OUTAGE_SECONDS))
 while ((SECONDS < deadline)); do
 	sleep 5
 	note "$((SECONDS - OUTAGE_AT))s: legacy store $(legacy_count) readings; gap-ledger entries $(sql "select count(*) from cutover.gap_ledger where repaired_at is null")"
 done
-show scripts/services.sh start influxdb
+show "${INFLUX_SVC[@]}" start influxdb
 show bin/migrate status
 
 step "live traffic for a little longer, then stop it"
@@ -285,8 +318,7 @@ step "second legacy snapshot: the live traffic, [$SNAP1_TO, $SNAP2_TO)"
 show bin/backfill snapshot --from "$SNAP1_TO" --to "$SNAP2_TO"
 
 step "repair the lost window: the gap ledger's windows, from the snapshots"
-show bin/backfill gaps --from-ledger --from "$HIST_FROM" --to "$SNAP2_TO" --window "$WINDOW" -o json |
-	grep -E '"(windows_checked|gaps_found|missing_readings)"' || true
+show_clipped 8 bin/backfill gaps --from-ledger --from "$HIST_FROM" --to "$SNAP2_TO" --window "$WINDOW"
 show bin/backfill run --from-ledger --from "$HIST_FROM" --to "$SNAP2_TO" --window "$WINDOW" --execute
 
 step "backfill the history: every window where InfluxDB has fewer readings than the snapshots"
@@ -343,6 +375,7 @@ Look at the data:
   The cutover: bin/migrate status; bin/migrate history
 
 The demo's consumers are stopped; the services stay up (make demo-down stops them).
+$([[ ${INFLUX_SVC[0]} == env ]] && echo "The demo's own InfluxDB on $INFLUX_ADDR stays up too: scripts/demo.sh down stops it.")
 Start the consumers again (phase influx-primary) with:
   source .data/demo/env && bin/consumer run --consumer-id demo-consumer-1 --http-addr 127.0.0.1:9100
 EOF

@@ -38,8 +38,9 @@ func BenchmarkDualWrite(b *testing.B) {
 	raw := rawConsume(b, env, n)
 
 	env.Publish(msgs)
-	// BENCH_BATCH, BENCH_INFLIGHT and BENCH_PREFETCH override the defaults, for tuning.
-	cfg := pipeline.Config{BatchSize: envInt("BENCH_BATCH", 2000), InFlight: envInt("BENCH_INFLIGHT", 3)}
+	// BENCH_BATCH, BENCH_INFLIGHT, BENCH_FLUSH_MS and BENCH_PREFETCH override the defaults, for tuning.
+	cfg := pipeline.Config{BatchSize: envInt("BENCH_BATCH", 2000), InFlight: envInt("BENCH_INFLIGHT", 3),
+		FlushInterval: time.Duration(envInt("BENCH_FLUSH_MS", 100)) * time.Millisecond}
 	h := startPipeline(b, env, opts{noStart: true, cfg: cfg, prefetch: envInt("BENCH_PREFETCH", 6000)})
 	if f := os.Getenv("BENCH_CPUPROFILE"); f != "" {
 		out, err := os.Create(f)

@@ -108,10 +108,13 @@ func ReadStatus(ctx context.Context, s StateReader, h History, checker *gates.Ch
 	if err != nil {
 		return st, err
 	}
+	// Ages are taken now, not at st.At: the plan's recent verify may have
+	// taken seconds, and beats written meanwhile would look in the future.
+	read := now().UTC()
 	st.Consumers = []ConsumerStatus{}
 	for _, hb := range hbs {
 		st.Consumers = append(st.Consumers, ConsumerStatus{Heartbeat: hb, Current: Followed(hb, st.State.Phase, st.State.Version),
-			Age: st.At.Sub(hb.BeatAt).Round(100 * time.Millisecond).String()})
+			Age: read.Sub(hb.BeatAt).Round(100 * time.Millisecond).String()})
 	}
 	st.OpenGaps = map[string]int64{}
 	for _, sink := range []string{cutover.SinkLegacy, cutover.SinkInflux} {
