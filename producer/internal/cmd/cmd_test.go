@@ -232,13 +232,20 @@ func TestSimulateSurvivesForcedReconnects(t *testing.T) {
 	}
 	done := make(chan result, 1)
 	go func() {
-		out, logs, err := runApp(ctx, append([]string{"simulate", "--units", "60", "--count", "30000", "--time-scale", "0", "--rate", "4000",
+		// 30 s at 1,000 msg/s: long enough for three cuts even though the
+		// management API lists a new connection only after its stats arrive.
+		out, logs, err := runApp(ctx, append([]string{"simulate", "--units", "60", "--count", "30000", "--time-scale", "0", "--rate", "1000",
 			"--seed", "5", "--amqp-connection-name", name, "-o", "json"}, args...)...)
 		done <- result{out, logs, err}
 	}()
 	closed := 0
 	for closed < 3 {
 		testenv.Eventually(t, 60*time.Second, "close the producer's connection", func() error {
+			select {
+			case r := <-done:
+				t.Fatalf("simulate finished after only %d forced closes (err %v); the test needs a longer run:\n%s", closed, r.err, r.logs)
+			default:
+			}
 			n, err := rabbit.CloseConnections(ctx, mgmt, name)
 			if err != nil {
 				return err
