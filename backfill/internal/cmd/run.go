@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"sort"
+	"strings"
 	"syscall"
 	"time"
 
@@ -414,6 +415,13 @@ func printSummary(c *cli.Context, s summary, a *analysis, counts map[string]int6
 	fmt.Fprintf(w, "  readings written  %d in %d windows (%.0f/s overall, %.0f/s while writing)\n", s.Result.PointsWritten, s.Result.WindowsDone, s.PointsPerSecond, s.ReplayPointsPerSecond)
 	if s.DoneBefore > 0 {
 		fmt.Fprintf(w, "  windows skipped   %d, finished before the resume\n", s.DoneBefore)
+	}
+	if s.Result.PointsWritten > 0 {
+		// The continuous queries behind the fleet dashboards' 5-minute
+		// rollups only look back an hour; repaired history needs them rebuilt.
+		db, _, _ := strings.Cut(c.String(cliapp.FlagInfluxBucket), "/")
+		fmt.Fprintf(w, "  dashboards        rebuild the 5-minute rollups of this range (InfluxDB 1.8; see docs/dashboards.md for 2.x):\n")
+		fmt.Fprintf(w, "                    deploy/influxdb/resample.sh %s %s %s %s\n", a.from.Format(time.RFC3339), a.to.Format(time.RFC3339), c.String(cliapp.FlagInfluxURL), db)
 	}
 	if s.Result.PointsRejected > 0 {
 		fmt.Fprintf(w, "  refused by InfluxDB %d readings, e.g. %v\n", s.Result.PointsRejected, s.Result.Rejected[:min(3, len(s.Result.Rejected))])

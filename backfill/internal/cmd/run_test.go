@@ -81,6 +81,11 @@ func TestRunRestoresExactlyTheGaps(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("run exit %d:\n%s", code, out)
 	}
+	// The summary tells the operator how to rebuild the dashboards' rollups
+	// of the repaired range, with this run's range and database.
+	if want := "deploy/influxdb/resample.sh " + from.Format(time.RFC3339); !strings.Contains(out, want) || !strings.Contains(out, e.influx.DB) {
+		t.Errorf("summary lacks the rollup rebuild command %q for database %s:\n%s", want, e.influx.DB, out)
+	}
 	writes := e.proxy.take()
 	// Every reading of a gap window is written once (60 per window), and
 	// nothing outside the gap windows.
