@@ -14,9 +14,9 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/flexipack/cutover/migrate/internal/control"
-	"github.com/flexipack/cutover/migrate/internal/gates"
-	"github.com/flexipack/cutover/migrate/internal/verify"
+	"github.com/flexipack/cutover/shared/control"
+	"github.com/flexipack/cutover/shared/gates"
+	"github.com/flexipack/cutover/shared/verify"
 	"github.com/flexipack/cutover/shared/cliapp"
 	"github.com/flexipack/cutover/shared/cutover"
 	"github.com/flexipack/cutover/shared/influx"

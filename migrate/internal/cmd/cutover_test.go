@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/flexipack/cutover/migrate/internal/control"
-	"github.com/flexipack/cutover/migrate/internal/gates"
+	"github.com/flexipack/cutover/shared/control"
+	"github.com/flexipack/cutover/shared/gates"
 	"github.com/flexipack/cutover/shared/cutover"
 	"github.com/flexipack/cutover/shared/telemetry"
 	"github.com/flexipack/cutover/shared/testenv"

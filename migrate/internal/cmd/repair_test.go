@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/flexipack/cutover/migrate/internal/control"
+	"github.com/flexipack/cutover/shared/control"
 	"github.com/flexipack/cutover/shared/cutover"
 	"github.com/flexipack/cutover/shared/telemetry"
 )

@@ -10,7 +10,7 @@ import (
 	"github.com/urfave/cli/v2"
 	"golang.org/x/term"
 
-	"github.com/flexipack/cutover/migrate/internal/control"
+	"github.com/flexipack/cutover/shared/control"
 	"github.com/flexipack/cutover/shared/cliapp"
 )
 

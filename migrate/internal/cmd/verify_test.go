@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/flexipack/cutover/migrate/internal/verify"
+	"github.com/flexipack/cutover/shared/verify"
 	"github.com/flexipack/cutover/shared/telemetry"
 )
 

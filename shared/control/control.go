@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/flexipack/cutover/migrate/internal/gates"
+	"github.com/flexipack/cutover/shared/gates"
 	"github.com/flexipack/cutover/shared/cutover"
 )
 

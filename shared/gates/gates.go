@@ -13,7 +13,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/flexipack/cutover/migrate/internal/verify"
+	"github.com/flexipack/cutover/shared/verify"
 	"github.com/flexipack/cutover/shared/cutover"
 	"github.com/flexipack/cutover/shared/window"
 )

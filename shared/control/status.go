@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/flexipack/cutover/migrate/internal/gates"
+	"github.com/flexipack/cutover/shared/gates"
 	"github.com/flexipack/cutover/shared/cutover"
 )
 
