@@ -11,8 +11,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/flexipack/cutover/shared/gates"
 	"github.com/flexipack/cutover/shared/cutover"
+	"github.com/flexipack/cutover/shared/gates"
 )
 
 // Errors that mean "refused" (exit status 2) rather than "broken".

@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/flexipack/cutover/shared/gates"
 	"github.com/flexipack/cutover/shared/cutover"
+	"github.com/flexipack/cutover/shared/gates"
 )
 
 // StateReader is what status reads of the state store.

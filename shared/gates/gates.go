@@ -13,8 +13,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/flexipack/cutover/shared/verify"
 	"github.com/flexipack/cutover/shared/cutover"
+	"github.com/flexipack/cutover/shared/verify"
 	"github.com/flexipack/cutover/shared/window"
 )
 

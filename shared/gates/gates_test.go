@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/flexipack/cutover/shared/verify"
 	"github.com/flexipack/cutover/shared/cutover"
+	"github.com/flexipack/cutover/shared/verify"
 	"github.com/flexipack/cutover/shared/window"
 )
 

@@ -14,13 +14,13 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/flexipack/cutover/shared/control"
-	"github.com/flexipack/cutover/shared/gates"
-	"github.com/flexipack/cutover/shared/verify"
 	"github.com/flexipack/cutover/shared/cliapp"
+	"github.com/flexipack/cutover/shared/control"
 	"github.com/flexipack/cutover/shared/cutover"
+	"github.com/flexipack/cutover/shared/gates"
 	"github.com/flexipack/cutover/shared/influx"
 	"github.com/flexipack/cutover/shared/legacy"
+	"github.com/flexipack/cutover/shared/verify"
 	"github.com/flexipack/cutover/shared/window"
 )
 

@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"github.com/flexipack/cutover/shared/control"
-	"github.com/flexipack/cutover/shared/gates"
 	"github.com/flexipack/cutover/shared/cutover"
+	"github.com/flexipack/cutover/shared/gates"
 	"github.com/flexipack/cutover/shared/telemetry"
 	"github.com/flexipack/cutover/shared/testenv"
 )

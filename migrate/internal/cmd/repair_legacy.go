@@ -6,8 +6,8 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/flexipack/cutover/shared/control"
 	"github.com/flexipack/cutover/shared/cliapp"
+	"github.com/flexipack/cutover/shared/control"
 	"github.com/flexipack/cutover/shared/window"
 )
 

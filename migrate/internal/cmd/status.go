@@ -10,8 +10,8 @@ import (
 	"github.com/urfave/cli/v2"
 	"golang.org/x/term"
 
-	"github.com/flexipack/cutover/shared/control"
 	"github.com/flexipack/cutover/shared/cliapp"
+	"github.com/flexipack/cutover/shared/control"
 )
 
 func statusCommand() *cli.Command {

@@ -11,10 +11,10 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/flexipack/cutover/shared/verify"
 	"github.com/flexipack/cutover/shared/cliapp"
 	"github.com/flexipack/cutover/shared/cutover"
 	"github.com/flexipack/cutover/shared/legacy"
+	"github.com/flexipack/cutover/shared/verify"
 	"github.com/flexipack/cutover/shared/window"
 )
 

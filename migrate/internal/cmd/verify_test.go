@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/flexipack/cutover/shared/verify"
 	"github.com/flexipack/cutover/shared/telemetry"
+	"github.com/flexipack/cutover/shared/verify"
 )
 
 var vt0 = time.Date(2025, 11, 20, 0, 0, 0, 0, time.UTC)
