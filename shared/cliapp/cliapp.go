@@ -19,6 +19,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/flexipack/cutover/shared/obs"
+	"github.com/flexipack/cutover/shared/redact"
 )
 
 // Version is set at build time with -ldflags "-X github.com/flexipack/cutover/shared/cliapp.Version=...".
@@ -82,11 +83,11 @@ func ExitStatus(app *cli.App, err error) int {
 	var ec cli.ExitCoder
 	if errors.As(err, &ec) {
 		if msg := ec.Error(); msg != "" {
-			fmt.Fprintln(app.ErrWriter, app.Name+": "+msg)
+			fmt.Fprintln(app.ErrWriter, app.Name+": "+redact.String(msg))
 		}
 		return ec.ExitCode()
 	}
-	fmt.Fprintln(app.ErrWriter, app.Name+": "+err.Error())
+	fmt.Fprintln(app.ErrWriter, app.Name+": "+redact.String(err.Error()))
 	return ExitFailure
 }
 

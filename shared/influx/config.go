@@ -7,13 +7,16 @@
 package influx
 
 import (
+	"errors"
 	"fmt"
+	"net/url"
 	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/flexipack/cutover/shared/cliapp"
+	"github.com/flexipack/cutover/shared/redact"
 )
 
 // Defaults for the Config fields left zero.
@@ -91,12 +94,23 @@ func (cfg Config) validate() error {
 		return fmt.Errorf("influx: no URL (--%s)", cliapp.FlagInfluxURL)
 	}
 	if !strings.HasPrefix(cfg.URL, "http://") && !strings.HasPrefix(cfg.URL, "https://") {
-		return fmt.Errorf("influx: URL %q: want http:// or https://", cfg.URL)
+		return fmt.Errorf("influx: URL %q: want http:// or https://", redact.URL(cfg.URL))
+	}
+	if u, err := url.Parse(cfg.URL); err != nil || u.Host == "" {
+		return fmt.Errorf("influx: URL %s: %w", redact.URL(cfg.URL), redact.URLError(errNoHost(err)))
 	}
 	if cfg.Bucket == "" {
 		return fmt.Errorf("influx: no bucket (--%s; on 1.8 database/retention-policy)", cliapp.FlagInfluxBucket)
 	}
 	return nil
+}
+
+// errNoHost is err, or an error saying the URL names no host.
+func errNoHost(err error) error {
+	if err != nil {
+		return err
+	}
+	return errors.New("no host")
 }
 
 // Flags are optional tuning flags for the writer; ConfigFromCLI reads them

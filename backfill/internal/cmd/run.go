@@ -27,6 +27,7 @@ import (
 	"github.com/flexipack/cutover/shared/influx"
 	"github.com/flexipack/cutover/shared/obs"
 	"github.com/flexipack/cutover/shared/rabbit"
+	"github.com/flexipack/cutover/shared/redact"
 	"github.com/flexipack/cutover/shared/snapshot"
 	"github.com/flexipack/cutover/shared/window"
 )
@@ -421,7 +422,7 @@ func printSummary(c *cli.Context, s summary, a *analysis, counts map[string]int6
 		// rollups only look back an hour; repaired history needs them rebuilt.
 		db, _, _ := strings.Cut(c.String(cliapp.FlagInfluxBucket), "/")
 		fmt.Fprintf(w, "  dashboards        rebuild the 5-minute rollups of this range (InfluxDB 1.8; see docs/dashboards.md for 2.x):\n")
-		fmt.Fprintf(w, "                    deploy/influxdb/resample.sh %s %s %s %s\n", a.from.Format(time.RFC3339), a.to.Format(time.RFC3339), c.String(cliapp.FlagInfluxURL), db)
+		fmt.Fprintf(w, "                    deploy/influxdb/resample.sh %s %s %s %s\n", a.from.Format(time.RFC3339), a.to.Format(time.RFC3339), redact.URL(c.String(cliapp.FlagInfluxURL)), db)
 	}
 	if s.Result.PointsRejected > 0 {
 		fmt.Fprintf(w, "  refused by InfluxDB %d readings, e.g. %v\n", s.Result.PointsRejected, s.Result.Rejected[:min(3, len(s.Result.Rejected))])
