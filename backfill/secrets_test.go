@@ -25,3 +25,6 @@ func TestSecretsStayHidden(t *testing.T) {
 		}
 	}
 }
+
+// Every listener defaults to loopback.
+func TestListenersDefaultToLoopback(t *testing.T) { secrettest.CheckLoopback(t, cmd.New()) }

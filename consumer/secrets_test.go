@@ -24,3 +24,6 @@ func TestSecretsStayHidden(t *testing.T) {
 		}
 	}
 }
+
+// Every listener defaults to loopback.
+func TestListenersDefaultToLoopback(t *testing.T) { secrettest.CheckLoopback(t, cmd.New()) }

@@ -38,6 +38,7 @@ const loggerKey = "cliapp.logger"
 // New returns an app with the common flags and a version command added.
 // The logger is built in Before and is available to actions through Logger.
 func New(name, usage, description string, cmds ...*cli.Command) *cli.App {
+	addSecretFiles(cmds)
 	app := &cli.App{
 		Name:                 name,
 		Usage:                usage,

@@ -75,6 +75,8 @@ type Server struct {
 	logger *slog.Logger
 	mux    *http.ServeMux
 
+	limits Limits
+
 	mu       sync.Mutex
 	checks   []ReadinessCheck
 	draining bool
@@ -93,6 +95,10 @@ func NewServer(addr string, reg *prometheus.Registry, logger *slog.Logger) *Serv
 	s.mux.HandleFunc("/-/ready", s.serveReady)
 	return s
 }
+
+// SetLimits replaces the server's limits (DefaultLimits otherwise); call it
+// before Run.
+func (s *Server) SetLimits(l Limits) { s.limits = l }
 
 // Handle adds a handler, for binaries with extra endpoints (control, ingest).
 func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
@@ -175,9 +181,9 @@ func (s *Server) Run(ctx context.Context) error {
 			return err
 		}
 	}
-	srv := &http.Server{Handler: s.mux, ReadHeaderTimeout: 10 * time.Second}
+	srv, ln := newHTTPServer(s.mux, s.ln, s.limits)
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(s.ln) }()
+	go func() { errc <- srv.Serve(ln) }()
 	s.logger.Info("http server listening", "addr", s.Addr())
 	select {
 	case err := <-errc:

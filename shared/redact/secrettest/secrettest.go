@@ -82,3 +82,26 @@ func Check(t *testing.T, where, text string) {
 		}
 	}
 }
+
+// CheckLoopback fails t unless every listen-address flag of app's commands
+// (--http-addr, --listen) defaults to a 127.0.0.1 address or to nothing.
+func CheckLoopback(t *testing.T, app *cli.App) {
+	t.Helper()
+	var walk func(path string, cmds []*cli.Command)
+	walk = func(path string, cmds []*cli.Command) {
+		for _, c := range cmds {
+			walk(path+" "+c.Name, c.Subcommands)
+			for _, f := range c.Flags {
+				name := f.Names()[0]
+				if name != cliapp.FlagHTTPAddr && name != "listen" {
+					continue
+				}
+				def := f.(interface{ GetValue() string }).GetValue()
+				if def != "" && !strings.HasPrefix(def, "127.0.0.1:") {
+					t.Errorf("%s%s --%s defaults to %q, want 127.0.0.1:PORT", app.Name, path+" "+c.Name, name, def)
+				}
+			}
+		}
+	}
+	walk("", app.Commands)
+}
