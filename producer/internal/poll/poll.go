@@ -266,6 +266,9 @@ func (p *Poller) publish(ctx context.Context, msg bus.Message) error {
 		if err == nil {
 			return nil
 		}
+		if errors.Is(err, bus.ErrUnpublishable) {
+			return fmt.Errorf("publish %s, not retried: %w", msg.ID, err)
+		}
 		if ctx.Err() != nil {
 			return fmt.Errorf("publish: %w", err)
 		}
