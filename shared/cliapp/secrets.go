@@ -87,7 +87,7 @@ func readSecretFiles(c *cli.Context, secrets []string) error {
 		if path == "" {
 			continue
 		}
-		if c.IsSet(name) {
+		if c.IsSet(name) && c.String(name) != "" {
 			return fmt.Errorf("--%s and --%s%s are both set: give the secret one way", name, name, FileSuffix)
 		}
 		v, err := ReadSecretFile(path)
