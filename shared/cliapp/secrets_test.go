@@ -65,6 +65,7 @@ func TestSecretsFromFiles(t *testing.T) {
 		}
 	})
 	t.Run("missing file", func(t *testing.T) {
+		t.Setenv("INFLUX_URL", "")
 		_, code, out := run(t, "--influx-url-file", filepath.Join(dir, "nope"))
 		if code != cliapp.ExitFailure || !strings.Contains(out, "--influx-url-file") || !strings.Contains(out, "nope") {
 			t.Fatalf("exit %d: %s", code, out)
