@@ -38,6 +38,25 @@ const (
 type Config struct {
 	URL, Token, Org, Bucket string
 
+	// API is the HTTP API generation (default auto: asked from /ping).
+	API API
+	// Database and RetentionPolicy are what InfluxQL reads name (the db
+	// and rp query parameters). Left empty, they come from Bucket:
+	// "telemetry/autogen" gives database telemetry, retention policy
+	// autogen; a 2.x bucket "telemetry" gives database telemetry and the
+	// default retention policy of its DBRP mapping.
+	Database, RetentionPolicy string
+	// CAFile is a PEM file of CA certificates trusted for https:// URLs
+	// besides the system's; CertFile and KeyFile a client certificate.
+	CAFile, CertFile, KeyFile string
+	// QueryTimeout bounds one InfluxQL query, streaming included (default
+	// 10m); Timeout bounds the wait for its answer's header and each read.
+	QueryTimeout time.Duration
+	// ChunkSize is how many rows InfluxDB puts in one chunk of a query's
+	// answer (default 10000); MaxChunkBytes bounds one chunk (default 64 MiB).
+	ChunkSize     int
+	MaxChunkBytes int64
+
 	// BatchLines is the most lines one write request carries (default 5000).
 	// A record's lines (its bsu point and its alarms) are never split.
 	BatchLines int
@@ -82,6 +101,21 @@ func (cfg Config) withDefaults() Config {
 	if cfg.StreamWindow <= 0 {
 		cfg.StreamWindow = DefaultStreamWindow
 	}
+	if cfg.API == "" {
+		cfg.API = APIAuto
+	}
+	if cfg.Database == "" {
+		cfg.Database, cfg.RetentionPolicy, _ = strings.Cut(cfg.Bucket, "/")
+	}
+	if cfg.QueryTimeout <= 0 {
+		cfg.QueryTimeout = DefaultQueryTimeout
+	}
+	if cfg.ChunkSize <= 0 {
+		cfg.ChunkSize = DefaultChunkSize
+	}
+	if cfg.MaxChunkBytes <= 0 {
+		cfg.MaxChunkBytes = DefaultMaxChunkBytes
+	}
 	cfg.URL = strings.TrimRight(cfg.URL, "/")
 	return cfg
 }
@@ -92,6 +126,9 @@ func (cfg Config) validate() error {
 	}
 	if !strings.HasPrefix(cfg.URL, "http://") && !strings.HasPrefix(cfg.URL, "https://") {
 		return fmt.Errorf("influx: URL %q: want http:// or https://", cfg.URL)
+	}
+	if _, err := ParseAPI(string(cfg.API)); err != nil {
+		return err
 	}
 	if cfg.Bucket == "" {
 		return fmt.Errorf("influx: no bucket (--%s; on 1.8 database/retention-policy)", cliapp.FlagInfluxBucket)
