@@ -87,7 +87,7 @@ func readSecretFiles(c *cli.Context, secrets []string) error {
 		if path == "" {
 			continue
 		}
-		if c.IsSet(name) && c.String(name) != "" {
+		if c.IsSet(name) && c.String(name) != "" { // an empty variable (services.sh env exports INFLUX_TOKEN=) is not a second source
 			return fmt.Errorf("--%s and --%s%s are both set: give the secret one way", name, name, FileSuffix)
 		}
 		v, err := ReadSecretFile(path)

@@ -41,8 +41,10 @@ func TestSecretsFromFiles(t *testing.T) {
 		}
 		return p
 	}
-	for _, v := range []string{"INFLUX_TOKEN", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "CONTROL_TOKEN"} {
-		t.Setenv(v, "") // empty counts as unset; the service env may set some
+	// The service environment (services.sh env) may set the secrets
+	// themselves; empty counts as not given.
+	for _, v := range []string{"INFLUX_TOKEN", "INFLUX_URL", "AWS_SECRET_ACCESS_KEY", "CONTROL_TOKEN"} {
+		t.Setenv(v, "")
 	}
 	t.Setenv("INFLUX_TOKEN_FILE", write("token", "admin:file-secret\n"))
 	t.Setenv("AWS_SECRET_ACCESS_KEY_FILE", write("aws", "  aws-file-secret  \n"))
@@ -65,7 +67,6 @@ func TestSecretsFromFiles(t *testing.T) {
 		}
 	})
 	t.Run("missing file", func(t *testing.T) {
-		t.Setenv("INFLUX_URL", "")
 		_, code, out := run(t, "--influx-url-file", filepath.Join(dir, "nope"))
 		if code != cliapp.ExitFailure || !strings.Contains(out, "--influx-url-file") || !strings.Contains(out, "nope") {
 			t.Fatalf("exit %d: %s", code, out)
