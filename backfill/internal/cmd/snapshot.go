@@ -19,10 +19,9 @@ const (
 )
 
 func snapshotFlags() []cli.Flag {
-	return cliapp.Merge(sourceFlags(), cliapp.LegacyFlags(), []cli.Flag{
+	return cliapp.Merge(sourceFlags(), cliapp.LegacyFlags(), cliapp.UnitFlags("", "only these units; default all"), []cli.Flag{
 		&cli.StringFlag{Name: flagFrom, Value: "24h", Usage: "start of the range: RFC 3339 time, or a duration before now such as 24h"},
 		&cli.StringFlag{Name: flagTo, Value: "now", Usage: "end of the range (exclusive): RFC 3339 time, a duration before now, or now"},
-		&cli.StringSliceFlag{Name: flagUnits, Usage: "only these units (comma-separated); default all"},
 		&cli.Int64Flag{Name: flagPartRecords, Value: snapshot.DefaultPartRecords, Usage: "records per part"},
 		&cli.StringFlag{Name: flagSnapshotID, Usage: "snapshot id, YYYYMMDDTHHMMSSZ (default: now, UTC)"},
 		&cli.StringFlag{Name: flagSpillDir, Usage: "folder for the part being written (default the system temp folder)"},
@@ -82,7 +81,11 @@ func runSnapshot(c *cli.Context) error {
 	logger.Info("writing snapshot", "snapshot_id", id, "to", desc, "from", from, "to", to)
 	var n int64
 	lastLog := time.Now()
-	err = src.Stream(ctx, from, to, cleanList(c.StringSlice(flagUnits)), func(rec *telemetry.Record) error {
+	units, err := cliapp.Units(c)
+	if err != nil {
+		return cli.Exit(err.Error(), cliapp.ExitFailure)
+	}
+	err = src.Stream(ctx, from, to, units, func(rec *telemetry.Record) error {
 		n++
 		if time.Since(lastLog) >= 10*time.Second {
 			lastLog = time.Now()

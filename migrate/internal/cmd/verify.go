@@ -47,10 +47,9 @@ gate into shadow-read wants a clean verify covering the backfilled range.
 --from and --to take RFC 3339 times, durations before now (24h), or now.
 Exit status: 0 within --max-mismatch-rate and the dashboards agree, 2
 otherwise, 1 on errors.`,
-		Flags: cliapp.Merge(cliapp.StateFlags(), cliapp.LegacyFlags(), cliapp.InfluxFlags(), []cli.Flag{
+		Flags: cliapp.Merge(cliapp.StateFlags(), cliapp.LegacyFlags(), cliapp.InfluxFlags(), cliapp.UnitFlags("", "only these units; default: every unit"), []cli.Flag{
 			&cli.StringFlag{Name: flagFrom, Required: true, Usage: "start of the range (RFC 3339, or a duration before now such as 24h)"},
 			&cli.StringFlag{Name: flagTo, Value: "now", Usage: "end of the range, exclusive"},
-			&cli.StringSliceFlag{Name: flagUnits, Usage: "only these units (comma-separated or repeated; default: every unit)"},
 			&cli.DurationFlag{Name: "window", Value: verify.DefaultWindow, Usage: "width of the compared windows"},
 			&cli.DurationFlag{Name: "chunk", Value: verify.DefaultChunk, Usage: "time read from both stores per pass (bounds memory)"},
 			&cli.Float64Flag{Name: flagMaxMismatchRate, Value: 0, Usage: "highest mismatch rate that still passes (0..1)"},
@@ -103,8 +102,12 @@ func runVerify(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	us, err := units(c)
+	if err != nil {
+		return err
+	}
 	started := time.Now()
-	res, err := verify.Compare(c.Context, l, f, verify.Options{From: from, To: to, Window: w, Units: units(c), Chunk: c.Duration("chunk"),
+	res, err := verify.Compare(c.Context, l, f, verify.Options{From: from, To: to, Window: w, Units: us, Chunk: c.Duration("chunk"),
 		Progress: func(p verify.Progress) {
 			eta := "-"
 			if p.Chunk < p.Chunks {
@@ -124,7 +127,7 @@ func runVerify(c *cli.Context) error {
 		}
 		unit := c.String("shadow-unit")
 		if unit == "" {
-			if unit, err = busiestUnit(c.Context, l, to.Add(-time.Hour), to, units(c)); err != nil {
+			if unit, err = busiestUnit(c.Context, l, to.Add(-time.Hour), to, us); err != nil {
 				return err
 			}
 		}
