@@ -111,7 +111,11 @@ func dlqSetup(c *cli.Context) (*rabbit.Conn, rabbit.Topology, dlq.Filter, string
 	}
 	dctx, cancel := context.WithTimeout(c.Context, 15*time.Second)
 	defer cancel()
-	conn, err := rabbit.Dial(dctx, c.String(cliapp.FlagAMQPURL), "consumer-dlq", cliapp.Logger(c))
+	tlsCfg, err := cliapp.AMQPTLS(c)
+	if err != nil {
+		return nil, topo, f, "", cli.Exit(err.Error(), cliapp.ExitFailure)
+	}
+	conn, err := rabbit.DialTLS(dctx, c.String(cliapp.FlagAMQPURL), "consumer-dlq", tlsCfg, cliapp.Logger(c))
 	if err != nil {
 		return nil, topo, f, "", cli.Exit(err.Error(), cliapp.ExitFailure)
 	}

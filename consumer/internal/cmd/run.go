@@ -217,7 +217,11 @@ func openBus(c *cli.Context, id string, logger *slog.Logger, reg *prometheus.Reg
 		if err := topo.Validate(); err != nil {
 			return nil, nil, nil, err
 		}
-		conn, err := rabbit.Dial(ctx, c.String(cliapp.FlagAMQPURL), "consumer-"+id, logger)
+		tlsCfg, err := cliapp.AMQPTLS(c)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		conn, err := rabbit.DialTLS(ctx, c.String(cliapp.FlagAMQPURL), "consumer-"+id, tlsCfg, logger)
 		if err != nil {
 			return nil, nil, nil, err
 		}

@@ -67,7 +67,11 @@ func openBus(c *cli.Context, command string, logger *slog.Logger, reg prometheus
 		}
 		ctx, cancel := context.WithTimeout(c.Context, c.Duration(flagConnectTimeout))
 		defer cancel()
-		conn, err := rabbit.Dial(ctx, c.String(cliapp.FlagAMQPURL), name, logger)
+		tlsCfg, err := cliapp.AMQPTLS(c)
+		if err != nil {
+			return nil, cli.Exit(err.Error(), cliapp.ExitFailure)
+		}
+		conn, err := rabbit.DialTLS(ctx, c.String(cliapp.FlagAMQPURL), name, tlsCfg, logger)
 		if err != nil {
 			return nil, err
 		}
