@@ -3,9 +3,9 @@ package rabbit_test
 import (
 	"context"
 	"crypto/tls"
-	"fmt"
 	"io"
 	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -29,7 +29,7 @@ func tlsFront(t *testing.T, ca *tlstest.CA, plainURL string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	target := fmt.Sprintf("%s:%d", u.Host, u.Port)
+	target := net.JoinHostPort(u.Host, strconv.Itoa(u.Port))
 	ln, err := tls.Listen("tcp", "127.0.0.1:0", ca.ServerConfig(true))
 	if err != nil {
 		t.Fatal(err)
