@@ -10,6 +10,7 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/flexipack/cutover/shared/redact"
 	"github.com/flexipack/cutover/shared/retry"
 )
 
@@ -48,7 +49,7 @@ type Conn struct {
 // connection, the Conn redials on its own until Close.
 func Dial(ctx context.Context, url, name string, logger *slog.Logger) (*Conn, error) {
 	if _, err := amqp.ParseURI(url); err != nil {
-		return nil, fmt.Errorf("rabbitmq url: %w", err)
+		return nil, fmt.Errorf("rabbitmq url %s: %w", redact.URL(url), redact.URLError(err))
 	}
 	c := &Conn{
 		url:       url,
@@ -62,7 +63,7 @@ func Dial(ctx context.Context, url, name string, logger *slog.Logger) (*Conn, er
 		c.logger.Warn("rabbitmq dial failed, retrying", "err", err, "retry_in", wait)
 	}}, func(context.Context) (*amqp.Connection, error) { return c.dial() })
 	if err != nil {
-		return nil, fmt.Errorf("connect to rabbitmq %s: %w", redact(url), retry.Stopped(ctx, err))
+		return nil, fmt.Errorf("connect to rabbitmq %s: %w", redact.URL(url), retry.Stopped(ctx, err))
 	}
 	c.setUp(conn)
 	c.wg.Add(1)
@@ -83,7 +84,7 @@ func (c *Conn) dial() (*amqp.Connection, error) {
 	}
 	conn, err := amqp.DialConfig(c.url, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("dial %s: %w", redact(c.url), err)
+		return nil, fmt.Errorf("dial %s: %w", redact.URL(c.url), err)
 	}
 	return conn, nil
 }
@@ -264,16 +265,4 @@ func (c *Conn) Close() error {
 		}
 	}
 	return nil
-}
-
-// redact hides the password of an AMQP or HTTP URL for messages.
-func redact(url string) string {
-	u, err := amqp.ParseURI(url)
-	if err != nil {
-		return "(unparseable url)"
-	}
-	if u.Password != "" {
-		u.Password = "xxxxx"
-	}
-	return u.String()
 }
