@@ -205,16 +205,17 @@ func (c *Client) Database() (db, rp string) { return c.cfg.Database, c.cfg.Reten
 // kept failing (retried like writes, but only before fn saw any data); an
 // error from fn is returned as is and stops the query.
 func (c *Client) Query(ctx context.Context, q string, fn func(*Series) error) error {
-	api, err := c.resolveAPI(ctx)
-	if err != nil {
-		return err
-	}
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.QueryTimeout)
 	defer cancel()
 	delivered := false
 	track := func(s *Series) error { delivered = true; return fn(s) }
 	for attempt := 0; ; attempt++ {
-		err := c.queryOnce(ctx, api, q, track)
+		api, err := c.resolveAPI(ctx)
+		if err != nil {
+			err = &unavailableError{err: err}
+		} else {
+			err = c.queryOnce(ctx, api, q, track)
+		}
 		var ue *unavailableError
 		if err == nil || !errors.As(err, &ue) {
 			return err

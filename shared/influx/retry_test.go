@@ -80,7 +80,7 @@ func fakeWriter(t *testing.T, f *fakeInflux, cfg Config) (*Writer, *[]time.Durat
 	t.Helper()
 	srv := httptest.NewServer(f)
 	t.Cleanup(srv.Close)
-	cfg.URL, cfg.Bucket = srv.URL, "db/rp"
+	cfg.URL, cfg.Bucket, cfg.API = srv.URL, "db/rp", APIV2
 	w := newWriter(t, cfg)
 	var delays []time.Duration
 	var mu sync.Mutex
