@@ -3,15 +3,16 @@ package influx
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"net/http"
-	"os"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/flexipack/cutover/shared/redact"
+	"github.com/flexipack/cutover/shared/tlsconf"
 )
 
 // API is the generation of InfluxDB's HTTP API the store talks to.
@@ -71,27 +72,9 @@ func (cfg Config) httpClient() (*http.Client, error) {
 }
 
 func (cfg Config) tlsConfig() (*tls.Config, error) {
-	tc := &tls.Config{MinVersion: tls.VersionTLS12}
-	if cfg.CAFile != "" {
-		pem, err := os.ReadFile(cfg.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("influx: CA file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("influx: CA file %s: no PEM certificate in it", cfg.CAFile)
-		}
-		tc.RootCAs = pool
-	}
-	if (cfg.CertFile == "") != (cfg.KeyFile == "") {
-		return nil, fmt.Errorf("influx: a client certificate needs both a certificate file and a key file (got cert %q, key %q)", cfg.CertFile, cfg.KeyFile)
-	}
-	if cfg.CertFile != "" {
-		pair, err := tls.LoadX509KeyPair(cfg.CertFile, cfg.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("influx: client certificate %s / key %s: %w", cfg.CertFile, cfg.KeyFile, err)
-		}
-		tc.Certificates = []tls.Certificate{pair}
+	tc, err := tlsconf.Config(tlsconf.Files{CAFile: cfg.CAFile, CertFile: cfg.CertFile, KeyFile: cfg.KeyFile}, "")
+	if err != nil {
+		return nil, fmt.Errorf("influx: TLS: %w", err)
 	}
 	return tc, nil
 }
@@ -127,14 +110,14 @@ func (c *Client) Ping(ctx context.Context) (API, error) {
 	c.cfg.authorize(req, api)
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return "", fmt.Errorf("influx: ping %s: %w: %w", c.cfg.URL, ErrUnavailable, err)
+		return "", fmt.Errorf("influx: ping %s: %w: %w", redact.URL(c.cfg.URL), ErrUnavailable, redact.Error(err))
 	}
 	defer resp.Body.Close()
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	// 3.x may require a token even on /ping: a 401 carrying the version
 	// header still tells the version.
 	if resp.StatusCode >= 300 && (resp.StatusCode != http.StatusUnauthorized || resp.Header.Get("X-Influxdb-Version") == "") {
-		return "", fmt.Errorf("influx: ping %s: %w: %s", c.cfg.URL, ErrUnavailable, resp.Status)
+		return "", fmt.Errorf("influx: ping %s: %w: %s", redact.URL(c.cfg.URL), ErrUnavailable, resp.Status)
 	}
 	if api == APIAuto {
 		api = apiFromPing(resp.Header)

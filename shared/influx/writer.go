@@ -20,6 +20,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/flexipack/cutover/shared/redact"
 	"github.com/flexipack/cutover/shared/telemetry"
 )
 
@@ -317,7 +318,7 @@ func (w *Writer) send(ctx context.Context, body []byte) error {
 			}
 		default:
 			w.metrics.RequestSeconds.WithLabelValues("error").Observe(elapsed)
-			return fmt.Errorf("influx: write to %s at %s failed after %d attempt(s): %w: %s", w.cfg.Bucket, w.cfg.URL, attempt+1, ErrUnavailable, c.msg)
+			return fmt.Errorf("influx: write to %s at %s failed after %d attempt(s): %w: %s", w.cfg.Bucket, redact.URL(w.cfg.URL), attempt+1, ErrUnavailable, c.msg)
 		}
 	}
 }
