@@ -5,13 +5,13 @@ import (
 	"crypto/tls"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/flexipack/cutover/shared/redact"
+	"github.com/flexipack/cutover/shared/retry"
 	"github.com/flexipack/cutover/shared/tlsconf"
 )
 
@@ -139,18 +139,20 @@ func (c *Client) resolveAPI(ctx context.Context) (API, error) {
 	return c.Ping(ctx)
 }
 
-// backoff returns the delay before retry attempt+1: Retry-After when the
-// server gave one, else RetryBase·2^attempt with equal jitter, capped at
-// RetryMax.
-func backoff(cfg Config, attempt int, retryAfter time.Duration) time.Duration {
+// newBackoff returns the back-off of cfg's retries (shared/retry, equal
+// jitter): RetryBase doubling up to RetryMax.
+func newBackoff(cfg Config) *retry.Backoff {
+	return retry.NewBackoff(retry.Policy{Initial: cfg.RetryBase, Max: cfg.RetryMax})
+}
+
+// nextWait returns the wait before the next retry: the server's
+// Retry-After when it gave one, else the back-off's next wait.
+func nextWait(bo *retry.Backoff, retryAfter time.Duration) time.Duration {
+	d := bo.Next() // grow the back-off either way
 	if retryAfter > 0 {
-		return min(retryAfter, cfg.RetryMax)
+		return retryAfter
 	}
-	d := cfg.RetryBase << min(attempt, 20)
-	if d > cfg.RetryMax || d <= 0 {
-		d = cfg.RetryMax
-	}
-	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
+	return d
 }
 
 // retryAfter parses a Retry-After header (seconds or an HTTP date).

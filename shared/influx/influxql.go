@@ -14,6 +14,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/flexipack/cutover/shared/retry"
 )
 
 // This file is the InfluxQL client: the one read path of the project. It
@@ -210,6 +212,7 @@ func (c *Client) Query(ctx context.Context, q string, fn func(*Series) error) er
 	defer cancel()
 	delivered := false
 	track := func(s *Series) error { delivered = true; return fn(s) }
+	bo := newBackoff(c.cfg)
 	for attempt := 0; ; attempt++ {
 		api, err := c.resolveAPI(ctx)
 		if err != nil {
@@ -224,7 +227,7 @@ func (c *Client) Query(ctx context.Context, q string, fn func(*Series) error) er
 		if delivered || attempt >= c.cfg.MaxRetries || ctx.Err() != nil {
 			return fmt.Errorf("influxql: query %q at %s after %d attempt(s): %w: %w", cut(q), redact.URL(c.cfg.URL), attempt+1, ErrUnavailable, redact.Error(ue.err))
 		}
-		if err := sleepCtx(ctx, backoff(c.cfg, attempt, ue.retryAfter)); err != nil {
+		if err := retry.Sleep(ctx, nextWait(bo, ue.retryAfter)); err != nil {
 			return fmt.Errorf("influxql: query %q: %w", cut(q), err)
 		}
 	}

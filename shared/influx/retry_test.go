@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flexipack/cutover/shared/retry"
 	"github.com/flexipack/cutover/shared/telemetry"
 )
 
@@ -140,7 +141,7 @@ func TestRetryPolicy(t *testing.T) {
 func TestCancelStopsRetrying(t *testing.T) {
 	f := &fakeInflux{script: []int{503, 503, 503}}
 	w, _ := fakeWriter(t, f, Config{RetryBase: time.Hour})
-	w.sleep = sleepCtx
+	w.sleep = retry.Sleep
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	err := w.Write(ctx, series([]string{"FP2-000001"}, t0, time.Second, 1))

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
@@ -21,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/flexipack/cutover/shared/redact"
+	"github.com/flexipack/cutover/shared/retry"
 	"github.com/flexipack/cutover/shared/telemetry"
 )
 
@@ -87,7 +87,7 @@ func NewWriter(cfg Config, logger *slog.Logger) (*Writer, error) {
 		client:  client,
 		logger:  logger,
 		metrics: NewMetrics(nil),
-		sleep:   sleepCtx,
+		sleep:   retry.Sleep,
 	}, nil
 }
 
@@ -281,6 +281,7 @@ var droppedRE = regexp.MustCompile(`dropped=(\d+)`)
 
 // send writes one request body, retrying retryable failures.
 func (w *Writer) send(ctx context.Context, body []byte) error {
+	bo := newBackoff(w.cfg)
 	for attempt := 0; ; attempt++ {
 		start := time.Now()
 		// On --influx-api auto the version comes from /ping, asked until
@@ -311,7 +312,7 @@ func (w *Writer) send(ctx context.Context, body []byte) error {
 		case c.retryable && attempt < w.cfg.MaxRetries:
 			w.metrics.RequestSeconds.WithLabelValues("retry").Observe(elapsed)
 			w.metrics.Retries.WithLabelValues(c.reason).Inc()
-			d := w.backoff(attempt, c.retryAfter)
+			d := nextWait(bo, c.retryAfter)
 			w.logger.Warn("influx write failed, retrying", "bucket", w.cfg.Bucket, "reason", c.reason, "error", c.msg, "attempt", attempt+1, "delay", d)
 			if err := w.sleep(ctx, d); err != nil {
 				return fmt.Errorf("influx: write to %s: %w", w.cfg.Bucket, err)
@@ -370,21 +371,6 @@ func (w *Writer) post(ctx context.Context, api API, body []byte) *failure {
 		return nil
 	}
 	return classifyStatus(api, resp.StatusCode, resp.Header, raw)
-}
-
-// backoff returns the delay before retry attempt+1: Retry-After when the
-// server gave one, else RetryBase·2^attempt with jitter, capped at RetryMax.
-func (w *Writer) backoff(attempt int, retryAfter time.Duration) time.Duration {
-	if retryAfter > 0 {
-		return retryAfter
-	}
-	d := w.cfg.RetryBase << min(attempt, 20)
-	if d > w.cfg.RetryMax || d <= 0 {
-		d = w.cfg.RetryMax
-	}
-	// Equal jitter: half fixed, half random, so writers restarted together
-	// spread out without ever retrying immediately.
-	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
 }
 
 // failure is a classified write error.
@@ -453,15 +439,4 @@ func classifyTransport(err error) *failure {
 		f.msg = "unknown error"
 	}
 	return f
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
