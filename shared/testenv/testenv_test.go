@@ -1,14 +1,13 @@
 package testenv
 
 import (
+	"context"
 	"fmt"
+	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
-
-	"context"
-	"testing"
-	"time"
 )
 
 // These tests check the helpers against the real services; they fail when a
