@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/flexipack/cutover/consumer/internal/source"
+	sharedkafka "github.com/flexipack/cutover/shared/kafka"
 	"github.com/flexipack/cutover/shared/testenv"
 )
 
@@ -45,7 +46,7 @@ func produce(t *testing.T, brokers []string, topic string, n int) {
 
 func newKafka(t *testing.T, brokers []string, topic, group string) *source.Kafka {
 	t.Helper()
-	k, err := source.NewKafka(source.KafkaOptions{Brokers: brokers, Topic: topic, GroupID: group}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	k, err := source.NewKafka(source.KafkaOptions{Cluster: sharedkafka.Config{Brokers: brokers}, Topic: topic, GroupID: group, SessionTimeout: 6 * time.Second}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
