@@ -93,7 +93,7 @@ func NewPublisher(cfg Config, topic string, opts Options, logger *slog.Logger, r
 		Addr:      kafkago.TCP(cfg.Brokers...),
 		Transport: transport,
 		Topic:     topic,
-		Balancer: &kafkago.Hash{},
+		Balancer:  &kafkago.Hash{},
 		// Every in-sync replica, so an acknowledged message survives a
 		// broker loss.
 		RequiredAcks:    kafkago.RequireAll,
