@@ -163,3 +163,33 @@ func normalise(po kafkago.PartitionOffsets, which int64) kafkago.PartitionOffset
 	}
 	return po
 }
+
+// CommitOffsets commits offsets (partition → next offset to read) for
+// group on topic as a standalone consumer (generation -1), the way a tool
+// that is not a group member records its progress; Kafka accepts it while
+// the group has no active members.
+func CommitOffsets(ctx context.Context, client *kafkago.Client, topic, group string, offsets map[int]int64) error {
+	if len(offsets) == 0 {
+		return nil
+	}
+	parts := make([]kafkago.OffsetCommit, 0, len(offsets))
+	for p, o := range offsets {
+		parts = append(parts, kafkago.OffsetCommit{Partition: p, Offset: o})
+	}
+	resp, err := client.OffsetCommit(ctx, &kafkago.OffsetCommitRequest{GroupID: group, GenerationID: -1, Topics: map[string][]kafkago.OffsetCommit{topic: parts}})
+	if err != nil {
+		return fmt.Errorf("commit offsets of group %s on %s: %w", group, topic, err)
+	}
+	var errs []error
+	for _, ps := range resp.Topics {
+		for _, p := range ps {
+			if p.Error != nil {
+				errs = append(errs, fmt.Errorf("partition %d: %w", p.Partition, p.Error))
+			}
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("commit offsets of group %s on %s: %w", group, topic, errors.Join(errs...))
+	}
+	return nil
+}

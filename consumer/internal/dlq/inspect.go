@@ -25,6 +25,9 @@ type Entry struct {
 	Rejected     int       `json:"rejected_samples,omitempty"`
 	Consumer     string    `json:"consumer,omitempty"`
 	Replays      int       `json:"replays,omitempty"`
+	// Partition and Offset locate a Kafka dead letter (nil on RabbitMQ).
+	Partition *int   `json:"partition,omitempty"`
+	Offset    *int64 `json:"offset,omitempty"`
 }
 
 // Filter selects dead letters; empty fields match everything.
