@@ -15,6 +15,7 @@ import (
 	kafkago "github.com/segmentio/kafka-go"
 
 	"github.com/flexipack/cutover/shared/bus"
+	"github.com/flexipack/cutover/shared/obs"
 )
 
 // Header names added to every Kafka message besides bus.Message.Headers.
@@ -171,15 +172,15 @@ type metrics struct {
 func newMetrics(reg prometheus.Registerer, name string) *metrics {
 	const ns = "kafka_publisher"
 	counter := func(n, help string) prometheus.Counter {
-		return register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: n, Help: help}, []string{"publisher"})).WithLabelValues(name)
+		return obs.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: n, Help: help}, []string{"publisher"})).WithLabelValues(name)
 	}
 	return &metrics{
 		published: counter("published_total", "Messages handed to the Kafka writer."),
 		confirmed: counter("confirmed_total", "Messages acknowledged by all in-sync replicas."),
 		failed:    counter("failed_total", "Messages the writer gave up on."),
-		inflight: register(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "inflight_messages",
+		inflight: obs.Register(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "inflight_messages",
 			Help: "Messages written and not yet acknowledged."}, []string{"publisher"})).WithLabelValues(name),
-		latency: register(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Name: "publish_latency_seconds",
+		latency: obs.Register(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Name: "publish_latency_seconds",
 			Help: "Time for one Publish call to be acknowledged.", Buckets: prometheus.ExponentialBuckets(0.0005, 2.5, 12)}, []string{"publisher"})).WithLabelValues(name),
 	}
 }
