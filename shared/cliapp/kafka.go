@@ -29,7 +29,7 @@ func KafkaSecurityFlags() []cli.Flag {
 		&cli.StringFlag{Name: FlagKafkaTLSServerName, EnvVars: []string{"KAFKA_TLS_SERVER_NAME"}, Category: "Kafka", Usage: "name to verify in the brokers' certificates (default: the broker host)"},
 		&cli.StringFlag{Name: FlagKafkaSASLMechanism, EnvVars: []string{"KAFKA_SASL_MECHANISM"}, Category: "Kafka", Usage: "SASL mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (default: no SASL)"},
 		&cli.StringFlag{Name: FlagKafkaSASLUsername, EnvVars: []string{"KAFKA_SASL_USERNAME"}, Category: "Kafka", Usage: "SASL user name"},
-		&cli.StringFlag{Name: FlagKafkaSASLPassword, EnvVars: []string{"KAFKA_SASL_PASSWORD"}, Category: "Kafka", Usage: "SASL password (prefer the environment variable to the flag)"},
+		&cli.StringFlag{Name: FlagKafkaSASLPassword, EnvVars: []string{"KAFKA_SASL_PASSWORD"}, Category: "Kafka", Usage: "SASL password (prefer KAFKA_SASL_PASSWORD or --kafka-sasl-password-file to the flag)"},
 	}
 }
 

@@ -75,7 +75,7 @@ func runFlags() []cli.Flag {
 			Usage: "topic dead letters go to with --bus kafka"},
 		&cli.DurationFlag{Name: flagKafkaSession, EnvVars: []string{"KAFKA_SESSION_TIMEOUT"}, Value: 10 * time.Second, Category: "Kafka",
 			Usage: "how long the group waits for a silent (killed) member before moving its partitions to the others"},
-		cliapp.HTTPAddrFlag(":9100"),
+		cliapp.HTTPAddrFlag("127.0.0.1:9100"),
 		cliapp.BusFlag(),
 	}
 	return cliapp.Merge(own, cliapp.AMQPFlags(), []cli.Flag{cliapp.AMQPManagementFlag()}, rabbit.TopologyFlags(), cliapp.KafkaFlags(), cliapp.LegacyFlags(), cliapp.StateFlags(),
