@@ -36,6 +36,7 @@ const (
 	flagKafkaTopic      = "kafka-topic"
 	flagKafkaGroup      = "kafka-group"
 	flagKafkaDeadTopic  = "kafka-dead-topic"
+	flagKafkaSession    = "kafka-session-timeout"
 	flagLegacyAttempts  = "legacy-attempts"
 )
 
@@ -73,6 +74,8 @@ func runFlags() []cli.Flag {
 			Usage: "consumer group; consumers in one group share the topic's partitions"},
 		&cli.StringFlag{Name: flagKafkaDeadTopic, EnvVars: []string{"KAFKA_DEAD_TOPIC"}, DefaultText: "<kafka-topic>.dead", Category: "Kafka",
 			Usage: "topic dead letters go to with --bus kafka"},
+		&cli.DurationFlag{Name: flagKafkaSession, EnvVars: []string{"KAFKA_SESSION_TIMEOUT"}, Value: 10 * time.Second, Category: "Kafka",
+			Usage: "how long the group waits for a silent (killed) member before moving its partitions to the others"},
 		cliapp.HTTPAddrFlag("127.0.0.1:9100"),
 		cliapp.BusFlag(),
 	}
@@ -244,13 +247,17 @@ func openBus(c *cli.Context, id string, logger *slog.Logger, reg *prometheus.Reg
 		if deadTopic == "" {
 			deadTopic = topic + ".dead"
 		}
-		brokers := c.StringSlice(cliapp.FlagKafkaBrokers)
-		src, err := source.NewKafka(source.KafkaOptions{Brokers: brokers, Topic: topic, GroupID: c.String(flagKafkaGroup),
-			QueueCapacity: c.Int(flagPrefetch)}, logger)
+		cluster := cliapp.KafkaConfig(c)
+		src, err := source.NewKafka(source.KafkaOptions{Cluster: cluster, Topic: topic, GroupID: c.String(flagKafkaGroup),
+			QueueCapacity: c.Int(flagPrefetch), SessionTimeout: c.Duration(flagKafkaSession)}, logger)
 		if err != nil {
 			return nil, nil, nil, err
 		}
-		w := dlq.NewKafkaWriter(brokers, deadTopic, id)
+		w, err := dlq.NewKafkaWriter(cluster, deadTopic, id, logger, reg)
+		if err != nil {
+			_ = src.Close()
+			return nil, nil, nil, fmt.Errorf("dead-letter producer: %w", err)
+		}
 		return src, w, func() { _ = w.Close() }, nil
 	default:
 		return nil, nil, nil, fmt.Errorf("--%s %q: want rabbitmq or kafka", cliapp.FlagBus, bus)

@@ -29,6 +29,9 @@ type Entry struct {
 	Replays      int       `json:"replays,omitempty"`
 	// Skipped says why Replay left this letter in the queue ("" if it did not).
 	Skipped string `json:"skipped,omitempty"`
+	// Partition and Offset locate a Kafka dead letter (nil on RabbitMQ).
+	Partition *int   `json:"partition,omitempty"`
+	Offset    *int64 `json:"offset,omitempty"`
 }
 
 // Filter selects dead letters; empty fields match everything.
