@@ -29,6 +29,7 @@ package engine
 
 import (
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/flexipack/cutover/alert/internal/rules"
@@ -196,7 +197,8 @@ func (e *Engine) Drain() []Change {
 func (e *Engine) unit(id, site string) *unitState {
 	u := e.units[id]
 	if u == nil {
-		u = &unitState{id: id, site: site, slots: make([]slot, len(e.set.Rules))}
+		// Records may alias a decoder's buffer: keep copies.
+		u = &unitState{id: strings.Clone(id), site: strings.Clone(site), slots: make([]slot, len(e.set.Rules))}
 		e.units[id] = u
 		return u
 	}

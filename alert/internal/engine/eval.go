@@ -2,6 +2,7 @@ package engine
 
 import (
 	"bytes"
+	"strings"
 	"time"
 
 	"github.com/flexipack/cutover/alert/internal/rules"
@@ -160,9 +161,9 @@ func withAlarm(m map[string]string, a *telemetry.Alarm) map[string]string {
 	if m == nil {
 		m = map[string]string{}
 	}
-	m["alarm_code"] = a.Code
+	m["alarm_code"] = strings.Clone(a.Code)
 	if a.Text != "" {
-		m["alarm_text"] = a.Text
+		m["alarm_text"] = strings.Clone(a.Text)
 	}
 	return m
 }

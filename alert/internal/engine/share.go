@@ -1,6 +1,8 @@
 package engine
 
 import (
+	"strings"
+
 	"github.com/flexipack/cutover/alert/internal/rules"
 	"github.com/flexipack/cutover/shared/telemetry"
 )
@@ -71,6 +73,6 @@ func (e *Engine) moveSite(u *unitState, site string) {
 		}
 		s.member, s.match = false, false
 	}
-	u.site = site
+	u.site = strings.Clone(site)
 	e.markDirty(u)
 }

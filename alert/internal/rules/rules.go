@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"regexp"
+	"sort"
 	"strings"
 	"text/template"
 	"time"
@@ -224,8 +225,8 @@ func Parse(file string, b []byte) (*Set, error) {
 		seen[r.Name] = n.Line
 		set.Rules = append(set.Rules, r)
 	}
-	if err := errors.Join(errs...); err != nil {
-		return nil, err
+	if len(errs) > 0 {
+		return nil, sortedErrors(errs)
 	}
 	return set, nil
 }
@@ -256,4 +257,31 @@ func parseDuration(s string) (time.Duration, error) {
 		return 0, fmt.Errorf("negative")
 	}
 	return d, nil
+}
+
+// sortedErrors flattens joined errors and orders them by line.
+func sortedErrors(errs []error) error {
+	var flat []error
+	var walk func(error)
+	walk = func(e error) {
+		if j, ok := e.(interface{ Unwrap() []error }); ok {
+			for _, x := range j.Unwrap() {
+				walk(x)
+			}
+			return
+		}
+		flat = append(flat, e)
+	}
+	for _, e := range errs {
+		walk(e)
+	}
+	line := func(e error) int {
+		var re *Error
+		if errors.As(e, &re) {
+			return re.Line
+		}
+		return 0
+	}
+	sort.SliceStable(flat, func(i, j int) bool { return line(flat[i]) < line(flat[j]) })
+	return errors.Join(flat...)
 }

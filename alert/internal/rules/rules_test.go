@@ -22,23 +22,23 @@ func TestErrorsNameFileAndLine(t *testing.T) {
 	cases := map[string]struct{ src, want string }{
 		"unknown field": {"rules:\n  - name: A\n    kind: threshold\n    expr: tmp_c > 3\n    severity: info\n",
 			`f.yml:4: rule "A": expr: "tmp_c > 3": unknown field "tmp_c"`},
-		"bad kind": {"rules:\n  - name: A\n    kind: thresh\n    severity: info\n", `f.yml:3: rule "A": kind "thresh"`},
+		"bad kind":               {"rules:\n  - name: A\n    kind: thresh\n    severity: info\n", `f.yml:3: rule "A": kind "thresh"`},
 		"missing for on absence": {"rules:\n  - name: A\n    kind: absence\n    severity: info\n", `f.yml:2: rule "A": for is required`},
-		"unknown key": {"rules:\n  - name: A\n    kind: absence\n    for: 1m\n    fro: 2m\n    severity: info\n", `f.yml:5:`},
+		"unknown key":            {"rules:\n  - name: A\n    kind: absence\n    for: 1m\n    fro: 2m\n    severity: info\n", `f.yml:5:`},
 		"key of another kind": {"rules:\n  - name: A\n    kind: absence\n    for: 1m\n    window: 2m\n    severity: info\n",
 			`f.yml:5: rule "A": window does not apply to a absence rule`},
 		"duplicate name": {"rules:\n  - {name: A, kind: absence, for: 1m, severity: info}\n  - {name: A, kind: absence, for: 2m, severity: info}\n",
 			`f.yml:3: rule "A" is already defined at line 2`},
 		"bad template": {"rules:\n  - name: A\n    kind: absence\n    for: 1m\n    severity: info\n    annotations:\n      summary: \"{{ .Nope }}\"\n",
 			`f.yml:6: rule "A": annotations "summary": template`},
-		"reserved label": {"rules:\n  - name: A\n    kind: absence\n    for: 1m\n    severity: info\n    labels: {unit: x}\n", `label "unit" is set by the engine`},
+		"reserved label":          {"rules:\n  - name: A\n    kind: absence\n    for: 1m\n    severity: info\n    labels: {unit: x}\n", `label "unit" is set by the engine`},
 		"value outside aggregate": {"rules:\n  - name: A\n    kind: threshold\n    expr: value > 1\n    severity: info\n", `"value" exists only in aggregate and share rules`},
-		"text compared with <": {"rules:\n  - name: A\n    kind: threshold\n    expr: mode < idle\n    severity: info\n", "mode is text"},
-		"bad mode": {"rules:\n  - name: A\n    kind: threshold\n    expr: mode == sleeping\n    severity: info\n", `mode "sleeping"`},
-		"bad severity": {"rules:\n  - name: A\n    kind: absence\n    for: 1m\n    severity: page\n", `f.yml:5: rule "A": severity "page"`},
-		"not yaml": {"rules: [\n", "f.yml:"},
-		"no rules": {"settings: {}\n", "no rules"},
-		"bad window": {"rules:\n  - name: A\n    kind: aggregate\n    field: soc_pct\n    func: delta\n    window: 10x\n    expr: value < 1\n    severity: info\n", `f.yml:6: rule "A": window "10x"`},
+		"text compared with <":    {"rules:\n  - name: A\n    kind: threshold\n    expr: mode < idle\n    severity: info\n", "mode is text"},
+		"bad mode":                {"rules:\n  - name: A\n    kind: threshold\n    expr: mode == sleeping\n    severity: info\n", `mode "sleeping"`},
+		"bad severity":            {"rules:\n  - name: A\n    kind: absence\n    for: 1m\n    severity: page\n", `f.yml:5: rule "A": severity "page"`},
+		"not yaml":                {"rules: [\n", "f.yml:"},
+		"no rules":                {"settings: {}\n", "no rules"},
+		"bad window":              {"rules:\n  - name: A\n    kind: aggregate\n    field: soc_pct\n    func: delta\n    window: 10x\n    expr: value < 1\n    severity: info\n", `f.yml:6: rule "A": window "10x"`},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -74,7 +74,7 @@ func TestExprTriState(t *testing.T) {
 		{rec(0, false, "idle", 20), false, false}, // SoC unknown, temperature known false: unknown
 		{rec(0, false, "idle", 61), true, true},
 		{rec(50, true, "idle", 0), false, false}, // no temperature: unknown
-		{rec(50, true, "", 30), false, true},      // first clause known false via SoC
+		{rec(50, true, "", 30), false, true},     // first clause known false via SoC
 	}
 	for i, c := range cases {
 		got, known := e.Eval(c.r, 0, false)
