@@ -9,7 +9,7 @@ SHELL       := /bin/bash
 GO         ?= go
 PKGS       ?= ./...
 # Packages with benchmarks; grows as benchmarks land next to their baselines.
-BENCH_PKGS ?= ./shared/... ./consumer/internal/pipeline ./backfill/...
+BENCH_PKGS ?= ./shared/... ./consumer/internal/pipeline ./backfill/... ./alert/...
 BENCHTIME  ?= 1s
 BINARIES   := producer consumer backfill migrate alert
 VERSION    ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
@@ -38,7 +38,7 @@ test-e2e: services-up ## the whole cutover story with faults (SIGKILLs, restarts
 	grep -E '^(=== RUN|--- |PASS|FAIL|ok |e2e:)|panic:' .data/e2e.log || true; \
 	if [ $$st -ne 0 ]; then echo "--- e2e failed; last lines of .data/e2e.log:"; tail -n 150 .data/e2e.log; fi; exit $$st
 
-bench: services-up ## one table: codec, producer, consumer, backfill, each next to its baseline in the same run
+bench: services-up ## one table: codec, producer, consumer, backfill, alert, each next to its baseline in the same run
 	$(WITH_ENV) $(GO) run ./scripts/benchtable
 
 bench-all: services-up ## every benchmark, raw go test output (BENCH_PKGS, BENCHTIME)
