@@ -170,4 +170,3 @@ func stateBytes(tb testing.TB, units int) float64 {
 	runtime.KeepAlive(e)
 	return float64(after.HeapAlloc-before.HeapAlloc) / float64(units*len(set.Rules))
 }
-
