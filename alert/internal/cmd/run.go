@@ -87,8 +87,19 @@ func runFlags() []cli.Flag {
 			topo = append(topo, f)
 		}
 	}
-	return cliapp.Merge(own, cliapp.AMQPFlags(), topo, cliapp.StateFlags(), cliapp.InfluxFlags())
+	var influxFlags []cli.Flag
+	for _, f := range cliapp.InfluxFlags() {
+		switch f.Names()[0] {
+		case cliapp.FlagInfluxURL, cliapp.FlagInfluxToken, cliapp.FlagInfluxOrg, cliapp.FlagInfluxBucket, cliapp.FlagInfluxTimeout:
+			influxFlags = append(influxFlags, f)
+		}
+	}
+	return cliapp.Merge(own, cliapp.AMQPFlags(), topo, cliapp.StateFlags(), influxFlags)
 }
+
+// The Alertmanager URL may carry basic-auth credentials: it gets an
+// --alertmanager-url-file companion and is redacted like the others.
+func init() { cliapp.SecretFlags = append(cliapp.SecretFlags, flagAlertmanagerURL) }
 
 func runConfigFrom(c *cli.Context) (runConfig, error) {
 	topo := rabbit.TopologyFromCLI(c)
@@ -99,7 +110,7 @@ func runConfigFrom(c *cli.Context) (runConfig, error) {
 		StateDSN: c.String(cliapp.FlagStateDSN), AlertmanagerURL: c.String(flagAlertmanagerURL),
 		AMTimeout: c.Duration(flagAMTimeout), Resend: c.Duration(flagResend), InfluxPoints: c.Bool(flagInfluxPoints),
 		Influx: notify.InfluxConfig{URL: c.String(cliapp.FlagInfluxURL), Token: c.String(cliapp.FlagInfluxToken),
-			Org: c.String(cliapp.FlagInfluxOrg), Bucket: c.String(cliapp.FlagInfluxBucket)},
+			Org: c.String(cliapp.FlagInfluxOrg), Bucket: c.String(cliapp.FlagInfluxBucket), Timeout: c.Duration(cliapp.FlagInfluxTimeout)},
 		Service: service.Config{BatchSize: c.Int(flagBatchSize), Linger: c.Duration(flagLinger), TickInterval: c.Duration(flagTick)},
 	}
 	if err := topo.Validate(); err != nil {

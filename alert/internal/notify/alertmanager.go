@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/flexipack/cutover/shared/redact"
 	"github.com/flexipack/cutover/shared/retry"
 )
 
@@ -49,7 +50,7 @@ var _ Poster = (*Alertmanager)(nil)
 func NewAlertmanager(base string, timeout time.Duration) (*Alertmanager, error) {
 	u, err := url.Parse(base)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("alertmanager url %q: want http(s)://host:port", base)
+		return nil, fmt.Errorf("alertmanager url %q: want http(s)://host:port", redact.URL(base))
 	}
 	if timeout <= 0 {
 		timeout = 10 * time.Second
@@ -70,7 +71,7 @@ func (a *Alertmanager) Post(ctx context.Context, alerts []AMAlert) error {
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := a.client.Do(req)
 	if err != nil {
-		return fmt.Errorf("post %d alerts to alertmanager: %w", len(alerts), err)
+		return redact.Error(fmt.Errorf("post %d alerts to alertmanager: %w", len(alerts), err))
 	}
 	defer resp.Body.Close()
 	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))

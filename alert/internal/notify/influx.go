@@ -18,6 +18,7 @@ import (
 
 	"github.com/flexipack/cutover/alert/internal/engine"
 	"github.com/flexipack/cutover/shared/obs"
+	"github.com/flexipack/cutover/shared/redact"
 	"github.com/flexipack/cutover/shared/retry"
 )
 
@@ -54,7 +55,7 @@ type InfluxPoints struct {
 // NewInfluxPoints returns a writer; Run writes.
 func NewInfluxPoints(cfg InfluxConfig, logger *slog.Logger, reg prometheus.Registerer) (*InfluxPoints, error) {
 	if _, err := url.Parse(cfg.URL); err != nil || cfg.URL == "" {
-		return nil, fmt.Errorf("influx url %q: want http(s)://host:port", cfg.URL)
+		return nil, fmt.Errorf("influx url %q: want http(s)://host:port", redact.URL(cfg.URL))
 	}
 	if cfg.Bucket == "" {
 		return nil, fmt.Errorf("influx bucket is empty")
@@ -134,7 +135,7 @@ func (w *InfluxPoints) Flush(ctx context.Context) error {
 	}
 	resp, err := w.client.Do(req)
 	if err != nil {
-		return fmt.Errorf("write %d bsu_alert points: %w", len(lines), err)
+		return redact.Error(fmt.Errorf("write %d bsu_alert points: %w", len(lines), err))
 	}
 	defer resp.Body.Close()
 	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
