@@ -199,7 +199,7 @@ func (e *Engine) unit(id, site string) *unitState {
 	if u == nil {
 		// Records may alias a decoder's buffer: keep copies.
 		u = &unitState{id: strings.Clone(id), site: strings.Clone(site), slots: make([]slot, len(e.set.Rules))}
-		e.units[id] = u
+		e.units[u.id] = u // the key must be the copy too
 		return u
 	}
 	if site != "" && site != u.site {
