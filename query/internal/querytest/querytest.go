@@ -40,8 +40,8 @@ func (f Fleet) Record(u, k int) telemetry.Record {
 	r := telemetry.Record{
 		Unit: UnitName(u), Site: SiteName(u % max(1, f.Sites)), Model: []string{"BSU-200", "BSU-400"}[u%2],
 		Schema: telemetry.Schema21, Firmware: "4.2.0", Seq: int64(k), HasSeq: true, TimeMs: t.UnixMilli(),
-		Has:  telemetry.HasSoC | telemetry.HasSoH | telemetry.HasVoltage | telemetry.HasCurrent | telemetry.HasPower,
-		SoC:  float64((u*37+k*11)%1000) / 10, SoH: 90 + float64((u+k)%100)/10,
+		Has: telemetry.HasSoC | telemetry.HasSoH | telemetry.HasVoltage | telemetry.HasCurrent | telemetry.HasPower,
+		SoC: float64((u*37+k*11)%1000) / 10, SoH: 90 + float64((u+k)%100)/10,
 		Voltage: 700 + float64((u*13+k*7)%2000)/10, Current: float64((u*17+k*5)%600-300) / 10,
 		Power: float64((u*19+k*3)%400-200) / 10,
 		Temps: []telemetry.Temp{{Sensor: "cell_max", C: 25 + float64((u+k*3)%150)/10}, {Sensor: "cell_min", C: 20 + float64((u+k)%100)/10}},
