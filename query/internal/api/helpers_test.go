@@ -131,3 +131,9 @@ func (h *harness) getJSON(t *testing.T, path string, want int, v any) *http.Resp
 	}
 	return resp
 }
+
+func newServer(t *testing.T, a *API) *httptest.Server {
+	srv := httptest.NewServer(a.Handler())
+	t.Cleanup(srv.Close)
+	return srv
+}
