@@ -73,7 +73,7 @@ type API struct {
 	mux     *http.ServeMux
 	metrics *metrics
 
-	mu      sync.Mutex
+	mu       sync.Mutex
 	sems     map[string]chan struct{}
 	openapi  *document
 	patterns []string
