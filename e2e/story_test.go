@@ -423,7 +423,7 @@ func TestCutoverStory(t *testing.T) {
 	verifyTo := time.Now().UTC().Truncate(time.Second)
 	step("verify [%s, %s)", origin.Format(time.RFC3339), verifyTo.Format(time.RFC3339))
 	r.run(0, "migrate", "verify", "--from", origin.Format(time.RFC3339), "--to", verifyTo.Format(time.RFC3339), "--window", verifyWindow)
-	gates := []string{"--consumer-timeout", "60s", "--max-lag", "30s", "--recent", "3h", "--recent-window", "5m"}
+	gates := []string{"--consumer-timeout", "60s", "--max-lag", "30s", "--recent", "3h", "--recent-window", "5m", "--min-shadow-reads", "0"}
 	step("advance to shadow-read")
 	r.run(0, "migrate", append([]string{"advance", "--execute", "--to", "shadow-read", "--reason", "e2e: verified"}, gates...)...)
 	step("advance to influx-primary")
