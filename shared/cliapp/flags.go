@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/flexipack/cutover/shared/influx"
 )
 
 // Environment variables every binary reads for the services it talks to.
@@ -85,13 +87,58 @@ func StateFlags() []cli.Flag {
 	}
 }
 
-// InfluxFlags are the InfluxDB connection flags.
+// InfluxDB flag names beyond the connection four.
+const (
+	FlagInfluxAPI        = "influx-api"
+	FlagInfluxCAFile     = "influx-ca-file"
+	FlagInfluxCertFile   = "influx-cert-file"
+	FlagInfluxKeyFile    = "influx-key-file"
+	FlagInfluxBatchLines = "influx-batch-lines"
+	FlagInfluxTimeout    = "influx-timeout"
+	FlagInfluxMaxRetries = "influx-max-retries"
+	FlagInfluxRetryBase  = "influx-retry-base"
+)
+
+// InfluxFlags are the InfluxDB flags, defined once for every command that
+// talks to InfluxDB; InfluxConfig reads them into an influx.Config.
 func InfluxFlags() []cli.Flag {
+	const cat = "InfluxDB"
 	return []cli.Flag{
-		&cli.StringFlag{Name: FlagInfluxURL, EnvVars: []string{EnvInfluxURL}, Value: "http://127.0.0.1:8086", Usage: "InfluxDB URL", Category: "InfluxDB"},
-		&cli.StringFlag{Name: FlagInfluxToken, EnvVars: []string{EnvInfluxToken}, Usage: "InfluxDB token (1.8: user:password, or empty without auth)", Category: "InfluxDB"},
-		&cli.StringFlag{Name: FlagInfluxOrg, EnvVars: []string{EnvInfluxOrg}, Value: "flexipack", Usage: "InfluxDB organisation (ignored by 1.8)", Category: "InfluxDB"},
-		&cli.StringFlag{Name: FlagInfluxBucket, EnvVars: []string{EnvInfluxBucket}, Value: "telemetry/autogen", Usage: "InfluxDB bucket (1.8: database/retention-policy)", Category: "InfluxDB"},
+		&cli.StringFlag{Name: FlagInfluxURL, EnvVars: []string{EnvInfluxURL}, Value: "http://127.0.0.1:8086", Usage: "InfluxDB URL (https:// for TLS)", Category: cat},
+		&cli.StringFlag{Name: FlagInfluxToken, EnvVars: []string{EnvInfluxToken}, Usage: "InfluxDB credentials: 1.x user:password (or empty without auth); 2.x and 3.x an API token", Category: cat},
+		&cli.StringFlag{Name: FlagInfluxOrg, EnvVars: []string{EnvInfluxOrg}, Value: "flexipack", Usage: "InfluxDB organisation (2.x writes; ignored by 1.x and 3.x)", Category: cat},
+		&cli.StringFlag{Name: FlagInfluxBucket, EnvVars: []string{EnvInfluxBucket}, Value: "telemetry/autogen", Usage: "where readings go: 1.x database/retention-policy; 2.x bucket (InfluxQL reads need a DBRP mapping of its name); 3.x database", Category: cat},
+		&cli.StringFlag{Name: FlagInfluxAPI, EnvVars: []string{"INFLUX_API"}, Value: string(influx.APIAuto), Usage: "InfluxDB HTTP API: auto (asked from /ping), v1, v2 or v3", Category: cat},
+		&cli.StringFlag{Name: FlagInfluxCAFile, EnvVars: []string{"INFLUX_CA_FILE"}, Usage: "PEM file of CA certificates to trust for an https:// InfluxDB, besides the system's", Category: cat},
+		&cli.StringFlag{Name: FlagInfluxCertFile, EnvVars: []string{"INFLUX_CERT_FILE"}, Usage: "PEM client certificate for an InfluxDB behind mutual TLS (with --influx-key-file)", Category: cat},
+		&cli.StringFlag{Name: FlagInfluxKeyFile, EnvVars: []string{"INFLUX_KEY_FILE"}, Usage: "PEM private key of --influx-cert-file", Category: cat},
+		&cli.IntFlag{Name: FlagInfluxBatchLines, EnvVars: []string{"INFLUX_BATCH_LINES"}, Value: influx.DefaultBatchLines, Usage: "most line-protocol lines per InfluxDB write request", Category: cat},
+		&cli.DurationFlag{Name: FlagInfluxTimeout, EnvVars: []string{"INFLUX_TIMEOUT"}, Value: influx.DefaultTimeout, Usage: "time-out of one InfluxDB write, and of the wait for each part of a query's answer (retried)", Category: cat},
+		&cli.IntFlag{Name: FlagInfluxMaxRetries, EnvVars: []string{"INFLUX_MAX_RETRIES"}, Value: influx.DefaultMaxRetries, Usage: "retries of a request after 429, 5xx, network errors or time-outs (0: none)", Category: cat},
+		&cli.DurationFlag{Name: FlagInfluxRetryBase, EnvVars: []string{"INFLUX_RETRY_BASE"}, Value: influx.DefaultRetryBase, Usage: "first retry back-off, doubled per retry (Retry-After overrides)", Category: cat},
+	}
+}
+
+// InfluxConfig reads the InfluxFlags into an influx.Config; the influx
+// package validates it (NewWriter, NewClient).
+func InfluxConfig(c *cli.Context) influx.Config {
+	retries := c.Int(FlagInfluxMaxRetries)
+	if retries == 0 && c.IsSet(FlagInfluxMaxRetries) {
+		retries = -1 // an explicit 0 means no retries, not the default
+	}
+	return influx.Config{
+		URL:        c.String(FlagInfluxURL),
+		Token:      c.String(FlagInfluxToken),
+		Org:        c.String(FlagInfluxOrg),
+		Bucket:     c.String(FlagInfluxBucket),
+		API:        influx.API(c.String(FlagInfluxAPI)),
+		CAFile:     c.String(FlagInfluxCAFile),
+		CertFile:   c.String(FlagInfluxCertFile),
+		KeyFile:    c.String(FlagInfluxKeyFile),
+		BatchLines: c.Int(FlagInfluxBatchLines),
+		Timeout:    c.Duration(FlagInfluxTimeout),
+		MaxRetries: retries,
+		RetryBase:  c.Duration(FlagInfluxRetryBase),
 	}
 }
 

@@ -162,7 +162,7 @@ func analyse(ctx context.Context, c *cli.Context, logger *slog.Logger, p params,
 	if err != nil {
 		return nil, err
 	}
-	reader, err := influx.NewReader(influx.ConfigFromCLI(c), logger)
+	reader, err := influx.NewReader(cliapp.InfluxConfig(c), logger)
 	if err != nil {
 		return nil, cli.Exit(err.Error(), cliapp.ExitFailure)
 	}

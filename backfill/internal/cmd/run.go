@@ -46,7 +46,7 @@ const (
 )
 
 func runFlags() []cli.Flag {
-	return cliapp.Merge(sourceFlags(), cliapp.InfluxFlags(), influx.Flags(), cliapp.StateFlags(), rangeFlags(), []cli.Flag{
+	return cliapp.Merge(sourceFlags(), cliapp.InfluxFlags(), cliapp.StateFlags(), rangeFlags(), []cli.Flag{
 		&cli.BoolFlag{Name: flagExecute, Usage: "write to InfluxDB; without it the command is a dry run that only says what it would write"},
 		&cli.Float64Flag{Name: flagRate, EnvVars: []string{"BACKFILL_RATE"}, Usage: "target write rate in readings per second (0 = as fast as InfluxDB takes them); changeable at run time", Category: "Throttling"},
 		&cli.DurationFlag{Name: flagMaxWriteLatency, Value: 2 * time.Second, Usage: "slow down while the moving average of InfluxDB write latency exceeds this (0 = ignore latency)", Category: "Throttling"},
@@ -327,7 +327,7 @@ func execRun(ctx context.Context, c *cli.Context, a *analysis, state *cutover.St
 	}
 
 	reg := obs.NewRegistry()
-	w, err := influx.NewWriter(influx.ConfigFromCLI(c), logger)
+	w, err := influx.NewWriter(cliapp.InfluxConfig(c), logger)
 	if err != nil {
 		return replay.Result{}, th, cli.Exit(err.Error(), cliapp.ExitFailure)
 	}

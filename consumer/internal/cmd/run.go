@@ -76,7 +76,7 @@ func runFlags() []cli.Flag {
 		cliapp.BusFlag(),
 	}
 	return cliapp.Merge(own, cliapp.AMQPFlags(), []cli.Flag{cliapp.AMQPManagementFlag()}, rabbit.TopologyFlags(), cliapp.KafkaFlags(), cliapp.LegacyFlags(), cliapp.StateFlags(),
-		cliapp.InfluxFlags(), influx.Flags())
+		cliapp.InfluxFlags())
 }
 
 func runCommand() *cli.Command {
@@ -151,7 +151,7 @@ func runAction(c *cli.Context) error {
 	}
 	defer leg.Close()
 
-	iw, err := influx.NewWriter(influx.ConfigFromCLI(c), logger)
+	iw, err := influx.NewWriter(cliapp.InfluxConfig(c), logger)
 	if err != nil {
 		return cli.Exit(err.Error(), cliapp.ExitFailure)
 	}
