@@ -22,6 +22,7 @@ const (
 	EnvS3Endpoint   = "S3_ENDPOINT"
 	EnvS3Bucket     = "S3_BUCKET"
 	EnvS3Prefix     = "S3_PREFIX"
+	EnvS3CAFile     = "S3_CA_FILE"
 	EnvAWSKeyID     = "AWS_ACCESS_KEY_ID"
 	EnvAWSSecret    = "AWS_SECRET_ACCESS_KEY"
 	EnvAWSRegion    = "AWS_REGION"
@@ -43,6 +44,10 @@ const (
 	FlagS3Endpoint   = "s3-endpoint"
 	FlagS3Bucket     = "s3-bucket"
 	FlagS3Prefix     = "s3-prefix"
+	FlagS3CAFile     = "s3-ca-file"
+	FlagAWSKeyID     = "aws-access-key-id"
+	FlagAWSSecret    = "aws-secret-access-key"
+	FlagAWSRegion    = "aws-region"
 	FlagKafkaBrokers = "kafka-brokers"
 	FlagBus          = "bus"
 	FlagHTTPAddr     = "http-addr"
@@ -142,18 +147,18 @@ func InfluxConfig(c *cli.Context) influx.Config {
 	}
 }
 
-// S3Flags are the snapshot store flags. Credentials come from the standard
-// AWS chain (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, profiles).
+// S3Flags are the snapshot store flags. Credentials are the access key
+// flags when given, the standard AWS chain (profiles, SSO, instance roles)
+// otherwise.
 func S3Flags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: FlagS3Endpoint, EnvVars: []string{EnvS3Endpoint}, Usage: "S3 endpoint override for MinIO and other S3-compatible stores (path-style addressing); empty for AWS", Category: "Snapshots"},
 		&cli.StringFlag{Name: FlagS3Bucket, EnvVars: []string{EnvS3Bucket}, Usage: "S3 bucket holding the legacy snapshots", Category: "Snapshots"},
 		&cli.StringFlag{Name: FlagS3Prefix, EnvVars: []string{EnvS3Prefix}, Value: "snapshots", Usage: "key prefix of the snapshots in the bucket", Category: "Snapshots"},
-		// Read through the AWS SDK's default chain; declared so --help and
-		// the compose drift test know this binary reads them.
-		&cli.StringFlag{Name: "aws-access-key-id", EnvVars: []string{EnvAWSKeyID}, Usage: "S3 access key (default: AWS credential chain)", Category: "Snapshots"},
-		&cli.StringFlag{Name: "aws-secret-access-key", EnvVars: []string{EnvAWSSecret}, Usage: "S3 secret key (default: AWS credential chain)", Category: "Snapshots"},
-		&cli.StringFlag{Name: "aws-region", EnvVars: []string{EnvAWSRegion}, Value: "us-east-1", Usage: "S3 region", Category: "Snapshots"},
+		&cli.StringFlag{Name: FlagS3CAFile, EnvVars: []string{EnvS3CAFile}, Usage: "PEM file of the CA that signs the S3 endpoint's certificate (https endpoints with a private CA; default: system roots)", Category: "Snapshots"},
+		&cli.StringFlag{Name: FlagAWSKeyID, EnvVars: []string{EnvAWSKeyID}, Usage: "S3 access key (default: AWS credential chain)", Category: "Snapshots"},
+		&cli.StringFlag{Name: FlagAWSSecret, EnvVars: []string{EnvAWSSecret}, Usage: "S3 secret key (default: AWS credential chain)", Category: "Snapshots"},
+		&cli.StringFlag{Name: FlagAWSRegion, EnvVars: []string{EnvAWSRegion}, Value: "us-east-1", Usage: "S3 region", Category: "Snapshots"},
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"github.com/flexipack/cutover/shared/redact"
 	"io"
 	"math/rand/v2"
 	"net/http"
@@ -127,14 +128,14 @@ func (c *Client) Ping(ctx context.Context) (API, error) {
 	c.cfg.authorize(req, api)
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return "", fmt.Errorf("influx: ping %s: %w: %w", c.cfg.URL, ErrUnavailable, err)
+		return "", fmt.Errorf("influx: ping %s: %w: %w", redact.URL(c.cfg.URL), ErrUnavailable, redact.Error(err))
 	}
 	defer resp.Body.Close()
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	// 3.x may require a token even on /ping: a 401 carrying the version
 	// header still tells the version.
 	if resp.StatusCode >= 300 && (resp.StatusCode != http.StatusUnauthorized || resp.Header.Get("X-Influxdb-Version") == "") {
-		return "", fmt.Errorf("influx: ping %s: %w: %s", c.cfg.URL, ErrUnavailable, resp.Status)
+		return "", fmt.Errorf("influx: ping %s: %w: %s", redact.URL(c.cfg.URL), ErrUnavailable, resp.Status)
 	}
 	if api == APIAuto {
 		api = apiFromPing(resp.Header)

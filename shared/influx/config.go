@@ -11,8 +11,11 @@ package influx
 import (
 	"errors"
 	"fmt"
+	"net/url"
 	"strings"
 	"time"
+
+	"github.com/flexipack/cutover/shared/redact"
 )
 
 // Defaults for the Config fields left zero.
@@ -116,7 +119,10 @@ func (cfg Config) validate() error {
 		return errors.New("influx: no URL (--influx-url, INFLUX_URL)")
 	}
 	if !strings.HasPrefix(cfg.URL, "http://") && !strings.HasPrefix(cfg.URL, "https://") {
-		return fmt.Errorf("influx: URL %q: want http:// or https://", cfg.URL)
+		return fmt.Errorf("influx: URL %q: want http:// or https://", redact.URL(cfg.URL))
+	}
+	if u, err := url.Parse(cfg.URL); err != nil || u.Host == "" {
+		return fmt.Errorf("influx: URL %s: %w", redact.URL(cfg.URL), redact.URLError(errNoHost(err)))
 	}
 	if _, err := ParseAPI(string(cfg.API)); err != nil {
 		return err
@@ -125,4 +131,12 @@ func (cfg Config) validate() error {
 		return errors.New("influx: no bucket (--influx-bucket, INFLUX_BUCKET: 1.x database/retention-policy, 2.x bucket, 3.x database)")
 	}
 	return nil
+}
+
+// errNoHost is err, or an error saying the URL names no host.
+func errNoHost(err error) error {
+	if err != nil {
+		return err
+	}
+	return errors.New("no host")
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/flexipack/cutover/shared/redact"
 	"io"
 	"net/http"
 	"net/url"
@@ -220,7 +221,7 @@ func (c *Client) Query(ctx context.Context, q string, fn func(*Series) error) er
 			return err
 		}
 		if delivered || attempt >= c.cfg.MaxRetries || ctx.Err() != nil {
-			return fmt.Errorf("influxql: query %q at %s after %d attempt(s): %w: %w", cut(q), c.cfg.URL, attempt+1, ErrUnavailable, ue.err)
+			return fmt.Errorf("influxql: query %q at %s after %d attempt(s): %w: %w", cut(q), redact.URL(c.cfg.URL), attempt+1, ErrUnavailable, redact.Error(ue.err))
 		}
 		if err := sleepCtx(ctx, backoff(c.cfg, attempt, ue.retryAfter)); err != nil {
 			return fmt.Errorf("influxql: query %q: %w", cut(q), err)

@@ -115,7 +115,8 @@ func openSnapshots(ctx context.Context, c *cli.Context) (snapshot.Store, string,
 	if bucket == "" {
 		return nil, "", "", cli.Exit(fmt.Sprintf("no snapshot store: set --%s (or %s), or --%s for a local folder", cliapp.FlagS3Bucket, cliapp.EnvS3Bucket, flagSnapshotDir), cliapp.ExitFailure)
 	}
-	st, err := snapshot.NewS3Store(ctx, snapshot.S3Config{Endpoint: c.String(cliapp.FlagS3Endpoint), Bucket: bucket, Region: c.String("aws-region")})
+	st, err := snapshot.NewS3Store(ctx, snapshot.S3Config{Endpoint: c.String(cliapp.FlagS3Endpoint), Bucket: bucket, Region: c.String(cliapp.FlagAWSRegion),
+		AccessKeyID: c.String(cliapp.FlagAWSKeyID), SecretAccessKey: c.String(cliapp.FlagAWSSecret), CAFile: c.String(cliapp.FlagS3CAFile)})
 	if err != nil {
 		return nil, "", "", err
 	}
