@@ -129,12 +129,41 @@ func (r *Influx) Units(ctx context.Context, f UnitFilter) ([]Unit, error) {
 	return out, nil
 }
 
-// Latest reads the unit's newest bsu point and its alarms.
+// latestWindow is how far back Latest looks first: most units reported
+// within it, and a bounded query touches one shard instead of all.
+const latestWindow = 25 * time.Hour
+
+// Latest reads the unit's newest bsu point (within latestWindow, else over
+// all time) and its alarms (only when its alarm_count says it has some).
 func (r *Influx) Latest(ctx context.Context, unit string) (*telemetry.Record, error) {
-	q := `SELECT * FROM "bsu" WHERE "unit" = ` + influx.QuoteString(unit) + ` ORDER BY time DESC LIMIT 1`
+	rec, alarms, err := r.latest(ctx, unit, `time >= `+influx.TimeLiteral(r.now().Add(-latestWindow))+` AND `)
+	if err == nil && rec == nil {
+		rec, alarms, err = r.latest(ctx, unit, "")
+	}
+	if err != nil {
+		return nil, err
+	}
+	if rec == nil {
+		return nil, fmt.Errorf("unit %q: %w", unit, ErrNotFound)
+	}
+	if alarms > 0 {
+		t := rec.Time()
+		byTime, err := r.unitAlarms(ctx, unit, t, t.Add(time.Millisecond))
+		if err != nil {
+			return nil, err
+		}
+		rec.Alarms = byTime[rec.TimeMs]
+	}
+	return rec, nil
+}
+
+func (r *Influx) latest(ctx context.Context, unit, timeCond string) (*telemetry.Record, int64, error) {
+	q := `SELECT * FROM "bsu" WHERE ` + timeCond + `"unit" = ` + influx.QuoteString(unit) + ` ORDER BY time DESC LIMIT 1`
 	var rec *telemetry.Record
+	var alarms int64
 	err := r.query(ctx, "latest", q, func(s *influx.Series) error {
 		cols := influx.NewRecordColumns(s.Columns)
+		ai := s.Col("alarm_count")
 		for _, row := range s.Values {
 			if rec != nil {
 				break
@@ -143,22 +172,20 @@ func (r *Influx) Latest(ctx context.Context, unit string) (*telemetry.Record, er
 			if err := cols.Record(rec, "", row); err != nil {
 				return fmt.Errorf("latest reading of %q: %w", unit, err)
 			}
+			alarms = alarmCount(row, ai)
 		}
 		return nil
 	})
-	if err != nil {
-		return nil, err
+	return rec, alarms, err
+}
+
+// alarmCount reads a row's alarm_count; a row without one may have alarms.
+func alarmCount(row []any, i int) int64 {
+	v := col(row, i)
+	if v == nil {
+		return 1
 	}
-	if rec == nil {
-		return nil, fmt.Errorf("unit %q: %w", unit, ErrNotFound)
-	}
-	t := rec.Time()
-	alarms, err := r.unitAlarms(ctx, unit, t, t.Add(time.Millisecond))
-	if err != nil {
-		return nil, err
-	}
-	rec.Alarms = alarms[rec.TimeMs]
-	return rec, nil
+	return intOr0(v)
 }
 
 // unitAlarms reads the unit's alarms in [from, to), by reading time.
@@ -190,20 +217,26 @@ func (r *Influx) Readings(ctx context.Context, q RangeQuery, fn func(*telemetry.
 	var fnErr error
 	err := r.query(ctx, "readings", iq, func(s *influx.Series) error {
 		cols := influx.NewRecordColumns(s.Columns)
+		ai := s.Col("alarm_count")
 		recs = recs[:0]
+		var withAlarms int64
 		for _, row := range s.Values {
 			var rec telemetry.Record
 			if err := cols.Record(&rec, "", row); err != nil {
 				return fmt.Errorf("reading of %q: %w", q.Unit, err)
 			}
 			recs = append(recs, rec)
+			withAlarms += alarmCount(row, ai)
 		}
 		if len(recs) == 0 {
 			return nil
 		}
-		alarms, err := r.unitAlarms(ctx, q.Unit, recs[0].Time(), recs[len(recs)-1].Time().Add(time.Millisecond))
-		if err != nil {
-			return err
+		alarms := map[int64][]telemetry.Alarm{}
+		if withAlarms > 0 {
+			var err error
+			if alarms, err = r.unitAlarms(ctx, q.Unit, recs[0].Time(), recs[len(recs)-1].Time().Add(time.Millisecond)); err != nil {
+				return err
+			}
 		}
 		for i := range recs {
 			recs[i].Alarms = alarms[recs[i].TimeMs]
