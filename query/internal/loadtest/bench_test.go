@@ -83,7 +83,7 @@ func BenchmarkQueryAPI(b *testing.B) {
 
 	phase := &fixedPhase{}
 	phase.set(cutover.Legacy)
-	router := route.NewRouter(phase, reader.NewPostgres(pool), reader.NewInflux(ic, 0, nil), quiet)
+	router := route.NewRouter(phase, reader.NewPostgres(pool), reader.NewInflux(ic, 0, nil).WithFleetCache(5*time.Minute), quiet)
 	if err := router.Refresh(ctx); err != nil {
 		b.Fatal(err)
 	}

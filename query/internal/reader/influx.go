@@ -23,7 +23,8 @@ const (
 // from bsu and bsu_alarm, aggregates from the 5-minute rollups where they
 // cover the range and from raw readings for the rest.
 type Influx struct {
-	c *influx.Client
+	c     *influx.Client
+	cache *fleetCache
 	// rollupLag is how long after a 5-minute window ends its rollup is
 	// trusted complete (the CQ interval plus late readings).
 	rollupLag time.Duration
@@ -48,6 +49,27 @@ func NewInflux(c *influx.Client, rollupLag time.Duration, now func() time.Time) 
 		now = time.Now
 	}
 	return &Influx{c: c, rollupLag: rollupLag, now: now}
+}
+
+// ClosedAfter is how long after a step ends the fleet cache may keep it:
+// the continuous queries recompute the last hour every 5 minutes.
+const ClosedAfter = time.Hour + 10*time.Minute
+
+// WithFleetCache keeps the fleet's closed steps (ClosedAfter) for ttl, so
+// that a 30-day fleet query reads only its newest steps from InfluxDB.
+// InvalidateCache drops them (after a backfill).
+func (r *Influx) WithFleetCache(ttl time.Duration) *Influx {
+	if ttl > 0 {
+		r.cache = newFleetCache(ttl)
+	}
+	return r
+}
+
+// InvalidateCache drops every cached fleet step.
+func (r *Influx) InvalidateCache() {
+	if r.cache != nil {
+		r.cache.Invalidate()
+	}
 }
 
 // Name returns StoreInflux.
@@ -302,11 +324,27 @@ func (r *Influx) Fleet(ctx context.Context, q FleetQuery) (Fleet, error) {
 			points[k] = &p
 		}
 	}
-	step := GroupByTimeEpoch(q.Step)
-	if mid.After(q.From) {
-		iq := `SELECT sum("soc_pct_sum"), sum("soc_pct_count"), sum("power_kw"), count("power_kw"), max("units"), sum("alarms") FROM "bsu_site_5m" WHERE ` +
-			where(q.From, mid) + tagIs("site", q.Site) + ` GROUP BY ` + step + `, "site" fill(none)`
-		if err := r.fleetRows(ctx, iq, add); err != nil {
+	rollFrom := q.From
+	closed := bucket(r.now().Add(-ClosedAfter), q.Step)
+	if mid.Before(closed) {
+		closed = mid // a range in the past: mid is its end, a whole step
+	}
+	if r.cache != nil && closed.After(q.From) {
+		pts, err := r.cache.points(ctx, fleetKey{q.Site, q.Step}, q.From, closed, r.now(), func(ctx context.Context, from, to time.Time) ([]FleetPoint, error) {
+			var pts []FleetPoint
+			err := r.siteRollup(ctx, FleetQuery{From: from, To: to, Step: q.Step, Site: q.Site}, func(p FleetPoint) { pts = append(pts, p) })
+			return pts, err
+		})
+		if err != nil {
+			return Fleet{}, err
+		}
+		for _, p := range pts {
+			add(p)
+		}
+		rollFrom = closed
+	}
+	if mid.After(rollFrom) {
+		if err := r.siteRollup(ctx, FleetQuery{From: rollFrom, To: mid, Step: q.Step, Site: q.Site}, add); err != nil {
 			return Fleet{}, err
 		}
 	}
@@ -321,6 +359,13 @@ func (r *Influx) Fleet(ctx context.Context, q FleetQuery) (Fleet, error) {
 	}
 	SortFleet(out.Points)
 	return out, nil
+}
+
+// siteRollup reads bsu_site_5m per step over [q.From, q.To).
+func (r *Influx) siteRollup(ctx context.Context, q FleetQuery, add func(FleetPoint)) error {
+	iq := `SELECT sum("soc_pct_sum"), sum("soc_pct_count"), sum("power_kw"), count("power_kw"), max("units"), sum("alarms") FROM "bsu_site_5m" WHERE ` +
+		where(q.From, q.To) + tagIs("site", q.Site) + ` GROUP BY ` + GroupByTimeEpoch(q.Step) + `, "site" fill(none)`
+	return r.fleetRows(ctx, iq, add)
 }
 
 // rawFleet computes the rollups' definitions from raw readings over
