@@ -248,7 +248,7 @@ func TestForListsWhatCheckEvaluates(t *testing.T) {
 		cutover.Legacy:        nil,
 		cutover.DualWrite:     nil,
 		cutover.ShadowRead:    {NoOpenGaps, VerifyBackfilled},
-		cutover.InfluxPrimary: {NoOpenGaps, VerifyRecent, ConsumerLag},
+		cutover.InfluxPrimary: {NoOpenGaps, VerifyRecent, ShadowReads, ConsumerLag},
 		cutover.InfluxOnly:    {NoOpenGaps, VerifyRecent, ConsumerLag, Confirm},
 	}
 	for _, p := range cutover.Phases {
