@@ -16,6 +16,8 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/flexipack/cutover/query/internal/api"
+	"github.com/flexipack/cutover/query/internal/console"
+	"github.com/flexipack/cutover/query/internal/cutoverapi"
 	"github.com/flexipack/cutover/query/internal/reader"
 	"github.com/flexipack/cutover/query/internal/route"
 	"github.com/flexipack/cutover/shared/cliapp"
@@ -228,6 +230,9 @@ func serve(ctx context.Context, cfg serveConfig, logger *slog.Logger) error {
 	}
 	shadow := route.NewShadower(cfg.Shadow, state, reg, logger)
 	a := api.New(cfg.API, api.Deps{Router: router, Shadow: shadow, Auth: auth, Registry: reg, Logger: logger, Context: ctx})
+	cut := cutoverapi.New(cutoverapi.Config{}, cutoverapi.Deps{State: state, Shadow: state, Logger: logger})
+	defer cut.Close()
+	console.Mount(a, cut)
 	srv.Handle("/", a.Handler())
 	srv.AddReadiness(obs.ReadinessCheck{Name: "serving store", Check: router.Ready})
 

@@ -29,12 +29,6 @@ type StateStore interface {
 
 var _ StateStore = (*cutover.Store)(nil)
 
-// ShadowSource reads the shadow-read comparisons the query service records
-// (counts, mismatch rate, the latest mismatches with both answers).
-type ShadowSource interface {
-	ShadowReport(ctx context.Context, examples int) (ShadowReport, error)
-}
-
 // Config holds the thresholds the API flags consumers and runs with, and
 // the gates' settings (the same defaults as migrate's gate flags).
 type Config struct {

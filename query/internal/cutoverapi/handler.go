@@ -37,40 +37,50 @@ type Overview struct {
 	Errors    map[string]string    `json:"errors,omitempty"`
 }
 
-// Handler returns the handler of every route under Prefix.
-func (a *API) Handler() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET "+Prefix+"overview", a.serveOverview)
-	mux.HandleFunc("GET "+Prefix+"state", func(w http.ResponseWriter, r *http.Request) {
-		a.serve(w, r, func(ctx context.Context, q query) (any, error) { return a.stateView(ctx) })
-	})
-	mux.HandleFunc("GET "+Prefix+"timeline", func(w http.ResponseWriter, r *http.Request) {
-		a.serve(w, r, func(ctx context.Context, q query) (any, error) { return a.timeline(ctx, q.limit) })
-	})
-	mux.HandleFunc("GET "+Prefix+"gates", func(w http.ResponseWriter, r *http.Request) {
-		a.serve(w, r, func(ctx context.Context, q query) (any, error) { return a.nextStep(ctx) })
-	})
-	mux.HandleFunc("GET "+Prefix+"consumers", func(w http.ResponseWriter, r *http.Request) {
-		a.serve(w, r, func(ctx context.Context, q query) (any, error) {
+// Route is one GET route: a ServeMux pattern and its handler.
+type Route struct {
+	Pattern string
+	Handler http.HandlerFunc
+}
+
+// Routes returns the API's routes, for mounting on the query service's mux
+// (behind its bearer tokens).
+func (a *API) Routes() []Route {
+	one := func(read func(ctx context.Context, q query) (any, error)) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) { a.serve(w, r, read) }
+	}
+	withState := func(read func(ctx context.Context, st cutover.State, q query) (any, error)) http.HandlerFunc {
+		return one(func(ctx context.Context, q query) (any, error) {
 			st, err := a.state.Current(ctx)
 			if err != nil {
 				return nil, err
 			}
-			return a.consumers(ctx, st)
+			return read(ctx, st, q)
 		})
-	})
-	mux.HandleFunc("GET "+Prefix+"gaps", func(w http.ResponseWriter, r *http.Request) {
-		a.serve(w, r, func(ctx context.Context, q query) (any, error) { return a.gaps(ctx, q.limit) })
-	})
-	mux.HandleFunc("GET "+Prefix+"backfills", func(w http.ResponseWriter, r *http.Request) {
-		a.serve(w, r, func(ctx context.Context, q query) (any, error) { return a.backfills(ctx, min(q.limit, 100)) })
-	})
-	mux.HandleFunc("GET "+Prefix+"verify", func(w http.ResponseWriter, r *http.Request) {
-		a.serve(w, r, func(ctx context.Context, q query) (any, error) { return a.lastVerify(ctx) })
-	})
-	mux.HandleFunc("GET "+Prefix+"shadow", func(w http.ResponseWriter, r *http.Request) {
-		a.serve(w, r, func(ctx context.Context, q query) (any, error) { return a.shadowReport(ctx, q.examples) })
-	})
+	}
+	return []Route{
+		{"GET " + Prefix + "overview", a.serveOverview},
+		{"GET " + Prefix + "state", one(func(ctx context.Context, q query) (any, error) { return a.stateView(ctx) })},
+		{"GET " + Prefix + "timeline", one(func(ctx context.Context, q query) (any, error) { return a.timeline(ctx, q.limit) })},
+		{"GET " + Prefix + "gates", one(func(ctx context.Context, q query) (any, error) { return a.nextStep(ctx) })},
+		{"GET " + Prefix + "consumers", withState(func(ctx context.Context, st cutover.State, q query) (any, error) { return a.consumers(ctx, st) })},
+		{"GET " + Prefix + "gaps", one(func(ctx context.Context, q query) (any, error) { return a.gaps(ctx, q.limit) })},
+		{"GET " + Prefix + "backfills", one(func(ctx context.Context, q query) (any, error) { return a.backfills(ctx, min(q.limit, 100)) })},
+		{"GET " + Prefix + "verify", one(func(ctx context.Context, q query) (any, error) { return a.lastVerify(ctx) })},
+		{"GET " + Prefix + "shadow", withState(func(ctx context.Context, st cutover.State, q query) (any, error) {
+			return a.shadowReport(ctx, st.Version, q.examples)
+		})},
+	}
+}
+
+// Handler returns a handler of every route under Prefix, answering 404 and
+// 405 problems for anything else (standalone use and tests; the query
+// service mounts Routes on its own mux).
+func (a *API) Handler() http.Handler {
+	mux := http.NewServeMux()
+	for _, r := range a.Routes() {
+		mux.Handle(r.Pattern, r.Handler)
+	}
 	mux.HandleFunc(Prefix, func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			w.Header().Set("Allow", "GET, HEAD")
@@ -187,7 +197,7 @@ func (a *API) serveOverview(w http.ResponseWriter, r *http.Request) {
 	if ok("verify", err) {
 		o.Verify = &v
 	}
-	sh, err := a.shadowReport(ctx, q.examples)
+	sh, err := a.shadowReport(ctx, o.State.Version, q.examples)
 	if ok("shadow comparisons", err) {
 		o.Shadow = &sh
 	}

@@ -2,60 +2,49 @@ package cutoverapi
 
 import (
 	"context"
-	"encoding/json"
-	"time"
+
+	"github.com/flexipack/cutover/shared/cutover"
 )
+
+// ShadowSource reads the shadow-read comparisons the query service records
+// in the state store (*cutover.Store implements it).
+type ShadowSource interface {
+	ShadowStats(ctx context.Context, version int64) (cutover.ShadowStats, error)
+	ShadowMismatches(ctx context.Context, version int64, limit int) ([]cutover.ShadowMismatch, error)
+}
+
+var _ ShadowSource = (*cutover.Store)(nil)
 
 // ShadowReport is the shadow-read comparisons: real reads answered by the
 // serving store and, after the response, by the other one, compared.
 type ShadowReport struct {
-	// Recording is false when no shadow comparisons are recorded (the query
-	// service is not wired to record them).
-	Recording   bool             `json:"recording"`
-	Comparisons int64            `json:"comparisons"`
-	Mismatches  int64            `json:"mismatches"`
-	Rate        float64          `json:"mismatch_rate"`
-	Since       *time.Time       `json:"since,omitempty"`
-	Endpoints   []ShadowEndpoint `json:"endpoints"`
-	Latest      []ShadowExample  `json:"latest"`
+	// Recording is false when the API has no access to the recorded
+	// comparisons.
+	Recording bool `json:"recording"`
+	// Current counts the comparisons of the current phase version (what
+	// the gate into influx-primary weighs); All counts every version.
+	Current cutover.ShadowStats `json:"current"`
+	All     cutover.ShadowStats `json:"all"`
+	// Latest are the newest mismatches of any version, newest first.
+	Latest []cutover.ShadowMismatch `json:"latest"`
 }
 
-// ShadowEndpoint is one endpoint's comparison counts.
-type ShadowEndpoint struct {
-	Endpoint    string  `json:"endpoint"`
-	Comparisons int64   `json:"comparisons"`
-	Mismatches  int64   `json:"mismatches"`
-	Rate        float64 `json:"mismatch_rate"`
-}
-
-// ShadowExample is one recorded mismatch: the request and the first record
-// on which the two stores' answers differ, both values side by side.
-type ShadowExample struct {
-	At       time.Time       `json:"at"`
-	Endpoint string          `json:"endpoint"`
-	Params   string          `json:"params"`
-	Phase    string          `json:"phase"`
-	Serving  string          `json:"serving_store"`
-	Shadow   string          `json:"shadow_store"`
-	Where    string          `json:"where"`
-	Served   json.RawMessage `json:"served"`
-	Shadowed json.RawMessage `json:"shadowed"`
-}
-
-func (a *API) shadowReport(ctx context.Context, examples int) (ShadowReport, error) {
+func (a *API) shadowReport(ctx context.Context, version int64, examples int) (ShadowReport, error) {
+	r := ShadowReport{Latest: []cutover.ShadowMismatch{},
+		Current: cutover.ShadowStats{PhaseVersion: version, Endpoints: []cutover.ShadowCount{}}, All: cutover.ShadowStats{Endpoints: []cutover.ShadowCount{}}}
 	if a.shadow == nil {
-		return ShadowReport{Endpoints: []ShadowEndpoint{}, Latest: []ShadowExample{}}, nil
+		return r, nil
 	}
-	r, err := a.shadow.ShadowReport(ctx, examples)
-	if err != nil {
-		return ShadowReport{}, err
+	var err error
+	if r.Current, err = a.shadow.ShadowStats(ctx, version); err != nil {
+		return r, err
+	}
+	if r.All, err = a.shadow.ShadowStats(ctx, 0); err != nil {
+		return r, err
+	}
+	if r.Latest, err = a.shadow.ShadowMismatches(ctx, 0, examples); err != nil {
+		return r, err
 	}
 	r.Recording = true
-	if r.Endpoints == nil {
-		r.Endpoints = []ShadowEndpoint{}
-	}
-	if r.Latest == nil {
-		r.Latest = []ShadowExample{}
-	}
 	return r, nil
 }
