@@ -17,7 +17,7 @@ function niceTicks(min, max, n) {
 
 function timeTicks(t0, t1, n) {
   const span = t1 - t0;
-  const steps = [60e3, 300e3, 900e3, 1800e3, 3600e3, 3 * 3600e3, 6 * 3600e3, 12 * 3600e3, 864e5, 2 * 864e5, 7 * 864e5];
+  const steps = [1e3, 5e3, 15e3, 30e3, 60e3, 300e3, 900e3, 1800e3, 3600e3, 3 * 3600e3, 6 * 3600e3, 12 * 3600e3, 864e5, 2 * 864e5, 7 * 864e5];
   const step = steps.find((st) => span / st <= n) || 30 * 864e5;
   const out = [];
   for (let t = Math.ceil(t0 / step) * step; t <= t1; t += step) out.push(t);
@@ -27,13 +27,14 @@ function timeTicks(t0, t1, n) {
 function timeLabel(t, span) {
   const iso = new Date(t).toISOString();
   if (span > 2 * 864e5) return iso.slice(5, 10) + (span < 10 * 864e5 ? " " + iso.slice(11, 16) : "");
+  if (span < 600e3) return iso.slice(11, 19);
   return iso.slice(11, 16);
 }
 
 // lineChart draws series [{name, points: [{t: ms, v: number|null}]}] over
 // [from, to] (ms). key names the chart for tests and for keeping its table
 // view open across refreshes.
-export function lineChart({key, title, unit, series, from, to, digits}) {
+export function lineChart({key, title, unit, series, from, to, digits, source}) {
   const all = series.flatMap((se) => se.points.filter((p) => p.v !== null && p.v !== undefined));
   const n = all.length;
   const t0 = from ?? Math.min(...all.map((p) => p.t)), t1 = to ?? Math.max(...all.map((p) => p.t));
@@ -50,7 +51,7 @@ export function lineChart({key, title, unit, series, from, to, digits}) {
     s("title", {}, label),
     yt.map((v) => [s("line", {class: "grid", x1: M.l, x2: W - M.r, y1: y(v), y2: y(v)}),
       s("text", {x: M.l - 6, y: y(v) + 4, "text-anchor": "end"}, fmtNum(v, 1))]),
-    timeTicks(t0, t1, 6).map((t) => s("text", {x: x(t), y: H - 8, "text-anchor": "middle"}, timeLabel(t, t1 - t0))),
+    timeTicks(t0, t1, 8).map((t) => s("text", {x: x(t), y: H - 8, "text-anchor": "middle"}, timeLabel(t, t1 - t0))),
     series.map((se, i) => {
       const pts = se.points.filter((p) => p.v !== null && p.v !== undefined);
       const d = pts.map((p, j) => (j ? "L" : "M") + x(p.t).toFixed(1) + " " + y(p.v).toFixed(1)).join("");
@@ -59,7 +60,7 @@ export function lineChart({key, title, unit, series, from, to, digits}) {
         pts.map((p) => s("circle", {class: "pt", cx: x(p.t).toFixed(1), cy: y(p.v).toFixed(1), r: pts.length > 300 ? 1.2 : 2.2})));
     }));
   const legend = series.length > 1 ? h("ul", {class: "legend", "aria-hidden": "true"}, series.map((se, i) => h("li", {}, h("i", {class: "c" + (i % 8)}), se.name))) : null;
-  return h("figure", {"data-figure": key},
+  return h("figure", {"data-figure": key, "data-source": source},
     h("figcaption", {}, title + (unit ? ` (${unit})` : "")),
     n ? svg : h("p", {class: "empty"}, "no data in this range"),
     legend,
@@ -89,7 +90,7 @@ export function timelineChart({key, entries, phases, now}) {
     : "Phase timeline: no phase change recorded yet.";
   const TH = 64, t0 = segs.length ? segs[0].from : now - 3600e3, t1 = Math.max(now, t0 + 1);
   const x = (t) => M.l + (t - t0) / (t1 - t0) * (W - M.l - M.r);
-  const svg = s("svg", {class: "chart", viewBox: `0 0 ${W} ${TH}`, role: "img", "aria-label": label, "data-chart": key, "data-points": segs.length},
+  const svg = s("svg", {class: "chart timeline", viewBox: `0 0 ${W} ${TH}`, role: "img", "aria-label": label, "data-chart": key, "data-points": segs.length},
     s("title", {}, label),
     segs.map((g) => s("rect", {class: "pt ph" + Math.max(0, phases.indexOf(g.phase)) + (g.forced ? " forced" : ""), x: x(g.from).toFixed(1), y: 8,
       width: Math.max(2, x(g.to) - x(g.from)).toFixed(1), height: 26, rx: 3}, s("title", {}, `${g.phase} since ${fmtTime(g.from)}${g.forced ? " (forced)" : ""}`))),

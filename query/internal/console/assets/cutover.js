@@ -75,24 +75,30 @@ function shadowCard(o) {
   const sh = o.shadow;
   if (!sh) return card("Shadow reads", {id: "shadow"}, h("p", {class: "empty"}, "unavailable"));
   if (!sh.recording) return card("Shadow reads", {id: "shadow"}, h("p", {class: "empty"}, "No shadow comparisons are recorded by this query service."));
+  const cur = sh.current, all = sh.all;
   return card("Shadow reads", {id: "shadow", wide: true},
-    h("p", {class: "muted small"}, "Real reads answered by the serving store and, after the response, by the other one, compared."),
+    h("p", {class: "muted small"}, "Real reads answered by the serving store and, after the response, by the other one, compared. " +
+      `Counts of the current phase (version ${o.state.version}), which the gate into influx-primary weighs; ${fmtNum(all.comparisons, 0)} comparisons and ${fmtNum(all.mismatches, 0)} mismatches over every phase.`),
     h("div", {class: "stats"},
-      h("div", {}, h("b", {"data-testid": "shadow-comparisons"}, fmtNum(sh.comparisons, 0)), "comparisons"),
-      h("div", {}, h("b", {"data-testid": "shadow-mismatches"}, fmtNum(sh.mismatches, 0)), "mismatches"),
-      h("div", {}, h("b", {}, pct(sh.mismatch_rate)), "mismatch rate")),
-    table("Per endpoint", [
+      h("div", {}, h("b", {"data-testid": "shadow-comparisons"}, fmtNum(cur.comparisons, 0)), "comparisons"),
+      h("div", {}, h("b", {"data-testid": "shadow-mismatches"}, fmtNum(cur.mismatches, 0)), "mismatches"),
+      h("div", {}, h("b", {"data-testid": "shadow-rate"}, pct(cur.mismatch_rate)), "mismatch rate"),
+      h("div", {}, h("b", {}, fmtNum(cur.errors, 0)), "shadow store errors")),
+    table("Per endpoint, current phase", [
       {label: "endpoint", cell: (e) => h("code", {}, e.endpoint)},
       {label: "comparisons", num: true, cell: (e) => fmtNum(e.comparisons, 0)},
       {label: "mismatches", num: true, cell: (e) => fmtNum(e.mismatches, 0)},
-      {label: "rate", num: true, cell: (e) => pct(e.mismatch_rate)},
-    ], sh.endpoints),
+      {label: "rate", num: true, cell: (e) => pct(e.comparisons ? e.mismatches / e.comparisons : 0)},
+      {label: "errors", num: true, cell: (e) => fmtNum(e.errors, 0)},
+      {label: "last", cell: (e) => fmtTime(e.last_at)},
+    ], cur.endpoints),
     h("h3", {}, "Latest mismatches"),
     sh.latest.length === 0 ? h("p", {class: "empty"}, "none") : sh.latest.map((m) =>
       h("div", {class: "example", "data-testid": "shadow-example"},
-        h("p", {class: "small"}, h("code", {}, m.endpoint), " ", h("code", {}, m.params), h("span", {class: "muted"}, ` at ${fmtTime(m.at)} in ${m.phase}; first difference at `), h("code", {}, m.where)),
+        h("p", {class: "small"}, h("code", {}, m.endpoint), " ", h("code", {}, m.params),
+          h("span", {class: "muted"}, ` at ${fmtTime(m.at)} in ${m.phase}; first difference at `), h("code", {}, m.path)),
         h("div", {class: "side"},
-          h("div", {}, h("h4", {}, `served by ${m.serving_store}`), h("pre", {}, m.served_value)),
+          h("div", {}, h("h4", {}, `served by ${m.primary_store}`), h("pre", {}, m.primary_value)),
           h("div", {}, h("h4", {}, `shadow ${m.shadow_store}`), h("pre", {}, m.shadow_value))))));
 }
 

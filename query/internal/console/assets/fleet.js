@@ -23,8 +23,9 @@ function bySite(points, field) {
 
 export async function fleetPage(ctx) {
   const r = ctx.range, q = rangeQuery(r);
+  const fleetURL = `/v1/fleet?${q}`;
   const [fleet, units, alarms] = await Promise.all([
-    ctx.api(`/v1/fleet?${q}`),
+    ctx.api(fleetURL),
     ctx.api("/v1/units"),
     ctx.api(`/v1/alarms?from=${enc(r.from.toISOString())}&to=${enc(r.to.toISOString())}&limit=200`),
   ]);
@@ -40,11 +41,11 @@ export async function fleetPage(ctx) {
         h("div", {}, h("b", {}, alarms.alarms.length + (alarms.next_cursor ? "+" : "")), "alarms in range")),
       h("p", {class: "muted small"}, `${fmtTime(fleet.from)} → ${fmtTime(fleet.to)}, one point per site every ${fleet.step}; ${fleet.points.length} points.`)),
     card("State of charge by site", {id: "fleet-soc"},
-      lineChart({key: "fleet-soc", title: "Mean state of charge by site", unit: "%", series: bySite(fleet.points, "soc_pct_mean"), from, to, digits: 1})),
+      lineChart({key: "fleet-soc", source: fleetURL, title: "Mean state of charge by site", unit: "%", series: bySite(fleet.points, "soc_pct_mean"), from, to, digits: 1})),
     card("Power by site", {id: "fleet-power"},
-      lineChart({key: "fleet-power", title: "Total power by site", unit: "kW", series: bySite(fleet.points, "power_kw"), from, to, digits: 1})),
+      lineChart({key: "fleet-power", source: fleetURL, title: "Total power by site", unit: "kW", series: bySite(fleet.points, "power_kw"), from, to, digits: 1})),
     card("Units reporting", {id: "fleet-units"},
-      lineChart({key: "fleet-units", title: "Units reporting by site", unit: "units", series: bySite(fleet.points, "units"), from, to, digits: 0})),
+      lineChart({key: "fleet-units", source: fleetURL, title: "Units reporting by site", unit: "units", series: bySite(fleet.points, "units"), from, to, digits: 0})),
     card("Alarms", {id: "fleet-alarms"}, alarmsTable(alarms.alarms, true)),
     card("Units", {id: "units", wide: true}, table("Latest reading time per unit; open a unit for its series", [
       {label: "unit", cell: (u) => h("a", {href: "#/unit/" + enc(u.unit)}, u.unit)},
@@ -56,23 +57,25 @@ export async function fleetPage(ctx) {
 }
 
 function alarmsTable(alarms, withUnit) {
-  return table("Newest last", [
+  const newest = [...alarms].reverse().slice(0, 100);
+  return h("div", {class: "scroll"}, table(`Newest first${alarms.length > newest.length ? `, ${newest.length} of ${alarms.length}` : ""}`, [
     {label: "time", cell: (a) => fmtTime(a.time)},
     withUnit ? {label: "unit", cell: (a) => h("a", {href: "#/unit/" + enc(a.unit)}, a.unit)} : null,
     {label: "site", cell: (a) => a.site || "—"},
     {label: "code", cell: (a) => h("code", {}, a.code)},
     {label: "severity", cell: (a) => badge(a.severity, a.severity === "critical" || a.severity === "alarm" ? "bad" : "warn")},
     {label: "text", cell: (a) => a.text},
-  ].filter(Boolean), alarms);
+  ].filter(Boolean), newest));
 }
 
 const UNIT_FIELDS = ["soc_pct", "power_kw", "voltage_v", "current_a"];
 
 export async function unitPage(ctx, unit) {
   const r = ctx.range, u = enc(unit);
+  const seriesURL = `/v1/units/${u}/series?${rangeQuery(r)}&fields=${UNIT_FIELDS.join(",")}&agg=mean`;
   const [latest, series, alarms] = await Promise.all([
     ctx.api(`/v1/units/${u}/latest`),
-    ctx.api(`/v1/units/${u}/series?${rangeQuery(r)}&fields=${UNIT_FIELDS.join(",")}&agg=mean`),
+    ctx.api(seriesURL),
     ctx.api(`/v1/alarms?unit=${u}&from=${enc(r.from.toISOString())}&to=${enc(r.to.toISOString())}&limit=100`),
   ]);
   const from = Date.parse(series.from), to = Date.parse(series.to);
@@ -82,11 +85,13 @@ export async function unitPage(ctx, unit) {
       h("p", {class: "muted small"}, h("a", {href: "#/fleet"}, "← fleet"), ` · latest reading ${fmtTime(latest.time)} (${ago(latest.time)})`),
       h("dl", {class: "kv", "data-testid": "latest"}, flatten(latest).flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]))),
     card("State of charge", {id: "unit-soc"},
-      lineChart({key: "unit-soc", title: `State of charge of ${unit} (${series.agg} per ${series.step})`, unit: "%", series: one("soc_pct"), from, to, digits: 1})),
+      lineChart({key: "unit-soc", source: seriesURL, title: `State of charge of ${unit} (${series.agg} per ${series.step})`, unit: "%", series: one("soc_pct"), from, to, digits: 1})),
     card("Power", {id: "unit-power"},
-      lineChart({key: "unit-power", title: `Power of ${unit} (${series.agg} per ${series.step})`, unit: "kW", series: one("power_kw"), from, to, digits: 2})),
-    card("Voltage and current", {id: "unit-vi"},
-      lineChart({key: "unit-vi", title: `Voltage and current of ${unit}`, unit: "V, A", series: [...one("voltage_v"), ...one("current_a")], from, to, digits: 1})),
+      lineChart({key: "unit-power", source: seriesURL, title: `Power of ${unit} (${series.agg} per ${series.step})`, unit: "kW", series: one("power_kw"), from, to, digits: 2})),
+    card("Voltage", {id: "unit-voltage"},
+      lineChart({key: "unit-voltage", source: seriesURL, title: `Voltage of ${unit} (${series.agg} per ${series.step})`, unit: "V", series: one("voltage_v"), from, to, digits: 1})),
+    card("Current", {id: "unit-current"},
+      lineChart({key: "unit-current", source: seriesURL, title: `Current of ${unit} (${series.agg} per ${series.step})`, unit: "A", series: one("current_a"), from, to, digits: 1})),
     card("Alarms", {id: "unit-alarms"}, alarmsTable(alarms.alarms, false)),
   ];
 }
