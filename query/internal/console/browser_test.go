@@ -346,6 +346,37 @@ func TestConsoleInChromium(t *testing.T) {
 		b.noErrors(t, "cutover page with a shadow mismatch")
 	})
 
+	t.Run("backfill progress, open gaps and the latest verify show", func(t *testing.T) {
+		now := time.Now().UTC()
+		if err := st.state.StartBackfillRun(ctx, "bf-console-test", map[string]any{"from": now.Add(-48 * time.Hour), "to": now.Add(-24 * time.Hour), "window": "1h"}); err != nil {
+			t.Fatal(err)
+		}
+		p := cutover.BackfillProgress{PointsTotal: 86400, PointsDone: 30240, WindowsTotal: 96, WindowsDone: 34, Rate: 1850, ETASeconds: 30.3,
+			ThrottleState: "throttled", ThrottleReason: "write latency 2.4s > 2s", RateLimit: 2000}
+		if err := st.state.SaveBackfillProgress(ctx, "bf-console-test", p); err != nil {
+			t.Fatal(err)
+		}
+		gap := now.Add(-2 * time.Hour).Truncate(time.Minute)
+		if err := st.state.RecordGaps(ctx, []cutover.Gap{{Sink: cutover.SinkInflux, Unit: "FP-002", From: gap, To: gap.Add(4 * time.Minute), Readings: 5, Reason: "influxdb: connection refused", ConsumerID: "consumer-a"}}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.state.SaveVerify(ctx, cutover.VerifyRun{Actor: "console-test", From: now.Add(-48 * time.Hour), To: now.Add(-24 * time.Hour), Window: time.Hour, Windows: 96, Mismatched: 0, OK: true}); err != nil {
+			t.Fatal(err)
+		}
+		row := `document.querySelector("#backfills tbody tr")`
+		b.waitFor(t, 15*time.Second, "the backfill run to show", row+`?.textContent.includes("bf-console-test")`)
+		text := eval[string](t, b, row+`.textContent`)
+		for _, want := range []string{"running", "35%", "30,240 / 86,400 points", "1,850 pts/s", "throttled", "write latency 2.4s > 2s", "30s"} {
+			if !strings.Contains(text, want) {
+				t.Errorf("the backfill row lacks %q: %q", want, text)
+			}
+		}
+		b.waitFor(t, 15*time.Second, "the gap to show", `document.querySelector("#gaps tbody")?.textContent.includes("FP-002")`)
+		b.waitFor(t, 15*time.Second, "the gate to name the gap", `document.querySelector("[data-gate=no-open-gaps]")?.dataset.status === "fail"`)
+		b.waitFor(t, 15*time.Second, "the verify to show", `document.querySelector("#verify")?.textContent.includes("all windows match")`)
+		b.noErrors(t, "cutover page with a backfill, a gap and a verify")
+	})
+
 	t.Run("a consumer that stops beating is highlighted", func(t *testing.T) {
 		stopB()
 		row := func(id string) string { return `document.querySelector(` + js(`tr[data-consumer="`+id+`"]`) + `)` }
