@@ -11,7 +11,7 @@ PKGS       ?= ./...
 # Packages with benchmarks; grows as benchmarks land next to their baselines.
 BENCH_PKGS ?= ./shared/... ./consumer/internal/pipeline ./backfill/...
 BENCHTIME  ?= 1s
-BINARIES   := producer consumer backfill migrate
+BINARIES   := producer consumer backfill migrate query
 VERSION    ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS    := -X github.com/flexipack/cutover/shared/cliapp.Version=$(VERSION)
 
@@ -44,7 +44,7 @@ bench: services-up ## one table: codec, producer, consumer, backfill, each next 
 bench-all: services-up ## every benchmark, raw go test output (BENCH_PKGS, BENCHTIME)
 	$(WITH_ENV) $(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) $(BENCH_PKGS)
 
-build: ## build the four binaries into bin/
+build: ## build the five binaries into bin/
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ $(addprefix ./,$(BINARIES))
 
 demo: ## start the services, build, and run the cutover demo (scripts/demo.sh)

@@ -27,7 +27,7 @@
 # (default 127.0.0.1:8186); 'scripts/demo.sh down' stops it.
 #
 #   scripts/demo.sh        run the demo
-#   scripts/demo.sh down   stop the demo's own InfluxDB, if it started one
+#   scripts/demo.sh down   stop the demo's console (bin/query serve) and its own InfluxDB, if it started one
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
@@ -43,6 +43,7 @@ DRAIN_SECONDS=${DEMO_DRAIN_SECONDS:-300}
 DEMO_INFLUX_ADDR=${DEMO_INFLUX_ADDR:-127.0.0.1:8186}
 DEMO_INFLUX_RPC_ADDR=${DEMO_INFLUX_RPC_ADDR:-127.0.0.1:8188}
 DB=bsu_demo
+QUERY_ADDR=${DEMO_QUERY_ADDR:-127.0.0.1:9400} # the query API and its web console
 
 DIR=$ROOT/.data/demo
 RUN_DIR=${SERVICES_RUN_DIR:-/tmp/flexipack-cutover-services}
@@ -55,6 +56,10 @@ PRIVATE_INFLUX_ENV=(SERVICES_RUN_DIR="$DIR/services" SERVICES_DATA_DIR="$DIR/sta
 case ${1:-} in
 "") ;;
 down)
+	if [[ -f $DIR/query.pid ]] && kill -0 "$(cat "$DIR/query.pid")" 2>/dev/null; then
+		kill -TERM "$(cat "$DIR/query.pid")" && echo "demo: stopped the console (bin/query serve, pid $(cat "$DIR/query.pid"))"
+	fi
+	rm -f "$DIR/query.pid"
 	if [[ -f $DIR/services/influxdb.pid ]]; then
 		env "${PRIVATE_INFLUX_ENV[@]}" scripts/services.sh stop influxdb || true
 	else
@@ -146,9 +151,9 @@ else
 fi
 export INFLUX_URL
 
-step "build: make build (bin/producer, bin/consumer, bin/backfill, bin/migrate)"
+step "build: make build (bin/producer, bin/consumer, bin/backfill, bin/migrate, bin/query)"
 make --no-print-directory build
-for b in producer consumer backfill migrate; do note "bin/$b $(bin/$b --version 2>/dev/null | head -1)"; done
+for b in producer consumer backfill migrate query; do note "bin/$b $(bin/$b --version 2>/dev/null | head -1)"; done
 
 # ---------------------------------------------------------------- reset
 
@@ -241,7 +246,30 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# start_console runs bin/query serve (the read API and its web console) in
+# the background, outliving the demo so the page stays up afterwards;
+# 'scripts/demo.sh down' stops it.
+start_console() {
+	if [[ -f $DIR/query.pid ]] && kill -0 "$(cat "$DIR/query.pid")" 2>/dev/null; then
+		kill -TERM "$(cat "$DIR/query.pid")" 2>/dev/null || true
+		sleep 1
+	fi
+	setsid bin/query serve --http-addr "$QUERY_ADDR" --phase-poll 1s >"$DIR/query.log" 2>&1 </dev/null &
+	echo $! >"$DIR/query.pid"
+	disown $!
+	local deadline=$((SECONDS + 30))
+	until [[ $(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://$QUERY_ADDR/-/healthy" 2>/dev/null) == 200 ]]; do
+		kill -0 "$(cat "$DIR/query.pid")" 2>/dev/null || { tail -n 20 "$DIR/query.log" >&2; die "bin/query serve exited (log: .data/demo/query.log)"; }
+		((SECONDS < deadline)) || die "bin/query serve did not answer on $QUERY_ADDR within 30s (log: .data/demo/query.log)"
+		sleep 0.5
+	done
+}
+
 # ---------------------------------------------------------------- the story
+
+step "the console: bin/query serve on http://$QUERY_ADDR/ (log: .data/demo/query.log)"
+start_console
+note "open http://$QUERY_ADDR/ in a browser to watch the cutover while the demo runs (read-only; it shows commands, never runs them)"
 
 step "two consumers in phase legacy (logs: .data/demo/consumer-1.log, consumer-2.log)"
 start_consumer demo-consumer-1
@@ -381,6 +409,7 @@ Start the consumers again (phase influx-primary) with:
 EOF
 if ((ok)); then
 	echo "demo: done: every reading in both stores, every malformed message dead-lettered"
+	echo "demo: the console stays up (scripts/demo.sh down stops it): http://$QUERY_ADDR/"
 else
 	die "the figures do not add up (see above)"
 fi
