@@ -79,7 +79,8 @@ func (l *logs) dumpOnFailure(t *testing.T) {
 
 // runner runs the binaries with the story's environment.
 type runner struct {
-	t    *testing.T
+	t    *testing.T // the current phase: failures go here
+	top  *testing.T // the whole story: processes live and are stopped here
 	ctx  context.Context
 	bin  string
 	env  []string
@@ -144,7 +145,7 @@ type proc struct {
 func (r *runner) start(name, bin string, args ...string) *proc {
 	r.t.Helper()
 	f, _ := r.logs.file(r.t, name)
-	p := &proc{t: r.t, name: name, exited: make(chan struct{}), log: f}
+	p := &proc{t: r.top, name: name, exited: make(chan struct{}), log: f}
 	p.cmd = exec.Command(filepath.Join(r.bin, bin), args...)
 	p.cmd.Env = r.env
 	p.cmd.Stdout, p.cmd.Stderr = &p.out, f
@@ -153,7 +154,7 @@ func (r *runner) start(name, bin string, args ...string) *proc {
 		r.t.Fatalf("start %s: %v", name, err)
 	}
 	go func() { p.err = p.cmd.Wait(); f.Close(); close(p.exited) }()
-	r.t.Cleanup(func() { p.stop(20 * time.Second) })
+	r.top.Cleanup(func() { p.stop(20 * time.Second) })
 	return p
 }
 

@@ -19,6 +19,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/flexipack/cutover/shared/obs"
+	"github.com/flexipack/cutover/shared/redact"
 )
 
 // Version is set at build time with -ldflags "-X github.com/flexipack/cutover/shared/cliapp.Version=...".
@@ -37,6 +38,7 @@ const loggerKey = "cliapp.logger"
 // New returns an app with the common flags and a version command added.
 // The logger is built in Before and is available to actions through Logger.
 func New(name, usage, description string, cmds ...*cli.Command) *cli.App {
+	addSecretFiles(cmds)
 	app := &cli.App{
 		Name:                 name,
 		Usage:                usage,
@@ -82,11 +84,11 @@ func ExitStatus(app *cli.App, err error) int {
 	var ec cli.ExitCoder
 	if errors.As(err, &ec) {
 		if msg := ec.Error(); msg != "" {
-			fmt.Fprintln(app.ErrWriter, app.Name+": "+msg)
+			fmt.Fprintln(app.ErrWriter, app.Name+": "+redact.String(msg))
 		}
 		return ec.ExitCode()
 	}
-	fmt.Fprintln(app.ErrWriter, app.Name+": "+err.Error())
+	fmt.Fprintln(app.ErrWriter, app.Name+": "+redact.String(err.Error()))
 	return ExitFailure
 }
 

@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/flexipack/cutover/shared/influx"
 )
 
 // Environment variables every binary reads for the services it talks to.
@@ -20,6 +22,7 @@ const (
 	EnvS3Endpoint   = "S3_ENDPOINT"
 	EnvS3Bucket     = "S3_BUCKET"
 	EnvS3Prefix     = "S3_PREFIX"
+	EnvS3CAFile     = "S3_CA_FILE"
 	EnvAWSKeyID     = "AWS_ACCESS_KEY_ID"
 	EnvAWSSecret    = "AWS_SECRET_ACCESS_KEY"
 	EnvAWSRegion    = "AWS_REGION"
@@ -41,6 +44,10 @@ const (
 	FlagS3Endpoint   = "s3-endpoint"
 	FlagS3Bucket     = "s3-bucket"
 	FlagS3Prefix     = "s3-prefix"
+	FlagS3CAFile     = "s3-ca-file"
+	FlagAWSKeyID     = "aws-access-key-id"
+	FlagAWSSecret    = "aws-secret-access-key"
+	FlagAWSRegion    = "aws-region"
 	FlagKafkaBrokers = "kafka-brokers"
 	FlagBus          = "bus"
 	FlagHTTPAddr     = "http-addr"
@@ -85,28 +92,73 @@ func StateFlags() []cli.Flag {
 	}
 }
 
-// InfluxFlags are the InfluxDB connection flags.
+// InfluxDB flag names beyond the connection four.
+const (
+	FlagInfluxAPI        = "influx-api"
+	FlagInfluxCAFile     = "influx-ca-file"
+	FlagInfluxCertFile   = "influx-cert-file"
+	FlagInfluxKeyFile    = "influx-key-file"
+	FlagInfluxBatchLines = "influx-batch-lines"
+	FlagInfluxTimeout    = "influx-timeout"
+	FlagInfluxMaxRetries = "influx-max-retries"
+	FlagInfluxRetryBase  = "influx-retry-base"
+)
+
+// InfluxFlags are the InfluxDB flags, defined once for every command that
+// talks to InfluxDB; InfluxConfig reads them into an influx.Config.
 func InfluxFlags() []cli.Flag {
+	const cat = "InfluxDB"
 	return []cli.Flag{
-		&cli.StringFlag{Name: FlagInfluxURL, EnvVars: []string{EnvInfluxURL}, Value: "http://127.0.0.1:8086", Usage: "InfluxDB URL", Category: "InfluxDB"},
-		&cli.StringFlag{Name: FlagInfluxToken, EnvVars: []string{EnvInfluxToken}, Usage: "InfluxDB token (1.8: user:password, or empty without auth)", Category: "InfluxDB"},
-		&cli.StringFlag{Name: FlagInfluxOrg, EnvVars: []string{EnvInfluxOrg}, Value: "flexipack", Usage: "InfluxDB organisation (ignored by 1.8)", Category: "InfluxDB"},
-		&cli.StringFlag{Name: FlagInfluxBucket, EnvVars: []string{EnvInfluxBucket}, Value: "telemetry/autogen", Usage: "InfluxDB bucket (1.8: database/retention-policy)", Category: "InfluxDB"},
+		&cli.StringFlag{Name: FlagInfluxURL, EnvVars: []string{EnvInfluxURL}, Value: "http://127.0.0.1:8086", Usage: "InfluxDB URL (https:// for TLS)", Category: cat},
+		&cli.StringFlag{Name: FlagInfluxToken, EnvVars: []string{EnvInfluxToken}, Usage: "InfluxDB credentials: 1.x user:password (or empty without auth); 2.x and 3.x an API token", Category: cat},
+		&cli.StringFlag{Name: FlagInfluxOrg, EnvVars: []string{EnvInfluxOrg}, Value: "flexipack", Usage: "InfluxDB organisation (2.x writes; ignored by 1.x and 3.x)", Category: cat},
+		&cli.StringFlag{Name: FlagInfluxBucket, EnvVars: []string{EnvInfluxBucket}, Value: "telemetry/autogen", Usage: "where readings go: 1.x database/retention-policy; 2.x bucket (InfluxQL reads need a DBRP mapping of its name); 3.x database", Category: cat},
+		&cli.StringFlag{Name: FlagInfluxAPI, EnvVars: []string{"INFLUX_API"}, Value: string(influx.APIAuto), Usage: "InfluxDB HTTP API: auto (asked from /ping), v1, v2 or v3", Category: cat},
+		&cli.StringFlag{Name: FlagInfluxCAFile, EnvVars: []string{"INFLUX_CA_FILE"}, Usage: "PEM file of CA certificates to trust for an https:// InfluxDB, besides the system's", Category: cat},
+		&cli.StringFlag{Name: FlagInfluxCertFile, EnvVars: []string{"INFLUX_CERT_FILE"}, Usage: "PEM client certificate for an InfluxDB behind mutual TLS (with --influx-key-file)", Category: cat},
+		&cli.StringFlag{Name: FlagInfluxKeyFile, EnvVars: []string{"INFLUX_KEY_FILE"}, Usage: "PEM private key of --influx-cert-file", Category: cat},
+		&cli.IntFlag{Name: FlagInfluxBatchLines, EnvVars: []string{"INFLUX_BATCH_LINES"}, Value: influx.DefaultBatchLines, Usage: "most line-protocol lines per InfluxDB write request", Category: cat},
+		&cli.DurationFlag{Name: FlagInfluxTimeout, EnvVars: []string{"INFLUX_TIMEOUT"}, Value: influx.DefaultTimeout, Usage: "time-out of one InfluxDB write, and of the wait for each part of a query's answer (retried)", Category: cat},
+		&cli.IntFlag{Name: FlagInfluxMaxRetries, EnvVars: []string{"INFLUX_MAX_RETRIES"}, Value: influx.DefaultMaxRetries, Usage: "retries of a request after 429, 5xx, network errors or time-outs (0: none)", Category: cat},
+		&cli.DurationFlag{Name: FlagInfluxRetryBase, EnvVars: []string{"INFLUX_RETRY_BASE"}, Value: influx.DefaultRetryBase, Usage: "first retry back-off, doubled per retry (Retry-After overrides)", Category: cat},
 	}
 }
 
-// S3Flags are the snapshot store flags. Credentials come from the standard
-// AWS chain (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, profiles).
+// InfluxConfig reads the InfluxFlags into an influx.Config; the influx
+// package validates it (NewWriter, NewClient).
+func InfluxConfig(c *cli.Context) influx.Config {
+	retries := c.Int(FlagInfluxMaxRetries)
+	if retries == 0 && c.IsSet(FlagInfluxMaxRetries) {
+		retries = -1 // an explicit 0 means no retries, not the default
+	}
+	return influx.Config{
+		URL:        c.String(FlagInfluxURL),
+		Token:      c.String(FlagInfluxToken),
+		Org:        c.String(FlagInfluxOrg),
+		Bucket:     c.String(FlagInfluxBucket),
+		API:        influx.API(c.String(FlagInfluxAPI)),
+		CAFile:     c.String(FlagInfluxCAFile),
+		CertFile:   c.String(FlagInfluxCertFile),
+		KeyFile:    c.String(FlagInfluxKeyFile),
+		BatchLines: c.Int(FlagInfluxBatchLines),
+		Timeout:    c.Duration(FlagInfluxTimeout),
+		MaxRetries: retries,
+		RetryBase:  c.Duration(FlagInfluxRetryBase),
+	}
+}
+
+// S3Flags are the snapshot store flags. Credentials are the access key
+// flags when given, the standard AWS chain (profiles, SSO, instance roles)
+// otherwise.
 func S3Flags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: FlagS3Endpoint, EnvVars: []string{EnvS3Endpoint}, Usage: "S3 endpoint override for MinIO and other S3-compatible stores (path-style addressing); empty for AWS", Category: "Snapshots"},
 		&cli.StringFlag{Name: FlagS3Bucket, EnvVars: []string{EnvS3Bucket}, Usage: "S3 bucket holding the legacy snapshots", Category: "Snapshots"},
 		&cli.StringFlag{Name: FlagS3Prefix, EnvVars: []string{EnvS3Prefix}, Value: "snapshots", Usage: "key prefix of the snapshots in the bucket", Category: "Snapshots"},
-		// Read through the AWS SDK's default chain; declared so --help and
-		// the compose drift test know this binary reads them.
-		&cli.StringFlag{Name: "aws-access-key-id", EnvVars: []string{EnvAWSKeyID}, Usage: "S3 access key (default: AWS credential chain)", Category: "Snapshots"},
-		&cli.StringFlag{Name: "aws-secret-access-key", EnvVars: []string{EnvAWSSecret}, Usage: "S3 secret key (default: AWS credential chain)", Category: "Snapshots"},
-		&cli.StringFlag{Name: "aws-region", EnvVars: []string{EnvAWSRegion}, Value: "us-east-1", Usage: "S3 region", Category: "Snapshots"},
+		&cli.StringFlag{Name: FlagS3CAFile, EnvVars: []string{EnvS3CAFile}, Usage: "PEM file of the CA that signs the S3 endpoint's certificate (https endpoints with a private CA; default: system roots)", Category: "Snapshots"},
+		&cli.StringFlag{Name: FlagAWSKeyID, EnvVars: []string{EnvAWSKeyID}, Usage: "S3 access key (default: AWS credential chain)", Category: "Snapshots"},
+		&cli.StringFlag{Name: FlagAWSSecret, EnvVars: []string{EnvAWSSecret}, Usage: "S3 secret key (default: AWS credential chain)", Category: "Snapshots"},
+		&cli.StringFlag{Name: FlagAWSRegion, EnvVars: []string{EnvAWSRegion}, Value: "us-east-1", Usage: "S3 region", Category: "Snapshots"},
 	}
 }
 

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/flexipack/cutover/shared/redact"
 )
 
 // Gap is a gap-ledger entry: readings of one unit that a repairable sink
@@ -33,7 +35,7 @@ func (s *Store) RecordGaps(ctx context.Context, gaps []Gap) error {
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		rows := make([][]any, len(gaps))
 		for i, g := range gaps {
-			rows[i] = []any{g.Sink, g.Unit, g.From.UTC(), g.To.UTC(), g.Readings, g.Reason, g.ConsumerID}
+			rows[i] = []any{g.Sink, g.Unit, g.From.UTC(), g.To.UTC(), g.Readings, redact.String(g.Reason), g.ConsumerID}
 		}
 		_, err := tx.CopyFrom(ctx, pgx.Identifier{"cutover", "gap_ledger"},
 			[]string{"sink", "unit", "from_ts", "to_ts", "readings", "reason", "consumer_id"}, pgx.CopyFromRows(rows))

@@ -2,10 +2,12 @@ package cutover
 
 import (
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/flexipack/cutover/shared/redact/secrettest"
 	"github.com/flexipack/cutover/shared/testenv"
 )
 
@@ -192,5 +194,24 @@ func TestLedgerCheckpointsVerify(t *testing.T) {
 	_ = s.Forget(ctx, "c1")
 	if hbs, _ := s.Heartbeats(ctx, time.Minute); len(hbs) != 0 {
 		t.Fatalf("heartbeats after Forget = %+v", hbs)
+	}
+}
+
+// A gap reason carrying a URL with a password is stored without it.
+func TestGapReasonHidesPasswords(t *testing.T) {
+	s, _ := openStore(t)
+	ctx := testenv.Context(t, 30*time.Second)
+	reason := "influx refused: write at http://admin:" + secrettest.Secret + "@127.0.0.1:8086 failed"
+	now := time.Now().UTC().Truncate(time.Second)
+	if err := s.RecordGaps(ctx, []Gap{{Sink: "influx", Unit: "U1", From: now, To: now, Readings: 1, Reason: reason, ConsumerID: "c1"}}); err != nil {
+		t.Fatal(err)
+	}
+	gaps, err := s.Gaps(ctx, GapFilter{})
+	if err != nil || len(gaps) != 1 {
+		t.Fatalf("gaps = %+v, %v", gaps, err)
+	}
+	secrettest.Check(t, "gap_ledger.reason", gaps[0].Reason)
+	if !strings.Contains(gaps[0].Reason, "http://admin:xxxxx@127.0.0.1:8086") {
+		t.Fatalf("reason lost its meaning: %q", gaps[0].Reason)
 	}
 }

@@ -1,19 +1,21 @@
 // Package influx is the InfluxDB store: a Writer that writes records as line
 // protocol (measurements bsu and bsu_alarm, TELEMETRY_XML.md) durably, with
-// retries and isolation of rejected points, and a Reader that counts and
-// reads readings back through Flux. It talks to InfluxDB 2.x and to 1.8 with
-// Flux enabled (bucket "database/retention-policy", org ignored, token empty
-// or "user:password") through influxdb-client-go/v2.
+// retries and isolation of rejected points; a Client that runs InfluxQL
+// queries, streaming their answers; and a Reader and a Dashboard built on
+// it that count and read readings back. Every read is InfluxQL over the v1
+// query API, which InfluxDB 1.x, 2.x (through a DBRP mapping) and 3.x all
+// serve. The package takes a plain Config; the command-line flags that fill
+// it live in shared/cliapp.
 package influx
 
 import (
+	"errors"
 	"fmt"
+	"net/url"
 	"strings"
 	"time"
 
-	"github.com/urfave/cli/v2"
-
-	"github.com/flexipack/cutover/shared/cliapp"
+	"github.com/flexipack/cutover/shared/redact"
 )
 
 // Defaults for the Config fields left zero.
@@ -26,17 +28,28 @@ const (
 	DefaultStreamWindow = 24 * time.Hour
 )
 
-// Flag names of the tuning flags Flags returns.
-const (
-	FlagBatchLines = "influx-batch-lines"
-	FlagTimeout    = "influx-timeout"
-	FlagMaxRetries = "influx-max-retries"
-	FlagRetryBase  = "influx-retry-base"
-)
-
 // Config says where InfluxDB is and how to write to it.
 type Config struct {
 	URL, Token, Org, Bucket string
+
+	// API is the HTTP API generation (default auto: asked from /ping).
+	API API
+	// Database and RetentionPolicy are what InfluxQL reads name (the db
+	// and rp query parameters). Left empty, they come from Bucket:
+	// "telemetry/autogen" gives database telemetry, retention policy
+	// autogen; a 2.x bucket "telemetry" gives database telemetry and the
+	// default retention policy of its DBRP mapping.
+	Database, RetentionPolicy string
+	// CAFile is a PEM file of CA certificates trusted for https:// URLs
+	// besides the system's; CertFile and KeyFile a client certificate.
+	CAFile, CertFile, KeyFile string
+	// QueryTimeout bounds one InfluxQL query, streaming included (default
+	// 10m); Timeout bounds the wait for its answer's header and each read.
+	QueryTimeout time.Duration
+	// ChunkSize is how many rows InfluxDB puts in one chunk of a query's
+	// answer (default 10000); MaxChunkBytes bounds one chunk (default 64 MiB).
+	ChunkSize     int
+	MaxChunkBytes int64
 
 	// BatchLines is the most lines one write request carries (default 5000).
 	// A record's lines (its bsu point and its alarms) are never split.
@@ -82,49 +95,48 @@ func (cfg Config) withDefaults() Config {
 	if cfg.StreamWindow <= 0 {
 		cfg.StreamWindow = DefaultStreamWindow
 	}
+	if cfg.API == "" {
+		cfg.API = APIAuto
+	}
+	if cfg.Database == "" {
+		cfg.Database, cfg.RetentionPolicy, _ = strings.Cut(cfg.Bucket, "/")
+	}
+	if cfg.QueryTimeout <= 0 {
+		cfg.QueryTimeout = DefaultQueryTimeout
+	}
+	if cfg.ChunkSize <= 0 {
+		cfg.ChunkSize = DefaultChunkSize
+	}
+	if cfg.MaxChunkBytes <= 0 {
+		cfg.MaxChunkBytes = DefaultMaxChunkBytes
+	}
 	cfg.URL = strings.TrimRight(cfg.URL, "/")
 	return cfg
 }
 
 func (cfg Config) validate() error {
 	if cfg.URL == "" {
-		return fmt.Errorf("influx: no URL (--%s)", cliapp.FlagInfluxURL)
+		return errors.New("influx: no URL (--influx-url, INFLUX_URL)")
 	}
 	if !strings.HasPrefix(cfg.URL, "http://") && !strings.HasPrefix(cfg.URL, "https://") {
-		return fmt.Errorf("influx: URL %q: want http:// or https://", cfg.URL)
+		return fmt.Errorf("influx: URL %q: want http:// or https://", redact.URL(cfg.URL))
+	}
+	if u, err := url.Parse(cfg.URL); err != nil || u.Host == "" {
+		return fmt.Errorf("influx: URL %s: %w", redact.URL(cfg.URL), redact.URLError(errNoHost(err)))
+	}
+	if _, err := ParseAPI(string(cfg.API)); err != nil {
+		return err
 	}
 	if cfg.Bucket == "" {
-		return fmt.Errorf("influx: no bucket (--%s; on 1.8 database/retention-policy)", cliapp.FlagInfluxBucket)
+		return errors.New("influx: no bucket (--influx-bucket, INFLUX_BUCKET: 1.x database/retention-policy, 2.x bucket, 3.x database)")
 	}
 	return nil
 }
 
-// Flags are optional tuning flags for the writer; ConfigFromCLI reads them
-// when a command declares them and uses the defaults otherwise.
-func Flags() []cli.Flag {
-	return []cli.Flag{
-		&cli.IntFlag{Name: FlagBatchLines, EnvVars: []string{"INFLUX_BATCH_LINES"}, Value: DefaultBatchLines, Usage: "most line-protocol lines per InfluxDB write request", Category: "InfluxDB"},
-		&cli.DurationFlag{Name: FlagTimeout, EnvVars: []string{"INFLUX_TIMEOUT"}, Value: DefaultTimeout, Usage: "time-out of one InfluxDB request (retried)", Category: "InfluxDB"},
-		&cli.IntFlag{Name: FlagMaxRetries, EnvVars: []string{"INFLUX_MAX_RETRIES"}, Value: DefaultMaxRetries, Usage: "retries of a request after 429, 5xx, network errors or time-outs", Category: "InfluxDB"},
-		&cli.DurationFlag{Name: FlagRetryBase, EnvVars: []string{"INFLUX_RETRY_BASE"}, Value: DefaultRetryBase, Usage: "first retry back-off, doubled per retry (Retry-After overrides)", Category: "InfluxDB"},
+// errNoHost is err, or an error saying the URL names no host.
+func errNoHost(err error) error {
+	if err != nil {
+		return err
 	}
-}
-
-// ConfigFromCLI builds a Config from cliapp.InfluxFlags and, where the
-// command declares them, the tuning flags of Flags.
-func ConfigFromCLI(c *cli.Context) Config {
-	retries := c.Int(FlagMaxRetries)
-	if retries == 0 && c.IsSet(FlagMaxRetries) {
-		retries = -1 // an explicit 0 means no retries, not the default
-	}
-	return Config{
-		URL:        c.String(cliapp.FlagInfluxURL),
-		Token:      c.String(cliapp.FlagInfluxToken),
-		Org:        c.String(cliapp.FlagInfluxOrg),
-		Bucket:     c.String(cliapp.FlagInfluxBucket),
-		BatchLines: c.Int(FlagBatchLines),
-		Timeout:    c.Duration(FlagTimeout),
-		MaxRetries: retries,
-		RetryBase:  c.Duration(FlagRetryBase),
-	}.withDefaults()
+	return errors.New("no host")
 }

@@ -6,13 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
-
-	influxdb2 "github.com/influxdata/influxdb-client-go/v2"
-	"github.com/influxdata/influxdb-client-go/v2/api"
-	"github.com/influxdata/influxdb-client-go/v2/api/query"
 
 	"github.com/flexipack/cutover/shared/telemetry"
 	"github.com/flexipack/cutover/shared/window"
@@ -26,149 +21,122 @@ const (
 	FieldSchema = "schema"
 )
 
-// Every query filters r._time < stop after range(): InfluxDB 1.8's storage
-// returns points at exactly range's stop (inclusive), 2.x does not. The time
-// filter is separate from the tag filter so that the tag filter can still be
-// pushed down to storage.
-
-// unitsPerQuery bounds the unit filter of one Flux query.
+// unitsPerQuery bounds the unit filter of one query.
 const unitsPerQuery = 100
 
-// Reader reads readings back from InfluxDB through Flux. It is safe for
-// concurrent use.
+// maxAlarmsPerSpan bounds the alarms Stream holds to join them to their
+// readings: one StreamWindow of alarms of the units of one query.
+const maxAlarmsPerSpan = 1_000_000
+
+// Reader reads readings back from InfluxDB with InfluxQL (through Client),
+// the one read language InfluxDB 1.x, 2.x (with a DBRP mapping) and 3.x all
+// serve. It is safe for concurrent use.
 type Reader struct {
 	cfg    Config
-	client influxdb2.Client
-	q      api.QueryAPI
+	c      *Client
 	logger *slog.Logger
 }
 
 // NewReader returns a Reader for cfg. It does not contact InfluxDB: use Ping.
 func NewReader(cfg Config, logger *slog.Logger) (*Reader, error) {
-	cfg = cfg.withDefaults()
-	if err := cfg.validate(); err != nil {
+	c, err := NewClient(cfg)
+	if err != nil {
 		return nil, err
 	}
-	client := newClient(cfg)
-	return &Reader{cfg: cfg, client: client, q: client.QueryAPI(cfg.Org), logger: logger}, nil
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &Reader{cfg: c.cfg, c: c, logger: logger}, nil
 }
+
+// Client returns the reader's InfluxQL client.
+func (r *Reader) Client() *Client { return r.c }
 
 // Ping checks that InfluxDB answers on /ping.
-func (r *Reader) Ping(ctx context.Context) error { return ping(ctx, r.client, r.cfg) }
-
-// Close releases the client's connections.
-func (r *Reader) Close() { r.client.Close() }
-
-// fluxString quotes s as a Flux string literal.
-func fluxString(s string) string {
-	var b strings.Builder
-	b.Grow(len(s) + 2)
-	b.WriteByte('"')
-	for _, c := range s {
-		switch c {
-		case '"', '\\', '$':
-			b.WriteByte('\\')
-			b.WriteRune(c)
-		case '\n':
-			b.WriteString(`\n`)
-		case '\r':
-			b.WriteString(`\r`)
-		case '\t':
-			b.WriteString(`\t`)
-		default:
-			b.WriteRune(c)
-		}
-	}
-	b.WriteByte('"')
-	return b.String()
+func (r *Reader) Ping(ctx context.Context) error {
+	_, err := r.c.Ping(ctx)
+	return err
 }
 
-// fluxTime formats t as a Flux time literal.
-func fluxTime(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+// Close releases the client's connections.
+func (r *Reader) Close() { r.c.Close() }
 
-// unitPredicate returns ` and (r.unit == "a" or …)`, or "" for all units.
+// timeRange returns the WHERE clause of [from, to).
+func timeRange(from, to time.Time) string {
+	return "time >= " + TimeLiteral(from) + " AND time < " + TimeLiteral(to)
+}
+
+// unitPredicate returns ` AND ("unit" = 'a' OR …)`, or "" for all units.
 func unitPredicate(units []string) string {
 	if len(units) == 0 {
 		return ""
 	}
 	parts := make([]string, len(units))
 	for i, u := range units {
-		parts[i] = "r.unit == " + fluxString(u)
+		parts[i] = `"unit" = ` + QuoteString(u)
 	}
-	return " and (" + strings.Join(parts, " or ") + ")"
+	return " AND (" + strings.Join(parts, " OR ") + ")"
 }
 
-// query runs a Flux query and calls fn for each row.
-func (r *Reader) query(ctx context.Context, what, flux string, fn func(*query.FluxRecord) error) error {
-	res, err := r.q.Query(ctx, flux)
-	if err != nil {
-		return fmt.Errorf("influx: %s: %w: %w", what, ErrUnavailable, err)
+// unitChunks returns units sorted, deduplicated and cut into query-sized
+// chunks; one nil chunk (every unit) when units is empty.
+func unitChunks(units []string) [][]string {
+	if len(units) == 0 {
+		return [][]string{nil}
 	}
-	defer res.Close()
-	for res.Next() {
-		if err := fn(res.Record()); err != nil {
-			return err
-		}
-	}
-	if err := res.Err(); err != nil {
-		return fmt.Errorf("influx: %s: %w", what, err)
-	}
-	return nil
+	units = slices.Compact(slices.Sorted(slices.Values(units)))
+	return slices.Collect(slices.Chunk(units, unitsPerQuery))
 }
 
-// alignOffset is the Flux window offset that puts Flux's window boundaries
-// (epoch + offset + k·w) on window.Align's boundaries, which Go computes from
-// the zero time, not the Unix epoch: they differ when w does not divide a day.
+// alignOffset is the InfluxQL GROUP BY time() offset that puts InfluxDB's
+// window boundaries (epoch + offset + k·w) on window.Align's boundaries,
+// which Go computes from the zero time, not the Unix epoch: they differ
+// when w does not divide a day.
 func alignOffset(w time.Duration) time.Duration {
 	epoch := time.Unix(0, 0).UTC()
 	d := epoch.Sub(window.Align(epoch, w)) // in [0, w)
 	return (w - d) % w
 }
 
+// GroupByTime returns the InfluxQL `time(w, offset)` dimension whose
+// windows are window.Align's windows of width w.
+func GroupByTime(w time.Duration) string {
+	return fmt.Sprintf("time(%dms, %dms)", w.Milliseconds(), alignOffset(w).Milliseconds())
+}
+
 // Counts returns, per unit and per window of width w aligned as window.Align
 // aligns, how many bsu readings (points with the schema field) have a time in
 // [from, to), only for units when not empty. Windows without readings are
-// omitted; the result is ordered by unit then window start.
+// omitted; the result is ordered by unit then window start. InfluxDB counts
+// (GROUP BY time(), "unit"): only the counts cross the wire.
 func (r *Reader) Counts(ctx context.Context, from, to time.Time, w time.Duration, units []string) ([]window.Count, error) {
 	if w < time.Millisecond || w%time.Millisecond != 0 {
 		return nil, fmt.Errorf("influx: counts: window width %s: want a whole number of milliseconds, at least 1ms", w)
 	}
-	sums := map[window.Key]int64{}
-	run := func(units []string) error {
-		flux := fmt.Sprintf(`from(bucket: %s)
-  |> range(start: %s, stop: %s)
-  |> filter(fn: (r) => r._measurement == %q and r._field == %q%s)
-  |> filter(fn: (r) => r._time < %s)
-  |> group(columns: ["unit"])
-  |> window(every: %dns, offset: %dns, createEmpty: false)
-  |> count()`,
-			fluxString(r.cfg.Bucket), fluxTime(from), fluxTime(to), MeasurementReading, FieldSchema,
-			unitPredicate(units), fluxTime(to), w.Nanoseconds(), alignOffset(w).Nanoseconds())
-		return r.query(ctx, "counts", flux, func(rec *query.FluxRecord) error {
-			unit, _ := rec.ValueByKey("unit").(string)
-			n, ok := rec.Value().(int64)
-			if !ok {
-				return fmt.Errorf("influx: counts: unit %q window %s: count is %T, want int64", unit, rec.Start(), rec.Value())
+	var out []window.Count
+	for _, chunk := range unitChunks(units) {
+		q := fmt.Sprintf(`SELECT count(%s) FROM %s WHERE %s%s GROUP BY %s, "unit" fill(none)`,
+			QuoteIdent(FieldSchema), QuoteIdent(MeasurementReading), timeRange(from, to), unitPredicate(chunk), GroupByTime(w))
+		err := r.c.Query(ctx, q, func(s *Series) error {
+			unit := s.Tags["unit"]
+			for _, row := range s.Values {
+				ms, err := Int64(row[0])
+				if err != nil {
+					return fmt.Errorf("influx: counts: unit %q: time: %w", unit, err)
+				}
+				n, err := Int64(row[1])
+				if err != nil {
+					return fmt.Errorf("influx: counts: unit %q window %d: count: %w", unit, ms, err)
+				}
+				if n > 0 {
+					out = append(out, window.Count{Unit: unit, Start: window.Align(time.UnixMilli(ms), w), N: n})
+				}
 			}
-			// _start is the window start, or from for a first window cut
-			// by the range: Align maps both to the window's start.
-			sums[window.Key{Unit: unit, Start: window.Align(rec.Start(), w)}] += n
 			return nil
 		})
-	}
-	if len(units) == 0 {
-		if err := run(nil); err != nil {
-			return nil, err
+		if err != nil {
+			return nil, fmt.Errorf("influx: counts: %w", err)
 		}
-	}
-	for chunk := range slices.Chunk(units, unitsPerQuery) {
-		if err := run(chunk); err != nil {
-			return nil, err
-		}
-	}
-	out := make([]window.Count, 0, len(sums))
-	for k, n := range sums {
-		out = append(out, window.Count{Unit: k.Unit, Start: k.Start, N: n})
 	}
 	slices.SortFunc(out, func(a, b window.Count) int {
 		return cmp.Or(strings.Compare(a.Unit, b.Unit), a.Start.Compare(b.Start))
@@ -178,224 +146,157 @@ func (r *Reader) Counts(ctx context.Context, from, to time.Time, w time.Duration
 
 // Total returns how many bsu readings have a time in [from, to).
 func (r *Reader) Total(ctx context.Context, from, to time.Time) (int64, error) {
-	flux := fmt.Sprintf(`from(bucket: %s)
-  |> range(start: %s, stop: %s)
-  |> filter(fn: (r) => r._measurement == %q and r._field == %q)
-  |> filter(fn: (r) => r._time < %s)
-  |> group()
-  |> count()`, fluxString(r.cfg.Bucket), fluxTime(from), fluxTime(to), MeasurementReading, FieldSchema, fluxTime(to))
+	q := fmt.Sprintf(`SELECT count(%s) FROM %s WHERE %s`, QuoteIdent(FieldSchema), QuoteIdent(MeasurementReading), timeRange(from, to))
 	var total int64
-	err := r.query(ctx, "total", flux, func(rec *query.FluxRecord) error {
-		n, ok := rec.Value().(int64)
-		if !ok {
-			return fmt.Errorf("influx: total: count is %T, want int64", rec.Value())
+	err := r.c.Query(ctx, q, func(s *Series) error {
+		for _, row := range s.Values {
+			n, err := Int64(row[1])
+			if err != nil {
+				return fmt.Errorf("count: %w", err)
+			}
+			total += n
 		}
-		total += n
 		return nil
 	})
-	return total, err
+	if err != nil {
+		return 0, fmt.Errorf("influx: total: %w", err)
+	}
+	return total, nil
 }
 
 // Units returns the units with at least one reading in [from, to), sorted.
+// (Counted per unit rather than SHOW TAG VALUES, whose time filter 1.x
+// ignores.)
 func (r *Reader) Units(ctx context.Context, from, to time.Time) ([]string, error) {
-	flux := fmt.Sprintf(`from(bucket: %s)
-  |> range(start: %s, stop: %s)
-  |> filter(fn: (r) => r._measurement == %q and r._field == %q)
-  |> filter(fn: (r) => r._time < %s)
-  |> keep(columns: ["unit", "_value"])
-  |> group()
-  |> distinct(column: "unit")`, fluxString(r.cfg.Bucket), fluxTime(from), fluxTime(to), MeasurementReading, FieldSchema, fluxTime(to))
+	q := fmt.Sprintf(`SELECT count(%s) FROM %s WHERE %s GROUP BY "unit"`, QuoteIdent(FieldSchema), QuoteIdent(MeasurementReading), timeRange(from, to))
 	var units []string
-	err := r.query(ctx, "list units", flux, func(rec *query.FluxRecord) error {
-		if u, ok := rec.Value().(string); ok && u != "" {
+	err := r.c.Query(ctx, q, func(s *Series) error {
+		if u := s.Tags["unit"]; u != "" {
 			units = append(units, u)
 		}
 		return nil
 	})
+	if err != nil {
+		return nil, fmt.Errorf("influx: list units: %w", err)
+	}
 	slices.Sort(units)
-	return slices.Compact(units), err
+	return slices.Compact(units), nil
 }
 
 // Stream calls fn for each bsu reading with a time in [from, to), only for
-// units when not empty, ordered by unit then time, rebuilt as a Record from
-// the point's tags and fields (temp_<sensor>_c fields become Temps) and the
-// bsu_alarm points of the same unit and time. Alarms come back sorted by
-// code then severity: InfluxDB does not keep the order of a message.
+// units when not empty, rebuilt as a Record from the point's tags and fields
+// (temp_<sensor>_c fields become Temps) and the bsu_alarm points of the same
+// unit and time. Alarms come back sorted by code then severity: InfluxDB
+// does not keep the order of a message. Readings come one StreamWindow at a
+// time, and within it ordered by unit then time.
 //
-// It reads one unit and one StreamWindow at a time, so memory stays bounded
-// whatever the range. An error from fn stops the stream and is returned as is.
+// One query per StreamWindow (and per 100 units when units are given) reads
+// every unit's readings, streamed chunk by chunk; the window's alarms are
+// read first and held to be joined. Memory is bounded by one chunk and one
+// window's alarms. fn may not keep the Record: it is reused. An error from
+// fn stops the stream and is returned as is.
 func (r *Reader) Stream(ctx context.Context, from, to time.Time, units []string, fn func(*telemetry.Record) error) error {
-	if len(units) == 0 {
-		var err error
-		if units, err = r.Units(ctx, from, to); err != nil {
-			return err
+	chunks := unitChunks(units)
+	for start := from; start.Before(to); start = start.Add(r.cfg.StreamWindow) {
+		stop := start.Add(r.cfg.StreamWindow)
+		if stop.After(to) {
+			stop = to
 		}
-	} else {
-		units = slices.Compact(slices.Sorted(slices.Values(units)))
-	}
-	for _, unit := range units {
-		for start := from; start.Before(to); start = start.Add(r.cfg.StreamWindow) {
-			stop := start.Add(r.cfg.StreamWindow)
-			if stop.After(to) {
-				stop = to
-			}
-			recs, err := r.readWindow(ctx, unit, start, stop)
+		for _, chunk := range chunks {
+			alarms, err := r.alarms(ctx, start, stop, chunk)
 			if err != nil {
 				return err
 			}
-			for i := range recs {
-				if err := fn(&recs[i]); err != nil {
-					return err
-				}
+			if err := r.readings(ctx, start, stop, chunk, alarms, fn); err != nil {
+				return err
 			}
 		}
 	}
 	return nil
 }
 
-// readWindow reads one unit's readings in [start, stop), sorted by time.
-func (r *Reader) readWindow(ctx context.Context, unit string, start, stop time.Time) ([]telemetry.Record, error) {
-	// One query, two results: the unit's alarms and its pivoted readings.
-	flux := fmt.Sprintf(`from(bucket: %[1]s)
-  |> range(start: %[2]s, stop: %[3]s)
-  |> filter(fn: (r) => r._measurement == %[4]q and r.unit == %[6]s and r._field == "text")
-  |> filter(fn: (r) => r._time < %[3]s)
-  |> yield(name: "alarms")
-from(bucket: %[1]s)
-  |> range(start: %[2]s, stop: %[3]s)
-  |> filter(fn: (r) => r._measurement == %[5]q and r.unit == %[6]s)
-  |> filter(fn: (r) => r._time < %[3]s)
-  |> pivot(rowKey: ["_time"], columnKey: ["_field"], valueColumn: "_value")
-  |> yield(name: "readings")`,
-		fluxString(r.cfg.Bucket), fluxTime(start), fluxTime(stop), MeasurementAlarm, MeasurementReading, fluxString(unit))
-	alarms := map[int64][]telemetry.Alarm{}
-	var recs []telemetry.Record
-	err := r.query(ctx, "stream unit "+unit, flux, func(row *query.FluxRecord) error {
-		at := row.Time().UTC()
-		switch row.Result() {
-		case "alarms":
-			// Flux's CSV cannot tell an empty string from null: an empty
-			// alarm text comes back as nil.
-			text, ok := row.Value().(string)
-			if !ok && row.Value() != nil {
-				return fmt.Errorf("influx: alarm of unit %q at %s: text is %T, want string", unit, at.Format(time.RFC3339Nano), row.Value())
+// alarmKey is a reading's identity, for joining alarms to it.
+type alarmKey struct {
+	unit string
+	ms   int64
+}
+
+// alarms reads the bsu_alarm points of [start, stop), by unit and time.
+func (r *Reader) alarms(ctx context.Context, start, stop time.Time, units []string) (map[alarmKey][]telemetry.Alarm, error) {
+	q := fmt.Sprintf(`SELECT "text", "code", "severity" FROM %s WHERE %s%s GROUP BY "unit"`,
+		QuoteIdent(MeasurementAlarm), timeRange(start, stop), unitPredicate(units))
+	out := map[alarmKey][]telemetry.Alarm{}
+	n := 0
+	err := r.c.Query(ctx, q, func(s *Series) error {
+		unit := s.Tags["unit"]
+		ti, xi, ci, si := s.Col("time"), s.Col("text"), s.Col("code"), s.Col("severity")
+		for _, row := range s.Values {
+			if n++; n > maxAlarmsPerSpan {
+				return fmt.Errorf("more than %d alarms in %s–%s: lower --influx-stream-window", maxAlarmsPerSpan, start.Format(time.RFC3339), stop.Format(time.RFC3339))
 			}
-			code, _ := row.ValueByKey("code").(string)
-			sev, _ := row.ValueByKey("severity").(string)
-			alarms[at.UnixMilli()] = append(alarms[at.UnixMilli()], telemetry.Alarm{Code: code, Severity: sev, Text: text})
-		case "readings":
-			rec, err := recordFromRow(row.Values())
+			ms, err := Int64(row[ti])
 			if err != nil {
-				return fmt.Errorf("influx: reading of unit %q at %s: %w", unit, at.Format(time.RFC3339Nano), err)
+				return fmt.Errorf("alarm of unit %q: time: %w", unit, err)
 			}
-			recs = append(recs, rec)
+			var a telemetry.Alarm
+			var e1, e2, e3 error
+			a.Text, e1 = String(at(row, xi))
+			a.Code, e2 = String(at(row, ci))
+			a.Severity, e3 = String(at(row, si))
+			if err := cmp.Or(e1, e2, e3); err != nil {
+				return fmt.Errorf("alarm of unit %q at %d: %w", unit, ms, err)
+			}
+			k := alarmKey{unit, ms}
+			out[k] = append(out[k], a)
 		}
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("influx: read alarms: %w", err)
 	}
-	// Several series (a unit whose site or model changed) come as separate
-	// tables: merge them by time.
-	slices.SortStableFunc(recs, func(a, b telemetry.Record) int { return cmp.Compare(a.TimeMs, b.TimeMs) })
-	for i := range recs {
-		if as := alarms[recs[i].TimeMs]; len(as) > 0 {
-			slices.SortStableFunc(as, func(a, b telemetry.Alarm) int {
-				return cmp.Or(strings.Compare(a.Code, b.Code), strings.Compare(a.Severity, b.Severity))
-			})
-			recs[i].Alarms = as
-		}
+	for _, as := range out {
+		slices.SortStableFunc(as, func(a, b telemetry.Alarm) int {
+			return cmp.Or(strings.Compare(a.Code, b.Code), strings.Compare(a.Severity, b.Severity))
+		})
 	}
-	return recs, nil
+	return out, nil
 }
 
-// recordFromRow rebuilds a Record from one pivoted bsu row.
-func recordFromRow(v map[string]any) (telemetry.Record, error) {
+func at(row []any, i int) any {
+	if i < 0 || i >= len(row) {
+		return nil
+	}
+	return row[i]
+}
+
+// readings streams the bsu points of [start, stop) to fn.
+func (r *Reader) readings(ctx context.Context, start, stop time.Time, units []string, alarms map[alarmKey][]telemetry.Alarm, fn func(*telemetry.Record) error) error {
+	q := fmt.Sprintf(`SELECT * FROM %s WHERE %s%s GROUP BY "unit"`, QuoteIdent(MeasurementReading), timeRange(start, stop), unitPredicate(units))
 	var rec telemetry.Record
-	t, ok := v["_time"].(time.Time)
-	if !ok {
-		return rec, fmt.Errorf("no _time")
-	}
-	rec.TimeMs = t.UnixMilli()
-	for k, val := range v {
-		if val == nil {
-			continue // a field this point does not have
-		}
-		var err error
-		switch k {
-		case "unit":
-			rec.Unit, err = asString(k, val)
-		case "site":
-			rec.Site, err = asString(k, val)
-		case "model":
-			rec.Model, err = asString(k, val)
-		case "firmware":
-			rec.Firmware, err = asString(k, val)
-		case "schema":
-			rec.Schema, err = asString(k, val)
-		case "mode":
-			rec.Mode, err = asString(k, val)
-		case "seq":
-			rec.Seq, err = asInt(k, val)
-			rec.HasSeq = err == nil
-		case "soc_pct":
-			rec.SoC, err = asFloat(k, val)
-			rec.Has |= telemetry.HasSoC
-		case "soh_pct":
-			rec.SoH, err = asFloat(k, val)
-			rec.Has |= telemetry.HasSoH
-		case "voltage_v":
-			rec.Voltage, err = asFloat(k, val)
-			rec.Has |= telemetry.HasVoltage
-		case "current_a":
-			rec.Current, err = asFloat(k, val)
-			rec.Has |= telemetry.HasCurrent
-		case "power_kw":
-			rec.Power, err = asFloat(k, val)
-			rec.Has |= telemetry.HasPower
-		default:
-			if sensor, ok := strings.CutPrefix(k, "temp_"); ok && strings.HasSuffix(sensor, "_c") && len(sensor) > 2 {
-				var c float64
-				c, err = asFloat(k, val)
-				rec.Temps = append(rec.Temps, telemetry.Temp{Sensor: strings.TrimSuffix(sensor, "_c"), C: c})
+	err := r.c.Query(ctx, q, func(s *Series) error {
+		unit := s.Tags["unit"]
+		cols := columnsOf(s.Columns)
+		for _, row := range s.Values {
+			if err := cols.record(&rec, unit, row); err != nil {
+				return fmt.Errorf("reading of unit %q: %w", unit, err)
 			}
-			// Anything else (alarm_count, result, table, _start, _stop,
-			// _measurement) is not part of a Record.
+			rec.Alarms = alarms[alarmKey{unit, rec.TimeMs}]
+			if err := fn(&rec); err != nil {
+				return &stopError{err}
+			}
 		}
-		if err != nil {
-			return rec, err
-		}
+		return nil
+	})
+	if se, ok := err.(*stopError); ok {
+		return se.err
 	}
-	if rec.Unit == "" {
-		return rec, fmt.Errorf("no unit tag")
+	if err != nil {
+		return fmt.Errorf("influx: stream %s–%s: %w", start.Format(time.RFC3339), stop.Format(time.RFC3339), err)
 	}
-	slices.SortFunc(rec.Temps, func(a, b telemetry.Temp) int { return strings.Compare(a.Sensor, b.Sensor) })
-	return rec, nil
+	return nil
 }
 
-func asString(k string, v any) (string, error) {
-	s, ok := v.(string)
-	if !ok {
-		return "", fmt.Errorf("field %s is %T, want string", k, v)
-	}
-	return s, nil
-}
+// stopError carries fn's error through Query unwrapped.
+type stopError struct{ err error }
 
-func asFloat(k string, v any) (float64, error) {
-	f, ok := v.(float64)
-	if !ok {
-		return 0, fmt.Errorf("field %s is %T, want float", k, v)
-	}
-	return f, nil
-}
-
-func asInt(k string, v any) (int64, error) {
-	switch n := v.(type) {
-	case int64:
-		return n, nil
-	case uint64:
-		return int64(n), nil
-	default:
-		return 0, fmt.Errorf("field %s is %T (%s), want integer", k, v, strconv.Quote(fmt.Sprint(v)))
-	}
-}
+func (e *stopError) Error() string { return e.err.Error() }

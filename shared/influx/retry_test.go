@@ -231,18 +231,12 @@ func TestAlignOffset(t *testing.T) {
 		if off < 0 || off >= w {
 			t.Fatalf("%s: offset %s out of [0, w)", w, off)
 		}
-		// Flux boundaries are epoch + off + k·w: each must be a window.Align boundary.
+		// InfluxQL's GROUP BY time(w, off) boundaries are epoch + off + k·w: each must be a window.Align boundary.
 		for k := int64(-3); k <= 3; k++ {
 			b := epoch.Add(off + time.Duration(k)*w)
 			if !b.Equal(b.Truncate(w)) {
-				t.Fatalf("%s: Flux boundary %s is not aligned like window.Align", w, b)
+				t.Fatalf("%s: GROUP BY time boundary %s is not aligned like window.Align", w, b)
 			}
 		}
-	}
-}
-
-func TestFluxString(t *testing.T) {
-	if got, want := fluxString("a\"b\\c${d}\n"), `"a\"b\\c\${d}\n"`; got != want {
-		t.Fatalf("got %s, want %s", got, want)
 	}
 }

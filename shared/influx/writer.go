@@ -20,6 +20,7 @@ import (
 	http2 "github.com/influxdata/influxdb-client-go/v2/api/http"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/flexipack/cutover/shared/redact"
 	"github.com/flexipack/cutover/shared/telemetry"
 )
 
@@ -115,7 +116,7 @@ func ping(ctx context.Context, c influxdb2.Client, cfg Config) error {
 	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	defer cancel()
 	if _, err := c.Ping(ctx); err != nil {
-		return fmt.Errorf("influx: ping %s: %w: %w", cfg.URL, ErrUnavailable, err)
+		return fmt.Errorf("influx: ping %s: %w: %w", redact.URL(cfg.URL), ErrUnavailable, err)
 	}
 	return nil
 }
@@ -296,7 +297,7 @@ func (w *Writer) send(ctx context.Context, body []byte) error {
 			}
 		default:
 			w.metrics.RequestSeconds.WithLabelValues("error").Observe(elapsed)
-			return fmt.Errorf("influx: write to %s at %s failed after %d attempt(s): %w: %w", w.cfg.Bucket, w.cfg.URL, attempt+1, ErrUnavailable, err)
+			return fmt.Errorf("influx: write to %s at %s failed after %d attempt(s): %w: %w", w.cfg.Bucket, redact.URL(w.cfg.URL), attempt+1, ErrUnavailable, err)
 		}
 	}
 }

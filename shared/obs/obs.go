@@ -20,6 +20,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/term"
+
+	"github.com/flexipack/cutover/shared/redact"
 )
 
 // NewLogger returns a logger writing to w at the named level ("debug",
@@ -30,7 +32,7 @@ func NewLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 	if err := lvl.UnmarshalText([]byte(level)); err != nil {
 		return nil, fmt.Errorf("log level %q: want debug, info, warn or error", level)
 	}
-	opts := &slog.HandlerOptions{Level: lvl}
+	opts := &slog.HandlerOptions{Level: lvl, ReplaceAttr: redact.ReplaceAttr}
 	switch strings.ToLower(format) {
 	case "json":
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
@@ -73,6 +75,8 @@ type Server struct {
 	logger *slog.Logger
 	mux    *http.ServeMux
 
+	limits Limits
+
 	mu       sync.Mutex
 	checks   []ReadinessCheck
 	draining bool
@@ -91,6 +95,10 @@ func NewServer(addr string, reg *prometheus.Registry, logger *slog.Logger) *Serv
 	s.mux.HandleFunc("/-/ready", s.serveReady)
 	return s
 }
+
+// SetLimits replaces the server's limits (DefaultLimits otherwise); call it
+// before Run.
+func (s *Server) SetLimits(l Limits) { s.limits = l }
 
 // Handle adds a handler, for binaries with extra endpoints (control, ingest).
 func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
@@ -130,7 +138,7 @@ func (s *Server) serveReady(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
 	if err := s.Ready(ctx); err != nil {
-		http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+		http.Error(w, "not ready: "+redact.String(err.Error()), http.StatusServiceUnavailable)
 		return
 	}
 	_, _ = io.WriteString(w, "ready\n")
@@ -173,9 +181,9 @@ func (s *Server) Run(ctx context.Context) error {
 			return err
 		}
 	}
-	srv := &http.Server{Handler: s.mux, ReadHeaderTimeout: 10 * time.Second}
+	srv, ln := newHTTPServer(s.mux, s.ln, s.limits)
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(s.ln) }()
+	go func() { errc <- srv.Serve(ln) }()
 	s.logger.Info("http server listening", "addr", s.Addr())
 	select {
 	case err := <-errc:

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/flexipack/cutover/shared/redact"
 )
 
 // ErrConnClosed is returned by Conn.Channel after Close.
@@ -47,7 +49,7 @@ type Conn struct {
 // connection, the Conn redials on its own until Close.
 func Dial(ctx context.Context, url, name string, logger *slog.Logger) (*Conn, error) {
 	if _, err := amqp.ParseURI(url); err != nil {
-		return nil, fmt.Errorf("rabbitmq url: %w", err)
+		return nil, fmt.Errorf("rabbitmq url %s: %w", redact.URL(url), redact.URLError(err))
 	}
 	c := &Conn{
 		url:       url,
@@ -67,7 +69,7 @@ func Dial(ctx context.Context, url, name string, logger *slog.Logger) (*Conn, er
 		c.logger.Warn("rabbitmq dial failed, retrying", "err", err, "retry_in", backoff.peek())
 		select {
 		case <-ctx.Done():
-			return nil, fmt.Errorf("connect to rabbitmq %s: %w (last error: %v)", redact(url), ctx.Err(), err)
+			return nil, fmt.Errorf("connect to rabbitmq %s: %w (last error: %v)", redact.URL(url), ctx.Err(), err)
 		case <-time.After(backoff.next()):
 		}
 	}
@@ -89,7 +91,7 @@ func (c *Conn) dial() (*amqp.Connection, error) {
 	}
 	conn, err := amqp.DialConfig(c.url, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("dial %s: %w", redact(c.url), err)
+		return nil, fmt.Errorf("dial %s: %w", redact.URL(c.url), err)
 	}
 	return conn, nil
 }
@@ -288,16 +290,4 @@ func (b *backoff) next() time.Duration {
 	d := b.cur/2 + rand.N(b.cur/2+1)
 	b.cur = min(b.cur*2, backoffMax)
 	return d
-}
-
-// redact hides the password of an AMQP or HTTP URL for messages.
-func redact(url string) string {
-	u, err := amqp.ParseURI(url)
-	if err != nil {
-		return "(unparseable url)"
-	}
-	if u.Password != "" {
-		u.Password = "xxxxx"
-	}
-	return u.String()
 }

@@ -9,6 +9,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/flexipack/cutover/shared/redact"
 )
 
 // mgmtClient is shared by the management calls; they are rare and small.
@@ -20,7 +22,7 @@ var mgmtClient = &http.Client{Timeout: 10 * time.Second}
 func mgmtRequest(ctx context.Context, method, mgmtURL, path string, out any) error {
 	base, err := url.Parse(mgmtURL)
 	if err != nil {
-		return fmt.Errorf("management url: %w", err)
+		return fmt.Errorf("management url %s: %w", redact.URL(mgmtURL), redact.URLError(err))
 	}
 	user := base.User
 	base.User = nil

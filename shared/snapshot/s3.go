@@ -3,16 +3,21 @@ package snapshot
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"sort"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
+
+	"github.com/flexipack/cutover/shared/tlsconf"
 )
 
 // DefaultPartSize is the size of one multipart-upload part. Objects smaller
@@ -34,6 +39,13 @@ type S3Config struct {
 	// PartSize is the multipart-upload part size (default DefaultPartSize,
 	// at least 5 MiB).
 	PartSize int64
+	// AccessKeyID and SecretAccessKey, when both set, are the credentials;
+	// otherwise the AWS chain provides them.
+	AccessKeyID, SecretAccessKey string
+	// CAFile, when set, is a PEM file of the certificate authorities that
+	// sign the endpoint's certificate (a private MinIO's CA); the system
+	// pool is used otherwise.
+	CAFile string
 }
 
 // S3Store is a Store in an S3 bucket.
@@ -54,6 +66,21 @@ func NewS3Store(ctx context.Context, cfg S3Config) (*S3Store, error) {
 	var opts []func(*config.LoadOptions) error
 	if cfg.Region != "" {
 		opts = append(opts, config.WithRegion(cfg.Region))
+	}
+	switch {
+	case cfg.AccessKeyID != "" && cfg.SecretAccessKey != "":
+		opts = append(opts, config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(cfg.AccessKeyID, cfg.SecretAccessKey, "")))
+	case cfg.AccessKeyID != "" || cfg.SecretAccessKey != "":
+		return nil, errors.New("s3: give both the access key id and the secret access key, or neither (AWS credential chain)")
+	}
+	if cfg.CAFile != "" {
+		pool, err := tlsconf.CertPool(cfg.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("s3: %w", err)
+		}
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+		opts = append(opts, config.WithHTTPClient(&http.Client{Transport: tr}))
 	}
 	awsCfg, err := config.LoadDefaultConfig(ctx, opts...)
 	if err != nil {

@@ -115,7 +115,8 @@ func openSnapshots(ctx context.Context, c *cli.Context) (snapshot.Store, string,
 	if bucket == "" {
 		return nil, "", "", cli.Exit(fmt.Sprintf("no snapshot store: set --%s (or %s), or --%s for a local folder", cliapp.FlagS3Bucket, cliapp.EnvS3Bucket, flagSnapshotDir), cliapp.ExitFailure)
 	}
-	st, err := snapshot.NewS3Store(ctx, snapshot.S3Config{Endpoint: c.String(cliapp.FlagS3Endpoint), Bucket: bucket, Region: c.String("aws-region")})
+	st, err := snapshot.NewS3Store(ctx, snapshot.S3Config{Endpoint: c.String(cliapp.FlagS3Endpoint), Bucket: bucket, Region: c.String(cliapp.FlagAWSRegion),
+		AccessKeyID: c.String(cliapp.FlagAWSKeyID), SecretAccessKey: c.String(cliapp.FlagAWSSecret), CAFile: c.String(cliapp.FlagS3CAFile)})
 	if err != nil {
 		return nil, "", "", err
 	}
@@ -162,7 +163,7 @@ func analyse(ctx context.Context, c *cli.Context, logger *slog.Logger, p params,
 	if err != nil {
 		return nil, err
 	}
-	reader, err := influx.NewReader(influx.ConfigFromCLI(c), logger)
+	reader, err := influx.NewReader(cliapp.InfluxConfig(c), logger)
 	if err != nil {
 		return nil, cli.Exit(err.Error(), cliapp.ExitFailure)
 	}

@@ -28,6 +28,7 @@ import (
 	"github.com/flexipack/cutover/shared/influx"
 	"github.com/flexipack/cutover/shared/obs"
 	"github.com/flexipack/cutover/shared/rabbit"
+	"github.com/flexipack/cutover/shared/redact"
 	"github.com/flexipack/cutover/shared/snapshot"
 	"github.com/flexipack/cutover/shared/window"
 )
@@ -44,10 +45,11 @@ const (
 	flagRunID            = "run-id"
 	flagProgressInterval = "progress-interval"
 	flagConcurrency      = "write-concurrency"
+	flagPprof            = "pprof"
 )
 
 func runFlags() []cli.Flag {
-	return cliapp.Merge(sourceFlags(), cliapp.InfluxFlags(), influx.Flags(), cliapp.StateFlags(), rangeFlags(), []cli.Flag{
+	return cliapp.Merge(sourceFlags(), cliapp.InfluxFlags(), cliapp.StateFlags(), rangeFlags(), []cli.Flag{
 		&cli.BoolFlag{Name: flagExecute, Usage: "write to InfluxDB; without it the command is a dry run that only says what it would write"},
 		&cli.Float64Flag{Name: flagRate, EnvVars: []string{"BACKFILL_RATE"}, Usage: "target write rate in readings per second (0 = as fast as InfluxDB takes them); changeable at run time", Category: "Throttling"},
 		&cli.DurationFlag{Name: flagMaxWriteLatency, Value: 2 * time.Second, Usage: "slow down while the moving average of InfluxDB write latency exceeds this (0 = ignore latency)", Category: "Throttling"},
@@ -57,7 +59,9 @@ func runFlags() []cli.Flag {
 		&cli.StringFlag{Name: flagVhost, Value: "/", Usage: "RabbitMQ virtual host of --queue", Category: "Throttling"},
 		cliapp.AMQPManagementFlag(),
 		&cli.StringFlag{Name: flagControlFile, Usage: "watch this file for commands, one per line: pause, resume, rate N (applied when the file changes)", Category: "Control"},
-		cliapp.HTTPAddrFlag(":9102"),
+		cliapp.HTTPAddrFlag("127.0.0.1:9102"),
+		cliapp.ControlTokenFlag(),
+		&cli.BoolFlag{Name: flagPprof, EnvVars: []string{"BACKFILL_PPROF"}, Usage: "also serve /debug/pprof/ (goroutine dumps, CPU profiles) on --http-addr; keep --http-addr on loopback then", Category: "Control"},
 		&cli.BoolFlag{Name: flagResume, Usage: "continue an interrupted run (the latest unfinished one, or --run-id) with its original range and selection, skipping the windows it finished", Category: "Control"},
 		&cli.StringFlag{Name: flagRunID, Usage: "the run to continue with --resume", Category: "Control"},
 		&cli.DurationFlag{Name: flagProgressInterval, Value: 10 * time.Second, Usage: "how often progress is logged when stderr is not a terminal (on a terminal a bar is drawn)", Category: "Control"},
@@ -82,10 +86,12 @@ slows down by itself while InfluxDB's write latency (moving average) is over
 the RabbitMQ management API), and shows why in the progress line and in /control/status.
 
 Control without a restart, on --http-addr (next to /metrics, /-/healthy, /-/ready):
-  curl -X POST localhost:9102/control/pause
-  curl -X POST localhost:9102/control/resume
-  curl -X POST 'localhost:9102/control/rate?points_per_second=2000'   (0 = unlimited)
+  curl -X POST -H "Authorization: Bearer $CONTROL_TOKEN" localhost:9102/control/pause
+  curl -X POST -H "Authorization: Bearer $CONTROL_TOKEN" localhost:9102/control/resume
+  curl -X POST -H "Authorization: Bearer $CONTROL_TOKEN" 'localhost:9102/control/rate?points_per_second=2000'   (0 = unlimited)
   curl localhost:9102/control/status
+The POST endpoints need --control-token (or --control-token-file) and refuse cross-origin
+requests; without a token they are disabled and only the control file and signals work.
 or with --control-file: write "pause", "resume" or "rate 2000" into the file. SIGUSR1
 pauses and SIGUSR2 resumes.
 
@@ -328,7 +334,7 @@ func execRun(ctx context.Context, c *cli.Context, a *analysis, state *cutover.St
 	}
 
 	reg := obs.NewRegistry()
-	w, err := influx.NewWriter(influx.ConfigFromCLI(c), logger)
+	w, err := influx.NewWriter(cliapp.InfluxConfig(c), logger)
 	if err != nil {
 		return replay.Result{}, th, cli.Exit(err.Error(), cliapp.ExitFailure)
 	}
@@ -338,11 +344,13 @@ func execRun(ctx context.Context, c *cli.Context, a *analysis, state *cutover.St
 	tracker := progress.NewTracker(points, windows)
 
 	srv := obs.NewServer(c.String(cliapp.FlagHTTPAddr), reg, logger)
-	srv.Handle("/control/", th.Handler(logger, func() any { return tracker.Snapshot() }))
+	srv.Handle("/control/", obs.RequireToken(c.String(cliapp.FlagControlToken), th.Handler(logger, func() any { return tracker.Snapshot() })))
 	srv.AddReadiness(obs.ReadinessCheck{Name: "influxdb", Check: w.Ping})
-	// Profiles of a long run, for the operator who wonders where time goes.
-	srv.Handle("/debug/pprof/", http.HandlerFunc(pprof.Index))
-	srv.Handle("/debug/pprof/profile", http.HandlerFunc(pprof.Profile))
+	if c.Bool(flagPprof) {
+		// Profiles of a long run, for the operator who wonders where time goes.
+		srv.Handle("/debug/pprof/", http.HandlerFunc(pprof.Index))
+		srv.Handle("/debug/pprof/profile", http.HandlerFunc(pprof.Profile))
+	}
 	if err := srv.Listen(); err != nil {
 		return replay.Result{}, th, cli.Exit(err.Error(), cliapp.ExitFailure)
 	}
@@ -451,7 +459,7 @@ func printSummary(c *cli.Context, s summary, a *analysis, counts map[string]int6
 		// rollups only look back an hour; repaired history needs them rebuilt.
 		db, _, _ := strings.Cut(c.String(cliapp.FlagInfluxBucket), "/")
 		fmt.Fprintf(w, "  dashboards        rebuild the 5-minute rollups of this range (InfluxDB 1.8; see docs/dashboards.md for 2.x):\n")
-		fmt.Fprintf(w, "                    deploy/influxdb/resample.sh %s %s %s %s\n", a.from.Format(time.RFC3339), a.to.Format(time.RFC3339), c.String(cliapp.FlagInfluxURL), db)
+		fmt.Fprintf(w, "                    deploy/influxdb/resample.sh %s %s %s %s\n", a.from.Format(time.RFC3339), a.to.Format(time.RFC3339), redact.URL(c.String(cliapp.FlagInfluxURL)), db)
 	}
 	if s.Result.PointsRejected > 0 {
 		fmt.Fprintf(w, "  refused by InfluxDB %d readings, e.g. %v\n", s.Result.PointsRejected, s.Result.Rejected[:min(3, len(s.Result.Rejected))])

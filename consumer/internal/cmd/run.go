@@ -72,11 +72,11 @@ func runFlags() []cli.Flag {
 			Usage: "consumer group; consumers in one group share the topic's partitions"},
 		&cli.StringFlag{Name: flagKafkaDeadTopic, EnvVars: []string{"KAFKA_DEAD_TOPIC"}, DefaultText: "<kafka-topic>.dead", Category: "Kafka",
 			Usage: "topic dead letters go to with --bus kafka"},
-		cliapp.HTTPAddrFlag(":9100"),
+		cliapp.HTTPAddrFlag("127.0.0.1:9100"),
 		cliapp.BusFlag(),
 	}
 	return cliapp.Merge(own, cliapp.AMQPFlags(), []cli.Flag{cliapp.AMQPManagementFlag()}, rabbit.TopologyFlags(), cliapp.KafkaFlags(), cliapp.LegacyFlags(), cliapp.StateFlags(),
-		cliapp.InfluxFlags(), influx.Flags())
+		cliapp.InfluxFlags())
 }
 
 func runCommand() *cli.Command {
@@ -151,7 +151,7 @@ func runAction(c *cli.Context) error {
 	}
 	defer leg.Close()
 
-	iw, err := influx.NewWriter(influx.ConfigFromCLI(c), logger)
+	iw, err := influx.NewWriter(cliapp.InfluxConfig(c), logger)
 	if err != nil {
 		return cli.Exit(err.Error(), cliapp.ExitFailure)
 	}

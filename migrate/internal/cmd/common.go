@@ -136,7 +136,7 @@ func (s *stores) Legacy(ctx context.Context) (*legacy.Store, error) {
 
 func (s *stores) Influx() (*influx.Reader, error) {
 	if s.influx == nil {
-		r, err := influx.NewReader(influx.ConfigFromCLI(s.c), s.logger)
+		r, err := influx.NewReader(cliapp.InfluxConfig(s.c), s.logger)
 		if err != nil {
 			return nil, err
 		}
@@ -147,7 +147,7 @@ func (s *stores) Influx() (*influx.Reader, error) {
 
 func (s *stores) Dashboard() (*influx.Dashboard, error) {
 	if s.dash == nil {
-		d, err := influx.NewDashboard(influx.ConfigFromCLI(s.c))
+		d, err := influx.NewDashboard(cliapp.InfluxConfig(s.c))
 		if err != nil {
 			return nil, err
 		}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/flexipack/cutover/shared/bus"
 	"github.com/flexipack/cutover/shared/rabbit"
+	"github.com/flexipack/cutover/shared/redact"
 	"github.com/flexipack/cutover/shared/telemetry"
 )
 
@@ -157,6 +158,6 @@ func (h *Handler) unavailable(w http.ResponseWriter, reason string) int {
 }
 
 func fail(w http.ResponseWriter, code int, reason string) int {
-	http.Error(w, reason, code)
+	http.Error(w, redact.String(reason), code)
 	return code
 }
