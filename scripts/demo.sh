@@ -359,7 +359,7 @@ show_clipped 30 bin/migrate verify --from "$HIST_FROM" --to "$(now_iso)" --windo
 step "advance to shadow-read"
 show bin/migrate advance --execute --to shadow-read --reason "demo: verified"
 step "advance to influx-primary"
-show bin/migrate advance --execute --to influx-primary --reason "demo: shadow reads agree"
+show bin/migrate advance --execute --to influx-primary --reason "demo: shadow reads agree" --min-shadow-reads 0
 show bin/migrate status
 
 # ---------------------------------------------------------------- figures

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -72,9 +73,10 @@ type API struct {
 	mux     *http.ServeMux
 	metrics *metrics
 
-	mu      sync.Mutex
-	sems    map[string]chan struct{}
-	openapi *document
+	mu       sync.Mutex
+	sems     map[string]chan struct{}
+	openapi  *document
+	patterns []string
 }
 
 // Route is one route of a group: a ServeMux pattern with method ("GET
@@ -129,6 +131,17 @@ func (a *API) Mount(g RouteGroup) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.openapi.add(g)
+	for _, r := range g.Routes {
+		a.patterns = append(a.patterns, r.Pattern)
+	}
+}
+
+// Patterns lists the mounted routes' patterns (the OpenAPI test checks
+// them against the document).
+func (a *API) Patterns() []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return slices.Clone(a.patterns)
 }
 
 func (a *API) notFound(w http.ResponseWriter, r *http.Request) {

@@ -52,13 +52,25 @@ func (p *params) timeParam(name string, def time.Time) (time.Time, error) {
 	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
 		return t.UTC(), nil
 	}
-	if d, err := time.ParseDuration(s); err == nil {
+	if d, err := parseDuration(s); err == nil {
 		if d < 0 {
 			return time.Time{}, BadParam(name, "%q: a negative duration; durations count back from now (24h = 24 hours ago)", s)
 		}
 		return p.now.Add(-d).UTC(), nil
 	}
-	return time.Time{}, BadParam(name, "%q is neither an RFC 3339 time, a duration before now (e.g. 24h), nor \"now\"", s)
+	return time.Time{}, BadParam(name, "%q is neither an RFC 3339 time, a duration before now (e.g. 24h, 30d), nor \"now\"", s)
+}
+
+// parseDuration is time.ParseDuration plus whole days ("30d").
+func parseDuration(s string) (time.Duration, error) {
+	if n, ok := strings.CutSuffix(s, "d"); ok {
+		days, err := strconv.Atoi(n)
+		if err != nil || days < 0 || days > 100000 {
+			return 0, fmt.Errorf("%q: want whole days", s)
+		}
+		return time.Duration(days) * 24 * time.Hour, nil
+	}
+	return time.ParseDuration(s)
 }
 
 // timeRange parses from and to (defaults: 24h before now, now) and checks
@@ -105,7 +117,7 @@ func (p *params) step(def, minStep, multiple time.Duration) (time.Duration, erro
 	if s == "" {
 		return def, nil
 	}
-	d, err := time.ParseDuration(s)
+	d, err := parseDuration(s)
 	if err != nil {
 		return 0, BadParam("step", "%q is not a duration (e.g. 5m, 1h)", s)
 	}

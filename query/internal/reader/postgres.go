@@ -167,16 +167,20 @@ func aggExpr(a Agg, x string) string {
 func (p *Postgres) Series(ctx context.Context, q SeriesQuery) (Series, error) {
 	args := []any{q.Unit, q.From, q.To, q.Step.Microseconds()}
 	cols := make([]string, len(q.Fields))
+	exprs := make([]string, len(q.Fields))
 	for i, f := range q.Fields {
 		x, arg, err := fieldExpr(f, len(args)+1)
 		if err != nil {
 			return Series{}, err
 		}
 		args = append(args, arg)
-		cols[i] = aggExpr(q.Agg, x)
+		cols[i], exprs[i] = aggExpr(q.Agg, x), x
 	}
 	sql := `SELECT date_bin($4::bigint * interval '1 microsecond', ts, timestamptz 'epoch') AS b, ` + strings.Join(cols, ", ") +
 		` FROM legacy.readings WHERE unit = $1 AND ts >= $2 AND ts < $3 GROUP BY b ORDER BY b`
+	if q.WeightedMean() {
+		sql = weightedMeanSQL(exprs)
+	}
 	rows, err := p.pool.Query(ctx, sql, args...)
 	if err != nil {
 		return Series{}, Unavailable(ctx, "postgres: series", err)
@@ -199,6 +203,21 @@ func (p *Postgres) Series(ctx context.Context, q SeriesQuery) (Series, error) {
 		return Series{}, Unavailable(ctx, "postgres: series", err)
 	}
 	return out, nil
+}
+
+// weightedMeanSQL is SeriesQuery.WeightedMean's definition: per
+// 5-minute window the mean of each field and the number of readings, then
+// per step the window means weighted by their readings.
+func weightedMeanSQL(exprs []string) string {
+	inner := make([]string, len(exprs))
+	outer := make([]string, len(exprs))
+	for i, x := range exprs {
+		inner[i] = fmt.Sprintf("avg(%s) AS m%d", x, i)
+		outer[i] = fmt.Sprintf("sum(m%d * n) / nullif(sum(n) FILTER (WHERE m%d IS NOT NULL), 0)", i, i)
+	}
+	return `WITH w AS (SELECT date_bin(interval '5 minutes', ts, timestamptz 'epoch') AS w, count(*) AS n, ` + strings.Join(inner, ", ") +
+		` FROM legacy.readings WHERE unit = $1 AND ts >= $2 AND ts < $3 GROUP BY 1)
+SELECT date_bin($4::bigint * interval '1 microsecond', w, timestamptz 'epoch') AS b, ` + strings.Join(outer, ", ") + ` FROM w GROUP BY b ORDER BY b`
 }
 
 // fleetSQL computes the rollups' definitions from the raw rows: per unit

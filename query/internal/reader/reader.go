@@ -115,6 +115,32 @@ type SeriesQuery struct {
 	Agg      Agg
 }
 
+// WeightedMean reports whether q's mean is the rollups' definition: at a
+// step that is a multiple of RollupStep, the mean of a non-temperature
+// field is the mean of its 5-minute means weighted by each window's
+// readings (what bsu_5m holds; the plain mean whenever every reading
+// carries the field). Every Reader answers such a query so.
+func (q SeriesQuery) WeightedMean() bool {
+	if q.Agg != AggMean || q.Step%RollupStep != 0 {
+		return false
+	}
+	for _, f := range q.Fields {
+		if s, _ := CheckField(f); s != "" {
+			return false
+		}
+	}
+	return true
+}
+
+func allTemps(fields []string) bool {
+	for _, f := range fields {
+		if s, _ := CheckField(f); s == "" {
+			return false
+		}
+	}
+	return true
+}
+
 // SeriesPoint is one bucket: Values[i] is Fields[i]'s aggregate, nil when
 // the field had no value in the bucket.
 type SeriesPoint struct {

@@ -268,3 +268,6 @@ func (s *Shadower) Run(ctx context.Context) {
 
 // Wait blocks until the shadow reads in flight are done (tests).
 func (s *Shadower) Wait() { s.wg.Wait() }
+
+// Metrics returns the comparisons counter (tests).
+func (s *Shadower) Metrics() *prometheus.CounterVec { return s.metrics.comparisons }
