@@ -230,7 +230,7 @@ func serve(ctx context.Context, cfg serveConfig, logger *slog.Logger) error {
 	}
 	shadow := route.NewShadower(cfg.Shadow, state, reg, logger)
 	a := api.New(cfg.API, api.Deps{Router: router, Shadow: shadow, Auth: auth, Registry: reg, Logger: logger, Context: ctx})
-	cut := cutoverapi.New(cutoverapi.Config{}, cutoverapi.Deps{State: state, Shadow: state, Logger: logger})
+	cut := cutoverapi.New(cutoverapi.DefaultConfig(), cutoverapi.Deps{State: state, Shadow: state, Logger: logger})
 	defer cut.Close()
 	console.Mount(a, cut)
 	srv.Handle("/", a.Handler())

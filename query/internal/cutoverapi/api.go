@@ -46,6 +46,13 @@ type Config struct {
 	StaleProgress time.Duration
 }
 
+// DefaultConfig returns the thresholds migrate's gate flags default to, so
+// that the console judges the gates as 'migrate plan' does by default.
+func DefaultConfig() Config {
+	return Config{Gates: gates.Config{MinShadowReads: 1000, Recent: time.Hour, RecentWindow: 5 * time.Minute,
+		MaxLag: 30 * time.Second, LiveFor: 15 * time.Second}}
+}
+
 func (c Config) withDefaults() Config {
 	if c.SeenFor <= 0 {
 		c.SeenFor = 24 * time.Hour

@@ -67,6 +67,12 @@ func (a *API) nextStep(ctx context.Context) (NextStep, error) {
 	if a.recent != nil {
 		checker.Recent = a.recent.verify
 	}
+	if a.shadow != nil {
+		checker.Shadows = struct {
+			StateStore
+			ShadowSource
+		}{a.state, a.shadow}
+	}
 	p, err := control.MakePlan(ctx, a.state, checker)
 	if err != nil {
 		return NextStep{}, err
