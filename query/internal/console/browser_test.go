@@ -253,11 +253,17 @@ func (b *browser) waitFor(t *testing.T, d time.Duration, what, cond string) {
 	}
 }
 
-func (b *browser) screenshot(t *testing.T, root, name string, docs bool) {
+// screenshot saves the whole page (the viewport only when viewport is set)
+// to .data/console/NAME.png, and to docs/ with -update-screenshots.
+func (b *browser) screenshot(t *testing.T, root, name string, viewport bool) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(b.ctx, 60*time.Second)
 	defer cancel()
-	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	shot := chromedp.FullScreenshot(100)
+	if viewport {
+		shot = chromedp.CaptureScreenshot()
+	}
+	png, err := chromedp.Run(ctx, shot)
 	if err != nil {
 		t.Fatalf("screenshot %s: %v", name, err)
 	}
@@ -268,7 +274,7 @@ func (b *browser) screenshot(t *testing.T, root, name string, docs bool) {
 	if err := os.WriteFile(filepath.Join(dir, name+".png"), png, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if docs && *updateDocs {
+	if *updateDocs {
 		if err := os.WriteFile(filepath.Join(root, "docs", "console-"+name+".png"), png, 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -390,7 +396,7 @@ func TestConsoleInChromium(t *testing.T) {
 			t.Fatalf("the stale consumer's row has no highlight colour (%q)", bg)
 		}
 		b.noErrors(t, "cutover page with a stale consumer")
-		b.screenshot(t, st.root, "cutover", true)
+		b.screenshot(t, st.root, "cutover", false)
 	})
 
 	t.Run("fleet charts draw the points the API returned", func(t *testing.T) {
@@ -398,7 +404,7 @@ func TestConsoleInChromium(t *testing.T) {
 		checkChart(t, b, st.base, "fleet-soc", func(p map[string]any) bool { return p["soc_pct_mean"] != nil })
 		checkChart(t, b, st.base, "fleet-power", func(p map[string]any) bool { return p["power_kw"] != nil })
 		b.noErrors(t, "fleet page")
-		b.screenshot(t, st.root, "fleet", true)
+		b.screenshot(t, st.root, "fleet", false)
 	})
 
 	t.Run("unit page draws its series and latest reading", func(t *testing.T) {
@@ -409,7 +415,7 @@ func TestConsoleInChromium(t *testing.T) {
 			t.Fatalf("latest reading shown: %q", latest)
 		}
 		b.noErrors(t, "unit page")
-		b.screenshot(t, st.root, "unit", true)
+		b.screenshot(t, st.root, "unit", false)
 	})
 
 	t.Run("usable on a phone, readable in dark mode", func(t *testing.T) {
