@@ -289,154 +289,188 @@ func TestConsoleInChromium(t *testing.T) {
 	ctx := testenv.Context(t, 4*time.Minute)
 	st := startStack(t, ctx)
 	beater(ctx, t, st.state, "consumer-a")
-	stopB := beater(ctx, t, st.state, "consumer-b")
-	b := startBrowser(t)
-	phaseShown := `document.querySelector("[data-testid=phase-name]")`
+	e := &env{ctx: ctx, st: st, stopB: beater(ctx, t, st.state, "consumer-b"), b: startBrowser(t)}
 
-	t.Run("cutover page shows the state store's phase", func(t *testing.T) {
-		cur, err := st.state.Current(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b.run(t, "open the cutover page", chromedp.Navigate(st.base+"/?every=1000#/cutover"))
-		b.waitFor(t, 15*time.Second, "the phase to show", phaseShown+`?.textContent === `+js(string(cur.Phase)))
-		b.waitFor(t, 15*time.Second, "both consumers to show", `document.querySelectorAll("tr[data-consumer]").length === 2`)
-		badge := eval[string](t, b, `document.getElementById("phase-badge").textContent`)
-		if badge != string(cur.Phase) {
-			t.Fatalf("the header shows phase %q; the state store holds %q", badge, cur.Phase)
-		}
-		b.noErrors(t, "cutover page")
-	})
+	t.Run("cutover page shows the state store's phase", func(t *testing.T) { phaseShown(t, e) })
+	t.Run("the phase follows migrate advance without a reload", func(t *testing.T) { phaseFollowsAdvance(t, e) })
+	t.Run("a planted shadow mismatch appears on the cutover page", func(t *testing.T) { shadowMismatchShown(t, e) })
+	t.Run("backfill progress, open gaps and the latest verify show", func(t *testing.T) { backfillGapsVerifyShown(t, e) })
+	t.Run("a consumer that stops beating is highlighted", func(t *testing.T) { staleConsumerHighlighted(t, e) })
+	t.Run("fleet charts draw the points the API returned", func(t *testing.T) { fleetCharts(t, e) })
+	t.Run("unit page draws its series and latest reading", func(t *testing.T) { unitPage(t, e) })
+	t.Run("usable on a phone, readable in dark mode", func(t *testing.T) { phoneDark(t, e) })
+}
 
-	t.Run("the phase follows migrate advance without a reload", func(t *testing.T) {
-		eval[bool](t, b, `window.__notReloaded = true`)
-		out, err := control.Advance(ctx, st.state, st.state, &gates.Checker{Ledger: st.state, Verifies: st.state, Consumers: st.state, Backfills: st.state},
-			control.Options{Execute: true, Actor: "console-test", Reason: "start dual-write", ConsumerTimeout: 20 * time.Second})
-		if err != nil || out.To != cutover.DualWrite {
-			t.Fatalf("advance: %+v, %v", out, err)
-		}
-		b.waitFor(t, 15*time.Second, "the page to show dual-write", phaseShown+`?.textContent === "dual-write"`)
-		if !eval[bool](t, b, `window.__notReloaded === true`) {
-			t.Fatal("the page reloaded to show the new phase")
-		}
-		b.waitFor(t, 10*time.Second, "the timeline to show the advance", `document.querySelector("#timeline tbody")?.textContent.includes("console-test")`)
-		b.noErrors(t, "cutover page after advance")
-	})
+// env is what the phases of TestConsoleInChromium share.
+type env struct {
+	ctx   context.Context
+	st    *stack
+	b     *browser
+	stopB func() // stops consumer-b's heartbeats
+}
 
-	t.Run("a planted shadow mismatch appears on the cutover page", func(t *testing.T) {
-		cur, _ := st.state.Current(ctx)
-		_, err := st.state.Transition(ctx, cutover.Change{Kind: "advance", From: cur.Phase, To: cutover.ShadowRead, ExpectVersion: cur.Version,
-			Actor: "console-test", Reason: "shadow reads", Forced: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		m := cutover.ShadowMismatch{Phase: cutover.ShadowRead, PhaseVersion: cur.Version + 1, Endpoint: "series", Params: "unit=FP-001&step=1h",
-			PrimaryStore: "postgres", ShadowStore: "influxdb", Path: "points[3].soc_pct", PrimaryValue: "55.2", ShadowValue: "55.3"}
-		err = st.state.RecordShadow(ctx, []cutover.ShadowCount{{Phase: cutover.ShadowRead, PhaseVersion: cur.Version + 1, Endpoint: "series", Comparisons: 40, Mismatches: 1}},
-			[]cutover.ShadowMismatch{m})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ex := `document.querySelector("[data-testid=shadow-example]")`
-		b.waitFor(t, 15*time.Second, "the mismatch to show", ex+`?.textContent.includes("points[3].soc_pct")`)
-		text := eval[string](t, b, ex+`.textContent`)
-		for _, want := range []string{"series", "unit=FP-001&step=1h", "55.2", "55.3", "postgres", "influxdb"} {
-			if !strings.Contains(text, want) {
-				t.Errorf("the mismatch shown lacks %q: %q", want, text)
-			}
-		}
-		n := eval[string](t, b, `document.querySelector("[data-testid=shadow-mismatches]").textContent`)
-		if n != "1" {
-			t.Errorf("mismatch count shown %q; want 1", n)
-		}
-		b.noErrors(t, "cutover page with a shadow mismatch")
-	})
+// phaseEl is the element the cutover page names the phase in.
+const phaseEl = `document.querySelector("[data-testid=phase-name]")`
 
-	t.Run("backfill progress, open gaps and the latest verify show", func(t *testing.T) {
-		now := time.Now().UTC()
-		if err := st.state.StartBackfillRun(ctx, "bf-console-test", map[string]any{"from": now.Add(-48 * time.Hour), "to": now.Add(-24 * time.Hour), "window": "1h"}); err != nil {
-			t.Fatal(err)
-		}
-		p := cutover.BackfillProgress{PointsTotal: 86400, PointsDone: 30240, WindowsTotal: 96, WindowsDone: 34, Rate: 1850, ETASeconds: 30.3,
-			ThrottleState: "throttled", ThrottleReason: "write latency 2.4s > 2s", RateLimit: 2000}
-		if err := st.state.SaveBackfillProgress(ctx, "bf-console-test", p); err != nil {
-			t.Fatal(err)
-		}
-		gap := now.Add(-2 * time.Hour).Truncate(time.Minute)
-		if err := st.state.RecordGaps(ctx, []cutover.Gap{{Sink: cutover.SinkInflux, Unit: "FP-002", From: gap, To: gap.Add(4 * time.Minute), Readings: 5, Reason: "influxdb: connection refused", ConsumerID: "consumer-a"}}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := st.state.SaveVerify(ctx, cutover.VerifyRun{Actor: "console-test", From: now.Add(-48 * time.Hour), To: now.Add(-24 * time.Hour), Window: time.Hour, Windows: 96, Mismatched: 0, OK: true}); err != nil {
-			t.Fatal(err)
-		}
-		row := `document.querySelector("#backfills tbody tr")`
-		b.waitFor(t, 15*time.Second, "the backfill run to show", row+`?.textContent.includes("bf-console-test")`)
-		text := eval[string](t, b, row+`.textContent`)
-		for _, want := range []string{"running", "35%", "30,240 / 86,400 points", "1,850 pts/s", "throttled", "write latency 2.4s > 2s", "30s"} {
-			if !strings.Contains(text, want) {
-				t.Errorf("the backfill row lacks %q: %q", want, text)
-			}
-		}
-		b.waitFor(t, 15*time.Second, "the gap to show", `document.querySelector("#gaps tbody")?.textContent.includes("FP-002")`)
-		b.waitFor(t, 15*time.Second, "the gate to name the gap", `document.querySelector("[data-gate=no-open-gaps]")?.dataset.status === "fail"`)
-		b.waitFor(t, 15*time.Second, "the verify to show", `document.querySelector("#verify")?.textContent.includes("all windows match")`)
-		b.noErrors(t, "cutover page with a backfill, a gap and a verify")
-	})
+// phaseShown: cutover page shows the state store's phase.
+func phaseShown(t *testing.T, e *env) {
+	ctx, st, b := e.ctx, e.st, e.b
+	cur, err := st.state.Current(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.run(t, "open the cutover page", chromedp.Navigate(st.base+"/?every=1000#/cutover"))
+	b.waitFor(t, 15*time.Second, "the phase to show", phaseEl+`?.textContent === `+js(string(cur.Phase)))
+	b.waitFor(t, 15*time.Second, "both consumers to show", `document.querySelectorAll("tr[data-consumer]").length === 2`)
+	badge := eval[string](t, b, `document.getElementById("phase-badge").textContent`)
+	if badge != string(cur.Phase) {
+		t.Fatalf("the header shows phase %q; the state store holds %q", badge, cur.Phase)
+	}
+	b.noErrors(t, "cutover page")
+}
 
-	t.Run("a consumer that stops beating is highlighted", func(t *testing.T) {
-		stopB()
-		row := func(id string) string { return `document.querySelector(` + js(`tr[data-consumer="`+id+`"]`) + `)` }
-		// Live within 15s (the gates' default): the row turns after that.
-		b.waitFor(t, 40*time.Second, "consumer-b to be highlighted", row("consumer-b")+`?.classList.contains("laggard")`)
-		if eval[bool](t, b, row("consumer-a")+`.classList.contains("laggard")`) {
-			t.Fatal("consumer-a, still beating, is highlighted too")
-		}
-		bg := eval[string](t, b, `getComputedStyle(`+row("consumer-b")+`.cells[0]).backgroundColor`)
-		if bg == "" || bg == "rgba(0, 0, 0, 0)" {
-			t.Fatalf("the stale consumer's row has no highlight colour (%q)", bg)
-		}
-		b.noErrors(t, "cutover page with a stale consumer")
-		b.screenshot(t, st.root, "cutover", false)
-	})
+// phaseFollowsAdvance: the phase follows migrate advance without a reload.
+func phaseFollowsAdvance(t *testing.T, e *env) {
+	ctx, st, b := e.ctx, e.st, e.b
+	eval[bool](t, b, `window.__notReloaded = true`)
+	out, err := control.Advance(ctx, st.state, st.state, &gates.Checker{Ledger: st.state, Verifies: st.state, Consumers: st.state, Backfills: st.state},
+		control.Options{Execute: true, Actor: "console-test", Reason: "start dual-write", ConsumerTimeout: 20 * time.Second})
+	if err != nil || out.To != cutover.DualWrite {
+		t.Fatalf("advance: %+v, %v", out, err)
+	}
+	b.waitFor(t, 15*time.Second, "the page to show dual-write", phaseEl+`?.textContent === "dual-write"`)
+	if !eval[bool](t, b, `window.__notReloaded === true`) {
+		t.Fatal("the page reloaded to show the new phase")
+	}
+	b.waitFor(t, 10*time.Second, "the timeline to show the advance", `document.querySelector("#timeline tbody")?.textContent.includes("console-test")`)
+	b.noErrors(t, "cutover page after advance")
+}
 
-	t.Run("fleet charts draw the points the API returned", func(t *testing.T) {
-		b.run(t, "open the fleet page", chromedp.Navigate(st.base+"/?every=60000&range=6h#/fleet"))
-		checkChart(t, b, st.base, "fleet-soc", func(p map[string]any) bool { return p["soc_pct_mean"] != nil })
-		checkChart(t, b, st.base, "fleet-power", func(p map[string]any) bool { return p["power_kw"] != nil })
-		b.noErrors(t, "fleet page")
-		b.screenshot(t, st.root, "fleet", false)
-	})
+// shadowMismatchShown: a planted shadow mismatch appears on the cutover page.
+func shadowMismatchShown(t *testing.T, e *env) {
+	ctx, st, b := e.ctx, e.st, e.b
+	cur, _ := st.state.Current(ctx)
+	_, err := st.state.Transition(ctx, cutover.Change{Kind: "advance", From: cur.Phase, To: cutover.ShadowRead, ExpectVersion: cur.Version,
+		Actor: "console-test", Reason: "shadow reads", Forced: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := cutover.ShadowMismatch{Phase: cutover.ShadowRead, PhaseVersion: cur.Version + 1, Endpoint: "series", Params: "unit=FP-001&step=1h",
+		PrimaryStore: "postgres", ShadowStore: "influxdb", Path: "points[3].soc_pct", PrimaryValue: "55.2", ShadowValue: "55.3"}
+	err = st.state.RecordShadow(ctx, []cutover.ShadowCount{{Phase: cutover.ShadowRead, PhaseVersion: cur.Version + 1, Endpoint: "series", Comparisons: 40, Mismatches: 1}},
+		[]cutover.ShadowMismatch{m})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ex := `document.querySelector("[data-testid=shadow-example]")`
+	b.waitFor(t, 15*time.Second, "the mismatch to show", ex+`?.textContent.includes("points[3].soc_pct")`)
+	text := eval[string](t, b, ex+`.textContent`)
+	for _, want := range []string{"series", "unit=FP-001&step=1h", "55.2", "55.3", "postgres", "influxdb"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("the mismatch shown lacks %q: %q", want, text)
+		}
+	}
+	n := eval[string](t, b, `document.querySelector("[data-testid=shadow-mismatches]").textContent`)
+	if n != "1" {
+		t.Errorf("mismatch count shown %q; want 1", n)
+	}
+	b.noErrors(t, "cutover page with a shadow mismatch")
+}
 
-	t.Run("unit page draws its series and latest reading", func(t *testing.T) {
-		b.run(t, "open a unit page", chromedp.Navigate(st.base+"/?every=60000&range=6h#/unit/FP-101"))
-		checkChart(t, b, st.base, "unit-soc", func(p map[string]any) bool { return p["soc_pct"] != nil })
-		latest := eval[string](t, b, `document.querySelector("[data-testid=latest]").textContent`)
-		if !strings.Contains(latest, "FP-101") || !strings.Contains(latest, "South Yard") {
-			t.Fatalf("latest reading shown: %q", latest)
+// backfillGapsVerifyShown: backfill progress, open gaps and the latest verify show.
+func backfillGapsVerifyShown(t *testing.T, e *env) {
+	ctx, st, b := e.ctx, e.st, e.b
+	now := time.Now().UTC()
+	if err := st.state.StartBackfillRun(ctx, "bf-console-test", map[string]any{"from": now.Add(-48 * time.Hour), "to": now.Add(-24 * time.Hour), "window": "1h"}); err != nil {
+		t.Fatal(err)
+	}
+	p := cutover.BackfillProgress{PointsTotal: 86400, PointsDone: 30240, WindowsTotal: 96, WindowsDone: 34, Rate: 1850, ETASeconds: 30.3,
+		ThrottleState: "throttled", ThrottleReason: "write latency 2.4s > 2s", RateLimit: 2000}
+	if err := st.state.SaveBackfillProgress(ctx, "bf-console-test", p); err != nil {
+		t.Fatal(err)
+	}
+	gap := now.Add(-2 * time.Hour).Truncate(time.Minute)
+	if err := st.state.RecordGaps(ctx, []cutover.Gap{{Sink: cutover.SinkInflux, Unit: "FP-002", From: gap, To: gap.Add(4 * time.Minute), Readings: 5, Reason: "influxdb: connection refused", ConsumerID: "consumer-a"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.state.SaveVerify(ctx, cutover.VerifyRun{Actor: "console-test", From: now.Add(-48 * time.Hour), To: now.Add(-24 * time.Hour), Window: time.Hour, Windows: 96, Mismatched: 0, OK: true}); err != nil {
+		t.Fatal(err)
+	}
+	row := `document.querySelector("#backfills tbody tr")`
+	b.waitFor(t, 15*time.Second, "the backfill run to show", row+`?.textContent.includes("bf-console-test")`)
+	text := eval[string](t, b, row+`.textContent`)
+	for _, want := range []string{"running", "35%", "30,240 / 86,400 points", "1,850 pts/s", "throttled", "write latency 2.4s > 2s", "30s"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("the backfill row lacks %q: %q", want, text)
 		}
-		b.noErrors(t, "unit page")
-		b.screenshot(t, st.root, "unit", false)
-	})
+	}
+	b.waitFor(t, 15*time.Second, "the gap to show", `document.querySelector("#gaps tbody")?.textContent.includes("FP-002")`)
+	b.waitFor(t, 15*time.Second, "the gate to name the gap", `document.querySelector("[data-gate=no-open-gaps]")?.dataset.status === "fail"`)
+	b.waitFor(t, 15*time.Second, "the verify to show", `document.querySelector("#verify")?.textContent.includes("all windows match")`)
+	b.noErrors(t, "cutover page with a backfill, a gap and a verify")
+}
 
-	t.Run("usable on a phone, readable in dark mode", func(t *testing.T) {
-		dark := emulation.SetEmulatedMediaParams{Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "dark"}}}
-		if _, err := chromedp.Call(b.ctx, emulation.SetEmulatedMedia, dark); err != nil {
-			t.Fatal(err)
-		}
-		b.run(t, "phone in dark mode", chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(2)), chromedp.Navigate(st.base+"/?every=60000#/cutover"))
-		b.waitFor(t, 15*time.Second, "the phase to show", phaseShown+`?.textContent === "shadow-read"`)
-		overflow := eval[int](t, b, `document.documentElement.scrollWidth - window.innerWidth`)
-		if overflow > 1 {
-			t.Errorf("the page is %dpx wider than a 390px phone screen", overflow)
-		}
-		fg := eval[string](t, b, `getComputedStyle(document.body).color`)
-		bg := eval[string](t, b, `getComputedStyle(document.body).backgroundColor`)
-		if fg == bg || !strings.HasPrefix(bg, "rgb(13, 17, 23") {
-			t.Errorf("dark mode: text %s on %s; want the dark palette", fg, bg)
-		}
-		b.noErrors(t, "cutover page on a phone in dark mode")
-		b.screenshot(t, st.root, "cutover-phone-dark", true)
-	})
+// staleConsumerHighlighted: a consumer that stops beating is highlighted.
+func staleConsumerHighlighted(t *testing.T, e *env) {
+	st, b := e.st, e.b
+	e.stopB()
+	row := func(id string) string { return `document.querySelector(` + js(`tr[data-consumer="`+id+`"]`) + `)` }
+	// Live within 15s (the gates' default): the row turns after that.
+	b.waitFor(t, 40*time.Second, "consumer-b to be highlighted", row("consumer-b")+`?.classList.contains("laggard")`)
+	if eval[bool](t, b, row("consumer-a")+`.classList.contains("laggard")`) {
+		t.Fatal("consumer-a, still beating, is highlighted too")
+	}
+	bg := eval[string](t, b, `getComputedStyle(`+row("consumer-b")+`.cells[0]).backgroundColor`)
+	if bg == "" || bg == "rgba(0, 0, 0, 0)" {
+		t.Fatalf("the stale consumer's row has no highlight colour (%q)", bg)
+	}
+	b.noErrors(t, "cutover page with a stale consumer")
+	b.screenshot(t, st.root, "cutover", false)
+}
+
+// fleetCharts: fleet charts draw the points the API returned.
+func fleetCharts(t *testing.T, e *env) {
+	st, b := e.st, e.b
+	b.run(t, "open the fleet page", chromedp.Navigate(st.base+"/?every=60000&range=6h#/fleet"))
+	checkChart(t, b, st.base, "fleet-soc", func(p map[string]any) bool { return p["soc_pct_mean"] != nil })
+	checkChart(t, b, st.base, "fleet-power", func(p map[string]any) bool { return p["power_kw"] != nil })
+	b.noErrors(t, "fleet page")
+	b.screenshot(t, st.root, "fleet", false)
+}
+
+// unitPage: unit page draws its series and latest reading.
+func unitPage(t *testing.T, e *env) {
+	st, b := e.st, e.b
+	b.run(t, "open a unit page", chromedp.Navigate(st.base+"/?every=60000&range=6h#/unit/FP-101"))
+	checkChart(t, b, st.base, "unit-soc", func(p map[string]any) bool { return p["soc_pct"] != nil })
+	latest := eval[string](t, b, `document.querySelector("[data-testid=latest]").textContent`)
+	if !strings.Contains(latest, "FP-101") || !strings.Contains(latest, "South Yard") {
+		t.Fatalf("latest reading shown: %q", latest)
+	}
+	b.noErrors(t, "unit page")
+	b.screenshot(t, st.root, "unit", false)
+}
+
+// phoneDark: usable on a phone, readable in dark mode.
+func phoneDark(t *testing.T, e *env) {
+	st, b := e.st, e.b
+	dark := emulation.SetEmulatedMediaParams{Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "dark"}}}
+	if _, err := chromedp.Call(b.ctx, emulation.SetEmulatedMedia, dark); err != nil {
+		t.Fatal(err)
+	}
+	b.run(t, "phone in dark mode", chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(2)), chromedp.Navigate(st.base+"/?every=60000#/cutover"))
+	b.waitFor(t, 15*time.Second, "the phase to show", phaseEl+`?.textContent === "shadow-read"`)
+	overflow := eval[int](t, b, `document.documentElement.scrollWidth - window.innerWidth`)
+	if overflow > 1 {
+		t.Errorf("the page is %dpx wider than a 390px phone screen", overflow)
+	}
+	fg := eval[string](t, b, `getComputedStyle(document.body).color`)
+	bg := eval[string](t, b, `getComputedStyle(document.body).backgroundColor`)
+	if fg == bg || !strings.HasPrefix(bg, "rgb(13, 17, 23") {
+		t.Errorf("dark mode: text %s on %s; want the dark palette", fg, bg)
+	}
+	b.noErrors(t, "cutover page on a phone in dark mode")
+	b.screenshot(t, st.root, "cutover-phone-dark", true)
 }
 
 // checkChart waits for a chart, fetches the URL it was drawn from, and
