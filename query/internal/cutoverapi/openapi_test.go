@@ -18,30 +18,8 @@ import (
 // TestOpenAPIMatchesRoutesAndAnswers checks every route is described, and
 // every real answer (with data in every section) matches its schema.
 func TestOpenAPIMatchesRoutesAndAnswers(t *testing.T) {
-	ctx := testenv.Context(t, 60*time.Second)
 	s := openState(t)
-	now := time.Now()
-	st, _ := s.Current(ctx)
-	if _, err := s.Transition(ctx, cutover.Change{Kind: "advance", From: st.Phase, To: cutover.DualWrite, ExpectVersion: st.Version, Actor: "a", Reason: "r"}); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Beat(ctx, cutover.Heartbeat{ConsumerID: "c1", Phase: cutover.DualWrite, PhaseVersion: 2, StartedAt: now}); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.RecordGaps(ctx, []cutover.Gap{{Sink: cutover.SinkInflux, Unit: "u", From: now, To: now, Readings: 1, Reason: "x"}}); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.StartBackfillRun(ctx, "bf-1", map[string]any{"from": now.Add(-time.Hour), "to": now}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.SaveVerify(ctx, cutover.VerifyRun{From: now.Add(-time.Hour), To: now, Window: time.Hour, Windows: 3, OK: true}); err != nil {
-		t.Fatal(err)
-	}
-	err := s.RecordShadow(ctx, []cutover.ShadowCount{{Phase: cutover.DualWrite, PhaseVersion: 2, Endpoint: "latest", Comparisons: 3, Mismatches: 1}},
-		[]cutover.ShadowMismatch{{Phase: cutover.DualWrite, PhaseVersion: 2, Endpoint: "latest", Params: "unit=u", PrimaryStore: "postgres", ShadowStore: "influxdb", Path: "soc_pct", PrimaryValue: "1", ShadowValue: "2"}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	plantEverySection(t, s)
 	api := New(Config{}, Deps{State: s, Shadow: s})
 	defer api.Close()
 	h := api.Handler()
@@ -97,5 +75,33 @@ func TestOpenAPIMatchesRoutesAndAnswers(t *testing.T) {
 				t.Fatalf("answer of %s does not match its schema: %v\n%s", name, err, rec.Body)
 			}
 		})
+	}
+}
+
+// plantEverySection puts data in every section of the overview.
+func plantEverySection(t *testing.T, s *cutover.Store) {
+	t.Helper()
+	ctx := testenv.Context(t, 60*time.Second)
+	now := time.Now()
+	st, _ := s.Current(ctx)
+	if _, err := s.Transition(ctx, cutover.Change{Kind: "advance", From: st.Phase, To: cutover.DualWrite, ExpectVersion: st.Version, Actor: "a", Reason: "r"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Beat(ctx, cutover.Heartbeat{ConsumerID: "c1", Phase: cutover.DualWrite, PhaseVersion: 2, StartedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RecordGaps(ctx, []cutover.Gap{{Sink: cutover.SinkInflux, Unit: "u", From: now, To: now, Readings: 1, Reason: "x"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.StartBackfillRun(ctx, "bf-1", map[string]any{"from": now.Add(-time.Hour), "to": now}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.SaveVerify(ctx, cutover.VerifyRun{From: now.Add(-time.Hour), To: now, Window: time.Hour, Windows: 3, OK: true}); err != nil {
+		t.Fatal(err)
+	}
+	err := s.RecordShadow(ctx, []cutover.ShadowCount{{Phase: cutover.DualWrite, PhaseVersion: 2, Endpoint: "latest", Comparisons: 3, Mismatches: 1}},
+		[]cutover.ShadowMismatch{{Phase: cutover.DualWrite, PhaseVersion: 2, Endpoint: "latest", Params: "unit=u", PrimaryStore: "postgres", ShadowStore: "influxdb", Path: "soc_pct", PrimaryValue: "1", ShadowValue: "2"}})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
