@@ -88,3 +88,11 @@ func (c *cachedVerifier) close() {
 	c.cancel()
 	c.wg.Wait()
 }
+
+// CompareStores is the recent verify as migrate's gate runs it: both stores
+// streamed and compared per unit and window over [from, to).
+func CompareStores(legacy, influx verify.Source) gates.RecentVerifier {
+	return func(ctx context.Context, from, to time.Time, w time.Duration) (verify.Result, error) {
+		return verify.Compare(ctx, legacy, influx, verify.Options{From: from, To: to, Window: w})
+	}
+}
