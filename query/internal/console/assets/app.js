@@ -54,6 +54,7 @@ function rangeParams() {
 
 async function refresh() {
   clearTimeout(timer);
+  if (document.hidden) return; // a hidden tab asks nothing; it refreshes when shown again
   const my = ++seq, r = route();
   document.querySelectorAll("nav a").forEach((a) => a.setAttribute("aria-current", a.dataset.page === r.name ? "page" : "false"));
   const status = $("status");
@@ -100,6 +101,7 @@ function init() {
     if (opt) $("every").value = opt.value; else $("every").appendChild(h("option", {value: params.get("every"), selected: true}, params.get("every") + " ms"));
   }
   for (const id of ["range", "auto", "every"]) $(id).addEventListener("change", refresh);
+  document.addEventListener("visibilitychange", () => { if (!document.hidden) refresh(); });
   window.addEventListener("hashchange", () => { $("main").replaceChildren(); refresh(); });
   refresh();
 }
