@@ -19,9 +19,7 @@ import (
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
 
-	"github.com/flexipack/cutover/shared/control"
 	"github.com/flexipack/cutover/shared/cutover"
-	"github.com/flexipack/cutover/shared/gates"
 	"github.com/flexipack/cutover/shared/legacy"
 	"github.com/flexipack/cutover/shared/telemetry"
 	"github.com/flexipack/cutover/shared/testenv"
@@ -42,18 +40,21 @@ func repoRoot(t *testing.T) string {
 // stack is the real service the browser talks to: query serve (the
 // binary) over a PostgreSQL legacy store and state store.
 type stack struct {
-	base  string
-	state *cutover.Store
-	root  string
+	base    string
+	state   *cutover.Store
+	root    string
+	dsn     string // the legacy and state store
+	migrate string // the migrate binary
 }
 
 func startStack(t *testing.T, ctx context.Context) *stack {
 	t.Helper()
 	root := repoRoot(t)
-	bin := filepath.Join(t.TempDir(), "query")
-	if out, err := exec.Command("go", "build", "-o", bin, "github.com/flexipack/cutover/query").CombinedOutput(); err != nil {
-		t.Fatalf("go build query: %v\n%s", err, out)
+	bins := t.TempDir()
+	if out, err := exec.Command("go", "build", "-o", bins+"/", "github.com/flexipack/cutover/query", "github.com/flexipack/cutover/migrate").CombinedOutput(); err != nil {
+		t.Fatalf("go build query migrate: %v\n%s", err, out)
 	}
+	bin := filepath.Join(bins, "query")
 	dsn := testenv.Postgres(t)
 	leg, err := legacy.Open(ctx, dsn, slog.New(slog.DiscardHandler))
 	if err != nil {
@@ -109,7 +110,7 @@ func startStack(t *testing.T, ctx context.Context) *stack {
 		}
 		return nil
 	})
-	return &stack{base: base, state: state, root: root}
+	return &stack{base: base, state: state, root: root, dsn: dsn, migrate: filepath.Join(bins, "migrate")}
 }
 
 // Fleet data: 2 sites, 2 units each, one reading every 5 minutes over the
@@ -292,7 +293,7 @@ func TestConsoleInChromium(t *testing.T) {
 	e := &env{ctx: ctx, st: st, stopB: beater(ctx, t, st.state, "consumer-b"), b: startBrowser(t)}
 
 	t.Run("cutover page shows the state store's phase", func(t *testing.T) { phaseShown(t, e) })
-	t.Run("the phase follows migrate advance without a reload", func(t *testing.T) { phaseFollowsAdvance(t, e) })
+	t.Run("the phase follows migrate advance (the binary) without a reload", func(t *testing.T) { phaseFollowsAdvance(t, e) })
 	t.Run("a planted shadow mismatch appears on the cutover page", func(t *testing.T) { shadowMismatchShown(t, e) })
 	t.Run("backfill progress, open gaps and the latest verify show", func(t *testing.T) { backfillGapsVerifyShown(t, e) })
 	t.Run("a consumer that stops beating is highlighted", func(t *testing.T) { staleConsumerHighlighted(t, e) })
@@ -333,10 +334,10 @@ func phaseShown(t *testing.T, e *env) {
 func phaseFollowsAdvance(t *testing.T, e *env) {
 	ctx, st, b := e.ctx, e.st, e.b
 	eval[bool](t, b, `window.__notReloaded = true`)
-	out, err := control.Advance(ctx, st.state, st.state, &gates.Checker{Ledger: st.state, Verifies: st.state, Consumers: st.state, Backfills: st.state},
-		control.Options{Execute: true, Actor: "console-test", Reason: "start dual-write", ConsumerTimeout: 20 * time.Second})
-	if err != nil || out.To != cutover.DualWrite {
-		t.Fatalf("advance: %+v, %v", out, err)
+	cmd := exec.CommandContext(ctx, st.migrate, "advance", "--execute", "--actor", "console-test", "--reason", "start dual-write", "--consumer-timeout", "20s")
+	cmd.Env = append(os.Environ(), "STATE_DSN="+st.dsn, "PG_DSN="+st.dsn)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("migrate advance: %v\n%s", err, out)
 	}
 	b.waitFor(t, 15*time.Second, "the page to show dual-write", phaseEl+`?.textContent === "dual-write"`)
 	if !eval[bool](t, b, `window.__notReloaded === true`) {
