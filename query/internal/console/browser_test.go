@@ -375,6 +375,9 @@ func shadowMismatchShown(t *testing.T, e *env) {
 	if n != "1" {
 		t.Errorf("mismatch count shown %q; want 1", n)
 	}
+	if got := eval[string](t, b, `document.querySelector("[data-testid=reads-served-by]").textContent`); got != "served by postgres, compared with influxdb" {
+		t.Errorf("in shadow-read the page says reads are %q", got)
+	}
 	b.noErrors(t, "cutover page with a shadow mismatch")
 }
 

@@ -29,8 +29,9 @@ var (
 // Cutover, clear of the API's own names).
 func Schemas() map[string]any {
 	return map[string]any{
-		"CutoverState": obj([]string{"phase", "version", "since", "actor", "reason", "legacy_role", "influx_role", "phases"}, map[string]any{
-			"phase": phase, "version": integ, "since": tim, "actor": str, "reason": str, "legacy_role": str, "influx_role": str, "phases": arr(phase)}),
+		"CutoverState": obj([]string{"phase", "version", "since", "actor", "reason", "legacy_role", "influx_role", "reads_served_by", "reads_shadowed_by", "phases"}, map[string]any{
+			"phase": phase, "version": integ, "since": tim, "actor": str, "reason": str, "legacy_role": str, "influx_role": str,
+			"reads_served_by": str, "reads_shadowed_by": map[string]any{"type": "string", "description": "empty when no store shadows"}, "phases": arr(phase)}),
 		"CutoverAuditEntry": obj([]string{"id", "at", "actor", "kind", "from", "to", "version", "reason", "forced"}, map[string]any{
 			"id": integ, "at": tim, "actor": str, "kind": str, "from": phase, "to": phase, "version": integ, "reason": str, "forced": boo,
 			"gates": arr(obj([]string{"name", "ok", "detail"}, map[string]any{"name": str, "ok": boo, "detail": str})), "detail": map[string]any{}}),

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/flexipack/cutover/query/internal/reader"
+	"github.com/flexipack/cutover/query/internal/route"
 	"github.com/flexipack/cutover/shared/control"
 	"github.com/flexipack/cutover/shared/cutover"
 	"github.com/flexipack/cutover/shared/gates"
@@ -15,10 +17,22 @@ import (
 // StateView is the current phase and what it asks of each store.
 type StateView struct {
 	cutover.State
-	LegacyRole string          `json:"legacy_role"`
-	InfluxRole string          `json:"influx_role"`
-	Phases     []cutover.Phase `json:"phases"` // every phase, in order
+	LegacyRole string `json:"legacy_role"`
+	InfluxRole string `json:"influx_role"`
+	// ReadsServedBy is the store the query service answers from in this
+	// phase; ReadsShadowedBy the one it compares with ("" when none).
+	ReadsServedBy   string          `json:"reads_served_by"`
+	ReadsShadowedBy string          `json:"reads_shadowed_by"`
+	Phases          []cutover.Phase `json:"phases"` // every phase, in order
 }
+
+// named stands for a store in route.For, which only needs its name here.
+type named struct {
+	reader.Reader
+	name string
+}
+
+func (n named) Name() string { return n.name }
 
 func (a *API) stateView(ctx context.Context) (StateView, error) {
 	st, err := a.state.Current(ctx)
@@ -26,7 +40,13 @@ func (a *API) stateView(ctx context.Context) (StateView, error) {
 		return StateView{}, err
 	}
 	l, i := st.Phase.Roles()
-	return StateView{State: st, LegacyRole: l.String(), InfluxRole: i.String(), Phases: cutover.Phases}, nil
+	v := StateView{State: st, LegacyRole: l.String(), InfluxRole: i.String(), Phases: cutover.Phases}
+	primary, shadow := route.For(st.Phase, named{name: reader.StorePostgres}, named{name: reader.StoreInflux})
+	v.ReadsServedBy = primary.Name()
+	if shadow != nil {
+		v.ReadsShadowedBy = shadow.Name()
+	}
+	return v, nil
 }
 
 // Gate statuses.

@@ -31,7 +31,8 @@ function phaseCard(o) {
       h("dt", {}, "reason"), h("dd", {}, st.reason || "—"),
       h("dt", {}, "version"), h("dd", {"data-testid": "phase-version"}, st.version),
       h("dt", {}, "legacy store"), h("dd", {}, st.legacy_role),
-      h("dt", {}, "InfluxDB"), h("dd", {}, st.influx_role)));
+      h("dt", {}, "InfluxDB"), h("dd", {}, st.influx_role),
+      h("dt", {}, "reads"), h("dd", {"data-testid": "reads-served-by"}, `served by ${st.reads_served_by}` + (st.reads_shadowed_by ? `, compared with ${st.reads_shadowed_by}` : ""))));
 }
 
 function nextCard(o) {
