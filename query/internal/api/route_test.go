@@ -145,7 +145,7 @@ func TestShadowMismatchRecorded(t *testing.T) {
 	}
 	t.Cleanup(state.Close)
 	reg := prometheus.NewRegistry()
-	sh := route.NewShadower(route.ShadowConfig{Rate: 1, Concurrency: 2}, state, reg, testLogger)
+	sh := route.NewShadower(route.ShadowConfig{Rate: 1, Concurrency: 8}, state, reg, testLogger)
 	h := newHarness(t, DefaultConfig(), pg, renamed{other, reader.StoreInflux}, cutover.ShadowRead, sh, nil)
 	path := "/v1/units/bsu-0000/readings?from=2026-10-01T00:00:00Z&to=2026-10-02T00:00:00Z"
 	_, body := h.get(t, path)

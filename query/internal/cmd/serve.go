@@ -22,6 +22,7 @@ import (
 	"github.com/flexipack/cutover/query/internal/route"
 	"github.com/flexipack/cutover/shared/cliapp"
 	"github.com/flexipack/cutover/shared/cutover"
+	"github.com/flexipack/cutover/shared/influx"
 	"github.com/flexipack/cutover/shared/legacy"
 	"github.com/flexipack/cutover/shared/obs"
 )
@@ -41,6 +42,7 @@ const (
 	flagMaxRange          = "max-range"
 	flagMaxConcurrent     = "max-concurrent-queries"
 	flagPGMaxConns        = "pg-max-conns"
+	flagRollupLag         = "rollup-lag"
 )
 
 // serveConfig is everything query serve reads from its flags.
@@ -49,6 +51,8 @@ type serveConfig struct {
 	PGDSN      string
 	StateDSN   string
 	PGMaxConns int
+	Influx     influx.Config
+	RollupLag  time.Duration
 	TokensFile string
 	PhasePoll  time.Duration
 	Shadow     route.ShadowConfig
@@ -83,6 +87,8 @@ func serveFlags() []cli.Flag {
 			Usage: "longest from..to range of any request; past it, 422"},
 		&cli.IntFlag{Name: flagMaxConcurrent, EnvVars: []string{"QUERY_MAX_CONCURRENT_QUERIES"}, Value: d.MaxConcurrent, Category: "Limits",
 			Usage: "most queries running at once on each store; past it, 503 with Retry-After"},
+		&cli.DurationFlag{Name: flagRollupLag, EnvVars: []string{"QUERY_ROLLUP_LAG"}, Value: reader.DefaultRollupLag, Category: "InfluxDB",
+			Usage: "a 5-minute window's rollups (bsu_5m, bsu_site_5m) are used once it ended this long ago; newer windows are computed from raw readings"},
 		&cli.IntFlag{Name: flagPGMaxConns, EnvVars: []string{"QUERY_PG_MAX_CONNS"}, Value: 16, Category: "Legacy store",
 			Usage: "PostgreSQL connections of the legacy store's pool (unless the DSN sets pool_max_conns)"},
 	}
@@ -127,7 +133,10 @@ func parseServe(c *cli.Context) (serveConfig, error) {
 		HTTPAddr: c.String(cliapp.FlagHTTPAddr), PGDSN: c.String(cliapp.FlagPGDSN), StateDSN: c.String(cliapp.FlagStateDSN),
 		PGMaxConns: c.Int(flagPGMaxConns), TokensFile: c.String(flagTokensFile), PhasePoll: c.Duration(flagPhasePoll),
 		Shadow: route.ShadowConfig{Rate: c.Float64(flagShadowRate), Concurrency: c.Int(flagShadowConcurrency), Timeout: c.Duration(flagShadowTimeout)},
-		API:    api.DefaultConfig(),
+		API:    api.DefaultConfig(), Influx: cliapp.InfluxConfig(c), RollupLag: c.Duration(flagRollupLag),
+	}
+	if !c.IsSet(cliapp.FlagInfluxMaxRetries) {
+		cfg.Influx.MaxRetries = 1 // a reader waits; answer 503 soon rather than retry for long
 	}
 	cfg.API.RequestTimeout, cfg.API.StreamTimeout = c.Duration(flagRequestTimeout), c.Duration(flagStreamTimeout)
 	cfg.API.MaxPoints, cfg.API.MaxPage, cfg.API.MaxRange = c.Int(flagMaxPoints), c.Int(flagMaxPage), c.Duration(flagMaxRange)
@@ -149,6 +158,8 @@ func (cfg serveConfig) validate() error {
 		return fmt.Errorf("--%s, --%s, --%s and --%s must be at least 1", flagMaxPoints, flagMaxPage, flagMaxConcurrent, flagPGMaxConns)
 	case cfg.API.MaxRange <= 0:
 		return fmt.Errorf("--%s %s: want a positive duration", flagMaxRange, cfg.API.MaxRange)
+	case cfg.RollupLag < 0:
+		return fmt.Errorf("--%s %s: want 0 or more", flagRollupLag, cfg.RollupLag)
 	case cfg.HTTPAddr == "":
 		return fmt.Errorf("--%s: serve needs an address", cliapp.FlagHTTPAddr)
 	}
@@ -223,8 +234,12 @@ func serve(ctx context.Context, cfg serveConfig, logger *slog.Logger) error {
 		return err
 	}
 	defer leg.Close()
-	var pg reader.Reader = reader.NewPostgres(leg.Pool())
-	router := route.NewRouter(state, pg, nil, logger)
+	ic, err := influx.NewClient(cfg.Influx)
+	if err != nil {
+		return err
+	}
+	defer ic.Close()
+	router := route.NewRouter(state, reader.NewPostgres(leg.Pool()), reader.NewInflux(ic, cfg.RollupLag, nil), logger)
 	if err := router.Refresh(ctx); err != nil {
 		logger.Warn("cutover phase not read yet; answering 503 until it is", "err", err)
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/flexipack/cutover/query/internal/api"
 	"github.com/flexipack/cutover/query/internal/route"
+	"github.com/flexipack/cutover/shared/influx"
 	"github.com/flexipack/cutover/shared/legacy"
 	"github.com/flexipack/cutover/shared/testenv"
 )
@@ -70,7 +71,9 @@ func TestServe(t *testing.T) {
 	}
 	leg.Close()
 	port := testenv.FreePort(t)
+	db := testenv.Influx(t)
 	cfg := serveConfig{HTTPAddr: "127.0.0.1:" + strconv.Itoa(port), PGDSN: dsn, StateDSN: dsn, PGMaxConns: 4, PhasePoll: 100 * time.Millisecond,
+		Influx: influx.Config{URL: db.URL, Bucket: db.Bucket, Token: db.Token},
 		Shadow: route.ShadowConfig{Rate: 0.1, Concurrency: 2}, API: api.DefaultConfig()}
 	done := make(chan error, 1)
 	go func() { done <- serve(ctx, cfg, slog.New(slog.DiscardHandler)) }()

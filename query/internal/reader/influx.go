@@ -172,7 +172,7 @@ func (r *Influx) unitAlarms(ctx context.Context, unit string, from, to time.Time
 			if err != nil {
 				return fmt.Errorf("alarm time: %w", err)
 			}
-			out[ms] = append(out[ms], telemetry.Alarm{Code: str(row, ci), Severity: str(row, si), Text: str(row, xi)})
+			out[ms] = append(out[ms], telemetry.Alarm{Code: str(row, ci), Severity: str(row, si), Text: alarmText(str(row, xi))})
 		}
 		return nil
 	})
@@ -278,11 +278,7 @@ func (r *Influx) Fleet(ctx context.Context, q FleetQuery) (Fleet, error) {
 		}
 	}
 	if mid.Before(q.To) {
-		w := where(mid, q.To) + tagIs("site", q.Site)
-		l1 := `SELECT sum("soc_pct") AS s, count("soc_pct") AS c, mean("power_kw") AS p, sum("alarm_count") AS a, count("schema") AS n FROM "bsu" WHERE ` + w + ` GROUP BY time(5m), "unit", "site"`
-		l2 := `SELECT sum(s) AS s, sum(c) AS c, sum(p) AS p, count(n) AS u, sum(a) AS a FROM (` + l1 + `) WHERE ` + w + ` GROUP BY time(5m), "site"`
-		l3 := `SELECT sum(s), sum(c), sum(p), count(p), max(u), sum(a) FROM (` + l2 + `) WHERE ` + w + ` GROUP BY ` + step + `, "site" fill(none)`
-		if err := r.fleetRows(ctx, l3, add); err != nil {
+		if err := r.rawFleet(ctx, q, mid, add); err != nil {
 			return Fleet{}, err
 		}
 	}
@@ -292,6 +288,51 @@ func (r *Influx) Fleet(ctx context.Context, q FleetQuery) (Fleet, error) {
 	}
 	SortFleet(out.Points)
 	return out, nil
+}
+
+// rawFleet computes the rollups' definitions from raw readings over
+// [mid, q.To): InfluxDB aggregates per unit and 5-minute window (nested
+// InfluxQL subqueries are far slower on 1.8), the sites and steps are
+// folded here.
+func (r *Influx) rawFleet(ctx context.Context, q FleetQuery, mid time.Time, add func(FleetPoint)) error {
+	iq := `SELECT sum("soc_pct"), count("soc_pct"), mean("power_kw"), sum("alarm_count"), count("schema") FROM "bsu" WHERE ` +
+		where(mid, q.To) + tagIs("site", q.Site) + ` GROUP BY time(5m), "unit", "site" fill(none)`
+	type siteWindow struct {
+		site  string
+		start time.Time
+	}
+	wins := map[siteWindow]*FleetPoint{}
+	err := r.query(ctx, "fleet from raw readings", iq, func(s *influx.Series) error {
+		for _, row := range s.Values {
+			ms, err := influx.Int64(col(row, 0))
+			if err != nil {
+				return fmt.Errorf("fleet: time: %w", err)
+			}
+			if intOr0(col(row, 5)) == 0 {
+				continue
+			}
+			k := siteWindow{s.Tags["site"], time.UnixMilli(ms).UTC()}
+			w := wins[k]
+			if w == nil {
+				w = &FleetPoint{Site: k.site, Time: k.start}
+				wins[k] = w
+			}
+			w.SoCSum += floatOr0(col(row, 1))
+			w.SoCCount += intOr0(col(row, 2))
+			if p := col(row, 3); p != nil {
+				w.PowerSum += floatOr0(p)
+				w.PowerCount = 1 // the window has a power: the sum of its units' means
+			}
+			w.Alarms += intOr0(col(row, 4))
+			w.Units++
+		}
+		return nil
+	})
+	for _, w := range wins {
+		w.Time = bucket(w.Time, q.Step)
+		add(*w)
+	}
+	return err
 }
 
 // GroupByTimeEpoch is InfluxQL's time(step) dimension: buckets from the Unix epoch.
@@ -501,9 +542,20 @@ func (r *Influx) Alarms(ctx context.Context, q AlarmQuery) ([]Alarm, error) {
 			if err != nil {
 				return fmt.Errorf("alarm time: %w", err)
 			}
-			out = append(out, Alarm{Time: time.UnixMilli(ms).UTC(), Unit: str(row, ui), Site: str(row, wi), Code: str(row, ci), Severity: str(row, si), Text: str(row, xi)})
+			out = append(out, Alarm{Time: time.UnixMilli(ms).UTC(), Unit: str(row, ui), Site: str(row, wi), Code: str(row, ci), Severity: str(row, si), Text: alarmText(str(row, xi))})
 		}
 		return nil
 	})
 	return out, err
+}
+
+// alarmText undoes what line protocol could not carry: the codec writes a
+// line break in a string field as the two characters \n (and \r), which
+// InfluxDB stores as such. (A text that held a backslash and an n comes
+// back as a line break: line protocol cannot tell them apart.)
+func alarmText(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	return strings.NewReplacer(`\n`, "\n", `\r`, "\r").Replace(s)
 }
