@@ -245,7 +245,13 @@ func serve(ctx context.Context, cfg serveConfig, logger *slog.Logger) error {
 	}
 	shadow := route.NewShadower(cfg.Shadow, state, reg, logger)
 	a := api.New(cfg.API, api.Deps{Router: router, Shadow: shadow, Auth: auth, Registry: reg, Logger: logger, Context: ctx})
-	cut := cutoverapi.New(cutoverapi.DefaultConfig(), cutoverapi.Deps{State: state, Shadow: state, Logger: logger})
+	// The console's verify-recent gate streams both stores (cached, in the background).
+	ir, err := influx.NewReader(cfg.Influx, logger)
+	if err != nil {
+		return err
+	}
+	defer ir.Close()
+	cut := cutoverapi.New(cutoverapi.DefaultConfig(), cutoverapi.Deps{State: state, Shadow: state, Recent: cutoverapi.CompareStores(leg, ir), Logger: logger})
 	defer cut.Close()
 	console.Mount(a, cut)
 	srv.Handle("/", a.Handler())

@@ -8,9 +8,11 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -20,6 +22,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/flexipack/cutover/shared/cutover"
+	"github.com/flexipack/cutover/shared/influx"
 	"github.com/flexipack/cutover/shared/legacy"
 	"github.com/flexipack/cutover/shared/telemetry"
 	"github.com/flexipack/cutover/shared/testenv"
@@ -45,6 +48,45 @@ type stack struct {
 	root    string
 	dsn     string // the legacy and state store
 	migrate string // the migrate binary
+	planted planted
+}
+
+// planted is the one reading whose state of charge differs between the
+// stores: what a shadow read of it must report.
+type planted struct {
+	unit             string
+	at               time.Time
+	legacy, influxDB float64
+}
+
+// loadStores writes the readings into both stores, one of them (FP-001, an
+// hour into the data) with another state of charge in InfluxDB.
+func loadStores(t *testing.T, ctx context.Context, dsn string, idb testenv.InfluxDB, readings []telemetry.Record) planted {
+	t.Helper()
+	leg, err := legacy.Open(ctx, dsn, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer leg.Close()
+	if err := leg.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := leg.Write(ctx, readings); err != nil {
+		t.Fatal(err)
+	}
+	w, err := influx.NewWriter(influx.Config{URL: idb.URL, Token: idb.Token, Org: idb.Org, Bucket: idb.Bucket}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	different := append([]telemetry.Record(nil), readings...)
+	p := planted{unit: different[12].Unit, at: time.UnixMilli(different[12].TimeMs).UTC(), legacy: different[12].SoC}
+	different[12].SoC = round(different[12].SoC + 1.5)
+	p.influxDB = different[12].SoC
+	if err := w.Write(ctx, different); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
 
 func startStack(t *testing.T, ctx context.Context) *stack {
@@ -56,17 +98,9 @@ func startStack(t *testing.T, ctx context.Context) *stack {
 	}
 	bin := filepath.Join(bins, "query")
 	dsn := testenv.Postgres(t)
-	leg, err := legacy.Open(ctx, dsn, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(leg.Close)
-	if err := leg.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := leg.Write(ctx, fleetReadings(time.Now())); err != nil {
-		t.Fatal(err)
-	}
+	idb := testenv.Influx(t)
+	readings := fleetReadings(time.Now())
+	planted := loadStores(t, ctx, dsn, idb, readings)
 	state, err := cutover.Open(ctx, dsn)
 	if err != nil {
 		t.Fatal(err)
@@ -78,7 +112,9 @@ func startStack(t *testing.T, ctx context.Context) *stack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "serve", "--http-addr", addr, "--pg-dsn", dsn, "--state-dsn", dsn, "--phase-poll", "500ms", "--shadow-rate", "0")
+	cmd := exec.Command(bin, "serve", "--http-addr", addr, "--pg-dsn", dsn, "--state-dsn", dsn, "--phase-poll", "500ms",
+		"--influx-url", idb.URL, "--influx-org", idb.Org, "--influx-bucket", idb.Bucket, "--shadow-rate", "1")
+	cmd.Env = append(os.Environ(), "INFLUX_TOKEN="+idb.Token)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -110,7 +146,7 @@ func startStack(t *testing.T, ctx context.Context) *stack {
 		}
 		return nil
 	})
-	return &stack{base: base, state: state, root: root, dsn: dsn, migrate: filepath.Join(bins, "migrate")}
+	return &stack{base: base, state: state, root: root, dsn: dsn, migrate: filepath.Join(bins, "migrate"), planted: planted}
 }
 
 // Fleet data: 2 sites, 2 units each, one reading every 5 minutes over the
@@ -356,23 +392,37 @@ func shadowMismatchShown(t *testing.T, e *env) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := cutover.ShadowMismatch{Phase: cutover.ShadowRead, PhaseVersion: cur.Version + 1, Endpoint: "series", Params: "unit=FP-001&step=1h",
-		PrimaryStore: "postgres", ShadowStore: "influxdb", Path: "points[3].soc_pct", PrimaryValue: "55.2", ShadowValue: "55.3"}
-	err = st.state.RecordShadow(ctx, []cutover.ShadowCount{{Phase: cutover.ShadowRead, PhaseVersion: cur.Version + 1, Endpoint: "series", Comparisons: 40, Mismatches: 1}},
-		[]cutover.ShadowMismatch{m})
+	p := st.planted
+	testenv.Eventually(t, 10*time.Second, "query serve to apply shadow-read", func() error {
+		res, err := http.Get(st.base + "/v1/units/" + p.unit + "/latest")
+		if err != nil {
+			return err
+		}
+		res.Body.Close()
+		if got := res.Header.Get("X-Cutover-Phase"); got != string(cutover.ShadowRead) {
+			return fmt.Errorf("X-Cutover-Phase %q", got)
+		}
+		return nil
+	})
+	// A real read, answered by PostgreSQL, shadowed by InfluxDB (--shadow-rate 1).
+	q := url.Values{"from": {p.at.Add(-10 * time.Minute).Format(time.RFC3339)}, "to": {p.at.Add(10 * time.Minute).Format(time.RFC3339)}}
+	res, err := http.Get(st.base + "/v1/units/" + p.unit + "/readings?" + q.Encode())
 	if err != nil {
 		t.Fatal(err)
 	}
+	res.Body.Close()
+	if res.StatusCode != 200 || res.Header.Get("X-Served-By") != "postgres" {
+		t.Fatalf("readings: %d served by %q", res.StatusCode, res.Header.Get("X-Served-By"))
+	}
 	ex := `document.querySelector("[data-testid=shadow-example]")`
-	b.waitFor(t, 15*time.Second, "the mismatch to show", ex+`?.textContent.includes("points[3].soc_pct")`)
+	b.waitFor(t, 20*time.Second, "the mismatch to show", ex+`?.textContent.includes("soc_pct")`)
 	text := eval[string](t, b, ex+`.textContent`)
-	for _, want := range []string{"series", "unit=FP-001&step=1h", "55.2", "55.3", "postgres", "influxdb"} {
+	for _, want := range []string{"readings", p.unit, strconv.FormatFloat(p.legacy, 'f', -1, 64), strconv.FormatFloat(p.influxDB, 'f', -1, 64), "postgres", "influxdb"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("the mismatch shown lacks %q: %q", want, text)
 		}
 	}
-	n := eval[string](t, b, `document.querySelector("[data-testid=shadow-mismatches]").textContent`)
-	if n != "1" {
+	if n := eval[string](t, b, `document.querySelector("[data-testid=shadow-mismatches]").textContent`); n != "1" {
 		t.Errorf("mismatch count shown %q; want 1", n)
 	}
 	if got := eval[string](t, b, `document.querySelector("[data-testid=reads-served-by]").textContent`); got != "served by postgres, compared with influxdb" {
