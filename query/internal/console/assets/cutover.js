@@ -99,8 +99,21 @@ function shadowCard(o) {
         h("p", {class: "small"}, h("code", {}, m.endpoint), " ", h("code", {}, m.params),
           h("span", {class: "muted"}, ` at ${fmtTime(m.at)} in ${m.phase}; first difference at `), h("code", {}, m.path)),
         h("div", {class: "side"},
-          h("div", {}, h("h4", {}, `served by ${m.primary_store}`), h("pre", {}, m.primary_value)),
-          h("div", {}, h("h4", {}, `shadow ${m.shadow_store}`), h("pre", {}, m.shadow_value))))));
+          h("div", {}, h("h4", {}, `served by ${m.primary_store}`), sideBySide(m.primary_value, m.shadow_value)),
+          h("div", {}, h("h4", {}, `shadow ${m.shadow_store}`), sideBySide(m.shadow_value, m.primary_value))))));
+}
+
+// sideBySide shows one store's value; when both are JSON objects, one key a
+// line, the keys whose values differ marked.
+function sideBySide(mine, theirs) {
+  let a, b;
+  try { a = JSON.parse(mine); b = JSON.parse(theirs); } catch { return h("pre", {}, mine); }
+  if (!a || !b || typeof a !== "object" || typeof b !== "object" || Array.isArray(a)) return h("pre", {}, mine);
+  const keys = [...new Set([...Object.keys(a), ...Object.keys(b)])].sort();
+  return h("pre", {}, keys.filter((k) => k in a).map((k) => {
+    const line = `${k}: ${JSON.stringify(a[k])}\n`;
+    return JSON.stringify(a[k]) === JSON.stringify(b[k]) ? line : h("mark", {class: "diff"}, line);
+  }));
 }
 
 function backfillCard(o) {
