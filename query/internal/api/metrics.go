@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/flexipack/cutover/shared/obs"
 )
 
 type metrics struct {
@@ -34,7 +36,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Queries refused with 503 because the store was at its concurrent-query cap.",
 		}, []string{"store"}),
 	}
-	reg.MustRegister(m.requests, m.duration, m.inflight, m.rejected)
+	m.requests = obs.Register(reg, m.requests)
+	m.duration = obs.Register(reg, m.duration)
+	m.inflight = obs.Register(reg, m.inflight)
+	m.rejected = obs.Register(reg, m.rejected)
 	return m
 }
 

@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/urfave/cli/v2"
 	"golang.org/x/sync/errgroup"
 
@@ -25,6 +26,7 @@ import (
 	"github.com/flexipack/cutover/shared/influx"
 	"github.com/flexipack/cutover/shared/legacy"
 	"github.com/flexipack/cutover/shared/obs"
+	"github.com/flexipack/cutover/shared/redact"
 )
 
 // Flag names of query serve.
@@ -203,7 +205,7 @@ func runServe(c *cli.Context) error {
 	}
 	logger := cliapp.Logger(c)
 	if err := serve(c.Context, cfg, logger); err != nil {
-		return cli.Exit(err.Error(), cliapp.ExitFailure)
+		return cli.Exit(redact.Error(err).Error(), cliapp.ExitFailure)
 	}
 	return nil
 }
@@ -221,6 +223,8 @@ func serve(ctx context.Context, cfg serveConfig, logger *slog.Logger) error {
 	}
 	reg := obs.NewRegistry()
 	srv := obs.NewServer(cfg.HTTPAddr, reg, logger)
+	// A response may stream readings for up to --stream-timeout.
+	srv.SetLimits(obs.Limits{WriteTimeout: max(cfg.API.StreamTimeout, cfg.API.RequestTimeout) + 5*time.Second})
 	if err := srv.Listen(); err != nil {
 		return err
 	}
@@ -229,17 +233,23 @@ func serve(ctx context.Context, cfg serveConfig, logger *slog.Logger) error {
 		return err
 	}
 	defer state.Close()
-	leg, err := legacy.Open(ctx, withMaxConns(cfg.PGDSN, cfg.PGMaxConns), logger)
+	// The legacy store connects on first use: while it is down, reads it
+	// serves answer 503 and /-/ready says so; the service still starts.
+	pgcfg, err := pgxpool.ParseConfig(withMaxConns(cfg.PGDSN, cfg.PGMaxConns))
 	if err != nil {
-		return err
+		return fmt.Errorf("--%s: %w", cliapp.FlagPGDSN, err)
 	}
-	defer leg.Close()
+	pool, err := pgxpool.NewWithConfig(ctx, pgcfg)
+	if err != nil {
+		return fmt.Errorf("legacy store: %w", err)
+	}
+	defer pool.Close()
 	ic, err := influx.NewClient(cfg.Influx)
 	if err != nil {
 		return err
 	}
 	defer ic.Close()
-	router := route.NewRouter(state, reader.NewPostgres(leg.Pool()), reader.NewInflux(ic, cfg.RollupLag, nil), logger)
+	router := route.NewRouter(state, reader.NewPostgres(pool), reader.NewInflux(ic, cfg.RollupLag, nil), logger)
 	if err := router.Refresh(ctx); err != nil {
 		logger.Warn("cutover phase not read yet; answering 503 until it is", "err", err)
 	}
@@ -251,7 +261,7 @@ func serve(ctx context.Context, cfg serveConfig, logger *slog.Logger) error {
 		return err
 	}
 	defer ir.Close()
-	cut := cutoverapi.New(cutoverapi.DefaultConfig(), cutoverapi.Deps{State: state, Shadow: state, Recent: cutoverapi.CompareStores(leg, ir), Logger: logger})
+	cut := cutoverapi.New(cutoverapi.DefaultConfig(), cutoverapi.Deps{State: state, Shadow: state, Recent: cutoverapi.CompareStores(legacy.FromPool(pool, logger), ir), Logger: logger})
 	defer cut.Close()
 	console.Mount(a, cut)
 	srv.Handle("/", a.Handler())

@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/flexipack/cutover/shared/cutover"
+	"github.com/flexipack/cutover/shared/obs"
 	"github.com/flexipack/cutover/shared/verify"
 )
 
@@ -90,7 +91,8 @@ func newShadowMetrics(reg prometheus.Registerer) *shadowMetrics {
 			Help: "Shadow reads running now.",
 		}),
 	}
-	reg.MustRegister(m.comparisons, m.inflight)
+	m.comparisons = obs.Register(reg, m.comparisons)
+	m.inflight = obs.Register(reg, m.inflight)
 	return m
 }
 
