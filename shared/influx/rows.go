@@ -14,5 +14,5 @@ func NewRecordColumns(names []string) RecordColumns { return RecordColumns{c: co
 // query grouped by it ("" when unit is a column). Alarms are left empty:
 // they are points of bsu_alarm.
 func (rc RecordColumns) Record(rec *telemetry.Record, unit string, row []any) error {
-	return rc.c.record(rec, unit, row)
+	return rc.c.record(rec, map[string]string{"unit": unit}, row)
 }
