@@ -193,6 +193,9 @@ func TestBadParametersAndReadOnly(t *testing.T) {
 		{"GET", "/v1/cutover/timeline?limit=0", 400, "limit"},
 		{"GET", "/v1/cutover/gaps?limit=abc", 400, "limit"},
 		{"GET", "/v1/cutover/shadow?examples=999", 400, "examples"},
+		{"GET", "/v1/cutover/state?limit=5", 400, "takes no parameters"},
+		{"GET", "/v1/cutover/gaps?sink=influx", 400, "parameter sink: unknown; this endpoint takes limit"},
+		{"GET", "/v1/cutover/timeline?limit=1&limit=2", 400, "given 2 times"},
 		{"POST", "/v1/cutover/advance", 405, "read-only"},
 		{"GET", "/v1/cutover/nope", 404, "no such"},
 	} {

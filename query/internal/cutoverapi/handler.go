@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/flexipack/cutover/shared/cutover"
@@ -112,9 +114,23 @@ type query struct {
 	examples int
 }
 
+// parseQuery reads a route's parameters: only those it takes (routeDocs),
+// each at most once, within bounds.
 func parseQuery(r *http.Request) (query, error) {
 	q := query{limit: DefaultLimit, examples: 10}
 	vals := r.URL.Query()
+	takes := routeDocs[strings.TrimPrefix(r.URL.Path, Prefix)].params
+	for name, v := range vals {
+		if !slices.Contains(takes, name) {
+			if len(takes) == 0 {
+				return q, fmt.Errorf("parameter %s: unknown; this endpoint takes no parameters", name)
+			}
+			return q, fmt.Errorf("parameter %s: unknown; this endpoint takes %s", name, strings.Join(takes, ", "))
+		}
+		if len(v) > 1 {
+			return q, fmt.Errorf("parameter %s: given %d times; give it once", name, len(v))
+		}
+	}
 	for name, bound := range map[string]struct {
 		dst *int
 		max int
