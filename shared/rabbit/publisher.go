@@ -13,6 +13,8 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/flexipack/cutover/shared/bus"
+	"github.com/flexipack/cutover/shared/obs"
+	"github.com/flexipack/cutover/shared/retry"
 )
 
 // Errors a message in a batch can fail with (inside a *bus.MessageError,
@@ -114,10 +116,7 @@ func NewPublisher(ctx context.Context, conn *Conn, t Topology, opts PublisherOpt
 			return nil, err
 		}
 	}
-	m, err := newPublisherMetrics(reg, opts.Name)
-	if err != nil {
-		return nil, err
-	}
+	m := newPublisherMetrics(reg, opts.Name)
 	runCtx, cancel := context.WithCancel(context.Background())
 	p := &Publisher{
 		conn:   conn,
@@ -210,7 +209,7 @@ func (p *Publisher) run(s *session) {
 			return
 		}
 		p.logger.Warn("rabbitmq channel closed, reopening", "err", err, "unconfirmed", p.unconfirmed())
-		b := newBackoff()
+		b := retry.NewBackoff(retry.Policy{})
 		for {
 			next, err := p.open(p.ctx)
 			if err == nil {
@@ -224,7 +223,7 @@ func (p *Publisher) run(s *session) {
 			p.mu.Lock()
 			p.lastErr = err
 			p.mu.Unlock()
-			wait := b.next()
+			wait := b.Next()
 			p.logger.Warn("reopen rabbitmq channel failed", "err", err, "retry_in", wait)
 			select {
 			case <-p.ctx.Done():
@@ -576,40 +575,27 @@ type publisherMetrics struct {
 	latency                                             prometheus.Observer
 }
 
-func newPublisherMetrics(reg prometheus.Registerer, name string) (*publisherMetrics, error) {
-	counter := func(n, help string) *prometheus.CounterVec {
-		return prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "rabbitmq_publisher", Name: n, Help: help}, []string{"publisher"})
+func newPublisherMetrics(reg prometheus.Registerer, name string) *publisherMetrics {
+	counter := func(n, help string) prometheus.Counter {
+		return obs.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "rabbitmq_publisher", Name: n, Help: help}, []string{"publisher"})).WithLabelValues(name)
 	}
 	published := counter("published_total", "Messages sent to the broker, first attempts only.")
 	confirmed := counter("confirmed_total", "Messages the broker confirmed (stored).")
 	returned := counter("returned_total", "Messages the broker returned as unroutable.")
 	nacked := counter("nacked_total", "Messages the broker nacked.")
 	republished := counter("republished_total", "Unconfirmed messages sent again after a channel or connection loss.")
-	inflight := prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "rabbitmq_publisher", Name: "inflight_messages", Help: "Messages published and not yet confirmed."}, []string{"publisher"})
-	latency := prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: "rabbitmq_publisher", Name: "confirm_latency_seconds", Help: "Time from first publish to the broker's confirm.",
-		Buckets: prometheus.ExponentialBuckets(0.0005, 2.5, 12)}, []string{"publisher"})
+	inflight := obs.Register(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "rabbitmq_publisher", Name: "inflight_messages", Help: "Messages published and not yet confirmed."}, []string{"publisher"}))
+	latency := obs.Register(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: "rabbitmq_publisher", Name: "confirm_latency_seconds", Help: "Time from first publish to the broker's confirm.",
+		Buckets: prometheus.ExponentialBuckets(0.0005, 2.5, 12)}, []string{"publisher"}))
 	refused := counter("refused_total", "Messages refused before sending because they can never be published (routing key or header name over 255 bytes).")
-	cols := []prometheus.Collector{published, confirmed, returned, nacked, republished, inflight, latency, refused}
-	if reg != nil {
-		for i, c := range cols {
-			if err := reg.Register(c); err != nil {
-				var are prometheus.AlreadyRegisteredError
-				if !errors.As(err, &are) {
-					return nil, fmt.Errorf("register publisher metrics: %w", err)
-				}
-				cols[i] = are.ExistingCollector
-			}
-		}
-	}
-	cv := func(i int) prometheus.Counter { return cols[i].(*prometheus.CounterVec).WithLabelValues(name) }
 	return &publisherMetrics{
-		published:   cv(0),
-		confirmed:   cv(1),
-		returned:    cv(2),
-		nacked:      cv(3),
-		republished: cv(4),
-		refused:     cv(7),
-		inflight:    cols[5].(*prometheus.GaugeVec).WithLabelValues(name),
-		latency:     cols[6].(*prometheus.HistogramVec).WithLabelValues(name),
-	}, nil
+		published:   published,
+		confirmed:   confirmed,
+		returned:    returned,
+		nacked:      nacked,
+		republished: republished,
+		refused:     refused,
+		inflight:    inflight.WithLabelValues(name),
+		latency:     latency.WithLabelValues(name),
+	}
 }

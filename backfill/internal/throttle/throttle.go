@@ -304,8 +304,8 @@ func (t *Throttler) Run(ctx context.Context) error {
 			return nil
 		case <-tick.C:
 		}
-		if t.cfg.QueueDepth != nil && t.cfg.MaxQueueDepth > 0 && time.Since(lastQueue) >= t.cfg.QueueInterval {
-			lastQueue = time.Now()
+		if t.cfg.QueueDepth != nil && t.cfg.MaxQueueDepth > 0 && t.now().Sub(lastQueue) >= t.cfg.QueueInterval {
+			lastQueue = t.now()
 			qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 			d, err := t.cfg.QueueDepth(qctx)
 			cancel()

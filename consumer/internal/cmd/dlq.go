@@ -35,7 +35,7 @@ func dlqFilterFlags() []cli.Flag {
 }
 
 func dlqCommand() *cli.Command {
-	common := cliapp.Merge(dlqFilterFlags(), cliapp.AMQPFlags(), rabbit.TopologyFlags(), []cli.Flag{cliapp.BusFlag(), cliapp.OutputFlag()})
+	common := cliapp.Merge(dlqFilterFlags(), cliapp.AMQPFlags(), rabbit.TopologyFlags(), dlqKafkaFlags(), []cli.Flag{cliapp.BusFlag(), cliapp.OutputFlag()})
 	return &cli.Command{
 		Name:  "dlq",
 		Usage: "inspect and re-drive dead letters (messages the consumer could not store)",
@@ -46,7 +46,10 @@ carries x-reason, x-first-failure, x-original-routing-key, x-kind and x-consumer
 
 'dlq list' shows them without consuming them; 'dlq replay' re-publishes the ones matching a
 filter to their original routing key once the cause is fixed (a new codec version, a corrected
-unit). Only RabbitMQ's dead-letter queue (--dead-queue) is supported.`,
+unit). On RabbitMQ they are the dead-letter queue (--dead-queue); on Kafka (--bus kafka) the
+topic --kafka-dead-topic (default <topic>.dead), a log that keeps every letter until its
+retention ends: replay records its progress under --kafka-replay-group and starts where the
+last replay stopped (--from-start rescans the whole topic).`,
 		Subcommands: []*cli.Command{
 			{
 				Name:  "list",
@@ -84,7 +87,8 @@ so far is reported).
 
   consumer dlq replay --kind rejected --reason "unknown root"            # dry run
   consumer dlq replay --kind rejected --reason "unknown root" --execute`,
-				Flags:  cliapp.Merge(common, []cli.Flag{&cli.BoolFlag{Name: flagDLQExecute, Usage: "replay for real; without it, a dry run"}}),
+				Flags: cliapp.Merge(common, []cli.Flag{&cli.BoolFlag{Name: flagDLQExecute, Usage: "replay for real; without it, a dry run"},
+					&cli.BoolFlag{Name: flagDLQFromStart, Category: "Kafka", Usage: "on Kafka: scan the dead-letter topic from its start, not from where the last replay stopped"}}),
 				Action: dlqReplayAction,
 			},
 		},
@@ -97,7 +101,7 @@ func dlqSetup(c *cli.Context) (*rabbit.Conn, rabbit.Topology, dlq.Filter, string
 		return nil, rabbit.Topology{}, dlq.Filter{}, "", err
 	}
 	if b := c.String(cliapp.FlagBus); b != "rabbitmq" {
-		return nil, rabbit.Topology{}, dlq.Filter{}, "", cli.Exit(fmt.Sprintf("dlq: --bus %s: only the RabbitMQ dead-letter queue can be listed and replayed; Kafka dead letters are in the topic --kafka-dead-topic (default <topic>.dead)", b), cliapp.ExitFailure)
+		return nil, rabbit.Topology{}, dlq.Filter{}, "", cli.Exit(fmt.Sprintf("dlq: --bus %q: want rabbitmq or kafka", b), cliapp.ExitFailure)
 	}
 	topo := rabbit.TopologyFromCLI(c)
 	if err := topo.Validate(); err != nil {
@@ -134,6 +138,9 @@ func dlqSetup(c *cli.Context) (*rabbit.Conn, rabbit.Topology, dlq.Filter, string
 }
 
 func dlqListAction(c *cli.Context) error {
+	if c.String(cliapp.FlagBus) == "kafka" {
+		return dlqKafkaList(c)
+	}
 	conn, topo, f, out, err := dlqSetup(c)
 	if err != nil {
 		return err
@@ -157,6 +164,9 @@ func dlqListAction(c *cli.Context) error {
 }
 
 func dlqReplayAction(c *cli.Context) error {
+	if c.String(cliapp.FlagBus) == "kafka" {
+		return dlqKafkaReplay(c)
+	}
 	conn, topo, f, out, err := dlqSetup(c)
 	if err != nil {
 		return err

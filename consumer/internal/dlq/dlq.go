@@ -15,15 +15,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/segmentio/kafka-go"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/flexipack/cutover/consumer/internal/source"
 	"github.com/flexipack/cutover/shared/bus"
+	"github.com/flexipack/cutover/shared/kafka"
 )
 
 // Header names of a dead letter.
@@ -232,26 +234,22 @@ func unpublishable(err error) map[string]bool {
 }
 
 // KafkaWriter produces dead letters to a topic (by convention
-// "<topic>.dead"), waiting for every in-sync replica.
+// "<topic>.dead") keyed by unit, with the same headers as on RabbitMQ,
+// returning once every in-sync replica has them (acks=all).
 type KafkaWriter struct {
-	W          *kafka.Writer
+	Pub        bus.Publisher
+	Topic      string
 	ConsumerID string
 	Now        func() time.Time
 }
 
-// NewKafkaWriter returns a writer producing to topic.
-func NewKafkaWriter(brokers []string, topic, consumerID string) *KafkaWriter {
-	return &KafkaWriter{
-		W: &kafka.Writer{
-			Addr:                   kafka.TCP(brokers...),
-			Topic:                  topic,
-			RequiredAcks:           kafka.RequireAll,
-			AllowAutoTopicCreation: true,
-			BatchTimeout:           5 * time.Millisecond,
-			Balancer:               &kafka.Hash{},
-		},
-		ConsumerID: consumerID,
+// NewKafkaWriter returns a writer producing to topic on the cluster of cfg.
+func NewKafkaWriter(cfg kafka.Config, topic, consumerID string, logger *slog.Logger, reg prometheus.Registerer) (*KafkaWriter, error) {
+	pub, err := kafka.NewPublisher(cfg, topic, kafka.Options{Name: "dead-letter"}, logger, reg)
+	if err != nil {
+		return nil, err
 	}
+	return &KafkaWriter{Pub: pub, Topic: topic, ConsumerID: consumerID}, nil
 }
 
 // Write implements Writer.
@@ -263,29 +261,22 @@ func (w *KafkaWriter) Write(ctx context.Context, letters []Letter) error {
 	if w.Now != nil {
 		now = w.Now
 	}
-	msgs := make([]kafka.Message, len(letters))
+	msgs := make([]bus.Message, len(letters))
 	for i := range letters {
-		m := letters[i].Message(w.ConsumerID, now())
-		km := kafka.Message{Key: []byte(m.Key), Value: m.Body}
-		if m.ID != "" {
-			km.Headers = append(km.Headers, kafka.Header{Key: "message-id", Value: []byte(m.ID)})
-		}
-		for k, v := range m.Headers {
-			if k == "message-id" {
-				continue
-			}
-			km.Headers = append(km.Headers, kafka.Header{Key: k, Value: []byte(v)})
-		}
-		msgs[i] = km
+		msgs[i] = letters[i].Message(w.ConsumerID, now())
+		// The publisher sets its own id and content type headers.
+		delete(msgs[i].Headers, kafka.HeaderMessageID)
+		delete(msgs[i].Headers, kafka.HeaderContentType)
+		delete(msgs[i].Headers, "message-id")
 	}
-	if err := w.W.WriteMessages(ctx, msgs...); err != nil {
-		return fmt.Errorf("dead-letter %d messages to topic %q: %w", len(msgs), w.W.Topic, err)
+	if err := w.Pub.Publish(ctx, msgs); err != nil {
+		return fmt.Errorf("dead-letter %d messages to topic %q: %w", len(msgs), w.Topic, err)
 	}
 	return nil
 }
 
 // Close flushes and closes the producer.
-func (w *KafkaWriter) Close() error { return w.W.Close() }
+func (w *KafkaWriter) Close() error { return w.Pub.Close() }
 
 // UnitOf returns the unit a dead letter is about: the unit header, else the
 // last word of its routing key ("bsu.v2.FP2-004211").

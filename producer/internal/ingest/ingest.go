@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/flexipack/cutover/shared/bus"
+	"github.com/flexipack/cutover/shared/obs"
 	"github.com/flexipack/cutover/shared/rabbit"
 	"github.com/flexipack/cutover/shared/redact"
 	"github.com/flexipack/cutover/shared/telemetry"
@@ -67,9 +68,8 @@ func NewHandler(pub bus.Publisher, opts Options, logger *slog.Logger, reg promet
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "producer_ingest_requests_total", Help: "Ingest requests by HTTP status code."}, []string{"code"}),
 		latency:  prometheus.NewHistogram(prometheus.HistogramOpts{Name: "producer_ingest_duration_seconds", Help: "Time to answer an ingest request, broker confirm included.", Buckets: prometheus.ExponentialBuckets(0.0005, 2.5, 12)}),
 	}
-	if reg != nil {
-		reg.MustRegister(m.requests, m.latency)
-	}
+	m.requests = obs.Register(reg, m.requests)
+	m.latency = obs.Register(reg, m.latency)
 	return &Handler{pub: pub, opts: opts, logger: logger, m: m}
 }
 
