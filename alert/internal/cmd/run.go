@@ -2,6 +2,7 @@ package cmd
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"os"
@@ -44,6 +45,7 @@ type runConfig struct {
 	HTTPAddr        string
 	RulesFile       string
 	AMQPURL         string
+	AMQPTLS         *tls.Config // nil: no --amqp-*-file given
 	Topology        rabbit.Topology
 	Prefetch        int
 	StateDSN        string
@@ -116,6 +118,10 @@ func runConfigFrom(c *cli.Context) (runConfig, error) {
 	if err := topo.Validate(); err != nil {
 		return cfg, err
 	}
+	var err error
+	if cfg.AMQPTLS, err = cliapp.AMQPTLS(c); err != nil {
+		return cfg, err
+	}
 	if cfg.Resend < time.Second {
 		return cfg, fmt.Errorf("--%s %s: want at least 1s", flagResend, cfg.Resend)
 	}
@@ -179,7 +185,7 @@ func runAlert(ctx context.Context, cfg runConfig, logger *slog.Logger) error {
 		return err
 	}
 	defer st.Close()
-	conn, err := rabbit.Dial(ctx, cfg.AMQPURL, cfg.ID, logger)
+	conn, err := rabbit.DialTLS(ctx, cfg.AMQPURL, cfg.ID, cfg.AMQPTLS, logger)
 	if err != nil {
 		return err
 	}
