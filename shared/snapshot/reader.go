@@ -185,54 +185,17 @@ func (r *Reader) ReadPart(ctx context.Context, m *Manifest, p Part, fn func(rec 
 		return st, nil
 	}
 	key := PartKey(r.prefix, m.SnapshotID, p.Key)
-	rc, size, err := r.store.Get(ctx, key)
-	if errors.Is(err, ErrNotFound) {
-		return corrupt("missing from the store")
-	}
-	if errors.Is(err, ErrNotRegular) {
-		return corrupt("%v", err)
-	}
+	f, lines, why, err := r.fetch(ctx, key, p)
 	if err != nil {
-		return st, fmt.Errorf("read part %s: %w", key, err)
+		return st, err
 	}
-	if size >= 0 && size != p.Bytes {
-		rc.Close()
-		return corrupt("size %d bytes, manifest says %d", size, p.Bytes)
-	}
-	f, err := os.CreateTemp(r.opts.TempDir, "snapshot-verify-*.gz")
-	if err != nil {
-		rc.Close()
-		return st, fmt.Errorf("read part %s: %w", key, err)
+	if why != "" {
+		return corrupt("%s", why)
 	}
 	defer func() {
 		f.Close()
 		os.Remove(f.Name())
 	}()
-	sum := sha256.New()
-	// Never more than the manifest's size + 1 byte: a part that grew (or a
-	// store that did not say its size) cannot fill the disk.
-	n, err := io.Copy(io.MultiWriter(f, sum), ctxReader{ctx, io.LimitReader(rc, p.Bytes+1)})
-	rc.Close()
-	if err != nil {
-		return st, fmt.Errorf("read part %s: %w", key, err)
-	}
-	if n != p.Bytes {
-		if n > p.Bytes {
-			return corrupt("larger than the %d bytes the manifest says", p.Bytes)
-		}
-		return corrupt("size %d bytes, manifest says %d", n, p.Bytes)
-	}
-	if got := hex.EncodeToString(sum.Sum(nil)); !strings.EqualFold(got, p.SHA256) {
-		return corrupt("sha256 %s, manifest says %s", got, p.SHA256)
-	}
-	// Pass 1: the whole stream must decompress before any record counts.
-	lines, err := countLines(ctx, f)
-	if ctx.Err() != nil {
-		return st, ctx.Err()
-	}
-	if err != nil {
-		return corrupt("%v", err)
-	}
 	if lines != p.Records {
 		report(Damage{Kind: KindRecordCount, Snapshot: m.SnapshotID, Part: p.Key,
 			Reason: fmt.Sprintf("%d lines, manifest says %d; records used", lines, p.Records)})
@@ -291,6 +254,71 @@ func (r *Reader) ReadPart(ctx context.Context, m *Manifest, p Part, fn func(rec 
 		}
 	}
 	return st, nil
+}
+
+// fetch copies part p (at key) to a temporary file while checking its size
+// and sha256 against the manifest, then decompresses it once to check it is
+// whole (pass 1: the whole stream must decompress before any record
+// counts) and to count its lines. It returns the file (the caller closes
+// and removes it) and its lines, or why the part is corrupt (the temporary
+// file then already removed), or an error that is not the part's fault
+// (store unreachable, ctx ended). It never copies more than the manifest's
+// size + 1 byte, and refuses a part the store says is larger before
+// copying any.
+func (r *Reader) fetch(ctx context.Context, key string, p Part) (*os.File, int64, string, error) {
+	rc, size, err := r.store.Get(ctx, key)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return nil, 0, "missing from the store", nil
+	case errors.Is(err, ErrNotRegular):
+		return nil, 0, err.Error(), nil
+	case err != nil:
+		return nil, 0, "", fmt.Errorf("read part %s: %w", key, err)
+	}
+	defer rc.Close()
+	if size >= 0 && size != p.Bytes {
+		return nil, 0, fmt.Sprintf("size %d bytes, manifest says %d", size, p.Bytes), nil
+	}
+	f, err := os.CreateTemp(r.opts.TempDir, "snapshot-verify-*.gz")
+	if err != nil {
+		return nil, 0, "", fmt.Errorf("read part %s: %w", key, err)
+	}
+	bad, err := copyVerified(ctx, f, rc, p)
+	var lines int64
+	if err == nil && bad == "" {
+		if lines, err = countLines(ctx, f); err != nil && ctx.Err() == nil {
+			bad, err = err.Error(), nil
+		}
+	}
+	if err != nil || bad != "" {
+		f.Close()
+		os.Remove(f.Name())
+		if err != nil {
+			return nil, 0, "", fmt.Errorf("read part %s: %w", key, err)
+		}
+		return nil, 0, bad, nil
+	}
+	return f, lines, "", nil
+}
+
+// copyVerified copies rc to f through a reader capped at p's size + 1 byte
+// that stops when ctx ends, and says why the copy does not match p ("" when
+// it does).
+func copyVerified(ctx context.Context, f *os.File, rc io.Reader, p Part) (string, error) {
+	sum := sha256.New()
+	n, err := io.Copy(io.MultiWriter(f, sum), ctxReader{ctx, io.LimitReader(rc, p.Bytes+1)})
+	switch {
+	case err != nil:
+		return "", err
+	case n > p.Bytes:
+		return fmt.Sprintf("larger than the %d bytes the manifest says", p.Bytes), nil
+	case n != p.Bytes:
+		return fmt.Sprintf("size %d bytes, manifest says %d", n, p.Bytes), nil
+	}
+	if got := hex.EncodeToString(sum.Sum(nil)); !strings.EqualFold(got, p.SHA256) {
+		return fmt.Sprintf("sha256 %s, manifest says %s", got, p.SHA256), nil
+	}
+	return "", nil
 }
 
 // readLine returns the next line without its newline. A line longer than
