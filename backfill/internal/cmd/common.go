@@ -75,11 +75,11 @@ func (p params) window() time.Duration {
 func paramsFromCLI(c *cli.Context, now time.Time, source string) (params, error) {
 	from, to, err := window.ParseRange(c.String(flagFrom), c.String(flagTo), now)
 	if err != nil {
-		return params{}, cli.Exit(err.Error(), cliapp.ExitFailure)
+		return params{}, cliapp.Exit(err, cliapp.ExitFailure)
 	}
 	w := c.Duration(flagWindow)
 	if w < time.Second || w%time.Millisecond != 0 {
-		return params{}, cli.Exit(fmt.Sprintf("--window %s: want at least 1s, a whole number of milliseconds", w), cliapp.ExitFailure)
+		return params{}, cliapp.Exitf(cliapp.ExitFailure, "--window %s: want at least 1s, a whole number of milliseconds", w)
 	}
 	return params{
 		From: from, To: to, Window: w.String(),
@@ -107,13 +107,13 @@ func openSnapshots(ctx context.Context, c *cli.Context) (snapshot.Store, string,
 	if dir := c.String(flagSnapshotDir); dir != "" {
 		st, err := snapshot.NewDirStore(dir)
 		if err != nil {
-			return nil, "", "", cli.Exit(fmt.Sprintf("--%s: %v", flagSnapshotDir, err), cliapp.ExitFailure)
+			return nil, "", "", cliapp.Exitf(cliapp.ExitFailure, "--%s: %w", flagSnapshotDir, err)
 		}
 		return st, "", st.String(), nil
 	}
 	bucket := c.String(cliapp.FlagS3Bucket)
 	if bucket == "" {
-		return nil, "", "", cli.Exit(fmt.Sprintf("no snapshot store: set --%s (or %s), or --%s for a local folder", cliapp.FlagS3Bucket, cliapp.EnvS3Bucket, flagSnapshotDir), cliapp.ExitFailure)
+		return nil, "", "", cliapp.Exitf(cliapp.ExitFailure, "no snapshot store: set --%s (or %s), or --%s for a local folder", cliapp.FlagS3Bucket, cliapp.EnvS3Bucket, flagSnapshotDir)
 	}
 	st, err := snapshot.NewS3Store(ctx, snapshot.S3Config{Endpoint: c.String(cliapp.FlagS3Endpoint), Bucket: bucket, Region: c.String(cliapp.FlagAWSRegion),
 		AccessKeyID: c.String(cliapp.FlagAWSKeyID), SecretAccessKey: c.String(cliapp.FlagAWSSecret), CAFile: c.String(cliapp.FlagS3CAFile)})
@@ -165,7 +165,7 @@ func analyse(ctx context.Context, c *cli.Context, logger *slog.Logger, p params,
 	}
 	reader, err := influx.NewReader(cliapp.InfluxConfig(c), logger)
 	if err != nil {
-		return nil, cli.Exit(err.Error(), cliapp.ExitFailure)
+		return nil, cliapp.Exit(err, cliapp.ExitFailure)
 	}
 	defer reader.Close()
 
@@ -302,7 +302,7 @@ func writeJSON(c *cli.Context, v any) error {
 // when anything was skipped.
 func exitFor(skipped bool, what string) error {
 	if skipped {
-		return cli.Exit("some snapshot data was skipped ("+what+"); see the damage above", cliapp.ExitNoRecords)
+		return cliapp.Exitf(cliapp.ExitNoRecords, "some snapshot data was skipped (%s); see the damage above", what)
 	}
 	return nil
 }

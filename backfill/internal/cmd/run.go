@@ -184,10 +184,10 @@ func runRun(c *cli.Context) error {
 			run, err = state.LatestUnfinishedBackfillRun(ctx)
 		}
 		if err != nil {
-			return cli.Exit(err.Error(), cliapp.ExitFailure)
+			return cliapp.Exit(err, cliapp.ExitFailure)
 		}
 		if run.FinishedAt != nil {
-			return cli.Exit(fmt.Sprintf("run %s finished at %s: nothing to resume", run.RunID, run.FinishedAt.Format(time.RFC3339)), cliapp.ExitFailure)
+			return cliapp.Exitf(cliapp.ExitFailure, "run %s finished at %s: nothing to resume", run.RunID, run.FinishedAt.Format(time.RFC3339))
 		}
 		if err := json.Unmarshal(run.Params, &p); err != nil {
 			return fmt.Errorf("run %s: stored parameters: %w", run.RunID, err)
@@ -266,8 +266,7 @@ func runRun(c *cli.Context) error {
 	sum.Throttle = &st
 	if err != nil {
 		if ctx.Err() != nil || errors.Is(err, context.Canceled) {
-			return cli.Exit(fmt.Sprintf("run %s interrupted after %d readings in %d windows; continue with: backfill run --execute --resume --run-id %s",
-				runID, res.PointsWritten, res.WindowsDone, runID), cliapp.ExitFailure)
+			return cliapp.Exitf(cliapp.ExitFailure, "run %s interrupted after %d readings in %d windows; continue with: backfill run --execute --resume --run-id %s", runID, res.PointsWritten, res.WindowsDone, runID)
 		}
 		return fmt.Errorf("run %s failed after %d readings in %d windows (continue with --resume --run-id %s): %w", runID, res.PointsWritten, res.WindowsDone, runID, err)
 	}
@@ -335,7 +334,7 @@ func execRun(ctx context.Context, c *cli.Context, a *analysis, state *cutover.St
 	reg := obs.NewRegistry()
 	w, err := influx.NewWriter(cliapp.InfluxConfig(c), logger)
 	if err != nil {
-		return replay.Result{}, th, cli.Exit(err.Error(), cliapp.ExitFailure)
+		return replay.Result{}, th, cliapp.Exit(err, cliapp.ExitFailure)
 	}
 	defer w.Close()
 	w.WithMetrics(reg)
@@ -351,7 +350,7 @@ func execRun(ctx context.Context, c *cli.Context, a *analysis, state *cutover.St
 		srv.Handle("/debug/pprof/profile", http.HandlerFunc(pprof.Profile))
 	}
 	if err := srv.Listen(); err != nil {
-		return replay.Result{}, th, cli.Exit(err.Error(), cliapp.ExitFailure)
+		return replay.Result{}, th, cliapp.Exit(err, cliapp.ExitFailure)
 	}
 
 	runCtx, stop := context.WithCancel(ctx)

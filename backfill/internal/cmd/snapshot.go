@@ -59,7 +59,7 @@ func runSnapshot(c *cli.Context) error {
 	now := time.Now()
 	from, to, err := window.ParseRange(c.String(flagFrom), c.String(flagTo), now)
 	if err != nil {
-		return cli.Exit(err.Error(), cliapp.ExitFailure)
+		return cliapp.Exit(err, cliapp.ExitFailure)
 	}
 	id := c.String(flagSnapshotID)
 	if id == "" {
@@ -71,7 +71,7 @@ func runSnapshot(c *cli.Context) error {
 	}
 	w, err := snapshot.NewWriter(store, prefix, id, from, to, snapshot.WriterOptions{PartRecords: c.Int64(flagPartRecords), TempDir: c.String(flagSpillDir)})
 	if err != nil {
-		return cli.Exit(err.Error(), cliapp.ExitFailure)
+		return cliapp.Exit(err, cliapp.ExitFailure)
 	}
 	src, err := legacy.Open(ctx, c.String(cliapp.FlagPGDSN), logger)
 	if err != nil {

@@ -56,23 +56,23 @@ Examples:
 
 func runDecode(c *cli.Context) error {
 	if c.NArg() > 1 {
-		return cli.Exit(fmt.Sprintf("decode takes one FILE (or - for standard input), got %d arguments; see --help", c.NArg()), cliapp.ExitFailure)
+		return cliapp.Exitf(cliapp.ExitFailure, "decode takes one FILE (or - for standard input), got %d arguments; see --help", c.NArg())
 	}
 	format := c.String("format")
 	if format != "json" && format != "lp" {
-		return cli.Exit(fmt.Sprintf("--format %q: want json or lp", format), cliapp.ExitFailure)
+		return cliapp.Exitf(cliapp.ExitFailure, "--format %q: want json or lp", format)
 	}
 	dec := telemetry.NewDecoder()
 	if s := c.String("now"); s != "" {
 		now, err := time.Parse(time.RFC3339Nano, s)
 		if err != nil {
-			return cli.Exit(fmt.Sprintf("--now %q: not an RFC 3339 time: %v", s, err), cliapp.ExitFailure)
+			return cliapp.Exitf(cliapp.ExitFailure, "--now %q: not an RFC 3339 time: %w", s, err)
 		}
 		dec.Now = func() time.Time { return now }
 	}
 	body, name, err := readMessage(c)
 	if err != nil {
-		return cli.Exit(err.Error(), cliapp.ExitFailure)
+		return cliapp.Exit(err, cliapp.ExitFailure)
 	}
 	cliapp.Logger(c).Debug("decoding message", "source", name, "bytes", len(body))
 
@@ -89,7 +89,7 @@ func runDecode(c *cli.Context) error {
 		out.Write(line)
 	}
 	if err := out.Flush(); err != nil {
-		return cli.Exit(fmt.Sprintf("write records: %v", err), cliapp.ExitFailure)
+		return cliapp.Exitf(cliapp.ExitFailure, "write records: %w", err)
 	}
 	errOut := bufio.NewWriter(c.App.ErrWriter)
 	var me *telemetry.MessageError
@@ -100,10 +100,10 @@ func runDecode(c *cli.Context) error {
 		fmt.Fprintf(errOut, "reject: %s\n", r.Error())
 	}
 	if err := errOut.Flush(); err != nil {
-		return cli.Exit(fmt.Sprintf("write rejections: %v", err), cliapp.ExitFailure)
+		return cliapp.Exitf(cliapp.ExitFailure, "write rejections: %w", err)
 	}
 	if len(res.Records) == 0 {
-		return cli.Exit("", cliapp.ExitNoRecords)
+		return cliapp.Exit(nil, cliapp.ExitNoRecords)
 	}
 	return nil
 }

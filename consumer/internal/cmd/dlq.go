@@ -35,7 +35,7 @@ func dlqFilterFlags() []cli.Flag {
 }
 
 func dlqCommand() *cli.Command {
-	common := cliapp.Merge(dlqFilterFlags(), cliapp.AMQPFlags(), rabbit.TopologyFlags(), []cli.Flag{cliapp.BusFlag(), cliapp.OutputFlag()})
+	common := cliapp.Merge(dlqFilterFlags(), cliapp.AMQPFlags(), cliapp.TopologyFlags(), []cli.Flag{cliapp.BusFlag(), cliapp.OutputFlag()})
 	return &cli.Command{
 		Name:  "dlq",
 		Usage: "inspect and re-drive dead letters (messages the consumer could not store)",
@@ -90,23 +90,23 @@ func dlqSetup(c *cli.Context) (*rabbit.Conn, rabbit.Topology, dlq.Filter, string
 		return nil, rabbit.Topology{}, dlq.Filter{}, "", err
 	}
 	if b := c.String(cliapp.FlagBus); b != "rabbitmq" {
-		return nil, rabbit.Topology{}, dlq.Filter{}, "", cli.Exit(fmt.Sprintf("dlq: --bus %s: only the RabbitMQ dead-letter queue can be listed and replayed; Kafka dead letters are in the topic --kafka-dead-topic (default <topic>.dead)", b), cliapp.ExitFailure)
+		return nil, rabbit.Topology{}, dlq.Filter{}, "", cliapp.Exitf(cliapp.ExitFailure, "dlq: --bus %s: only the RabbitMQ dead-letter queue can be listed and replayed; Kafka dead letters are in the topic --kafka-dead-topic (default <topic>.dead)", b)
 	}
-	topo := rabbit.TopologyFromCLI(c)
+	topo := cliapp.Topology(c)
 	if err := topo.Validate(); err != nil {
-		return nil, topo, dlq.Filter{}, "", cli.Exit(err.Error(), cliapp.ExitFailure)
+		return nil, topo, dlq.Filter{}, "", cliapp.Exit(err, cliapp.ExitFailure)
 	}
 	f := dlq.Filter{Reason: c.String(flagDLQReason), Kind: c.String(flagDLQKind), Unit: c.String(flagDLQUnit)}
 	switch f.Kind {
 	case "", dlq.KindRejected, dlq.KindPartial, "broker":
 	default:
-		return nil, topo, f, "", cli.Exit(fmt.Sprintf("--kind %q: want rejected, partial or broker", f.Kind), cliapp.ExitFailure)
+		return nil, topo, f, "", cliapp.Exitf(cliapp.ExitFailure, "--kind %q: want rejected, partial or broker", f.Kind)
 	}
 	dctx, cancel := context.WithTimeout(c.Context, 15*time.Second)
 	defer cancel()
 	conn, err := rabbit.Dial(dctx, c.String(cliapp.FlagAMQPURL), "consumer-dlq", cliapp.Logger(c))
 	if err != nil {
-		return nil, topo, f, "", cli.Exit(err.Error(), cliapp.ExitFailure)
+		return nil, topo, f, "", cliapp.Exit(err, cliapp.ExitFailure)
 	}
 	// Declaring makes a missing dead-letter queue an empty one instead of
 	// an error that closes the channel.
@@ -117,7 +117,7 @@ func dlqSetup(c *cli.Context) (*rabbit.Conn, rabbit.Topology, dlq.Filter, string
 	}
 	if err != nil {
 		_ = conn.Close()
-		return nil, topo, f, "", cli.Exit(fmt.Sprintf("dlq: %v", err), cliapp.ExitFailure)
+		return nil, topo, f, "", cliapp.Exitf(cliapp.ExitFailure, "dlq: %w", err)
 	}
 	return conn, topo, f, out, nil
 }
@@ -130,7 +130,7 @@ func dlqListAction(c *cli.Context) error {
 	defer conn.Close()
 	entries, total, err := dlq.List(c.Context, conn, topo.DeadQueue, f, c.Int(flagDLQLimit))
 	if err != nil {
-		return cli.Exit(fmt.Sprintf("dlq list: %v", err), cliapp.ExitFailure)
+		return cliapp.Exitf(cliapp.ExitFailure, "dlq list: %w", err)
 	}
 	if out == "json" {
 		return writeJSON(c.App.Writer, struct {
@@ -157,7 +157,7 @@ func dlqReplayAction(c *cli.Context) error {
 	if execute {
 		pub, err = rabbit.NewPublisher(c.Context, conn, topo, rabbit.PublisherOptions{Name: "dlq-replay"}, logger, obs.NewRegistry())
 		if err != nil {
-			return cli.Exit(fmt.Sprintf("dlq replay: %v", err), cliapp.ExitFailure)
+			return cliapp.Exitf(cliapp.ExitFailure, "dlq replay: %w", err)
 		}
 		defer pub.Close()
 	}
@@ -179,7 +179,7 @@ func dlqReplayAction(c *cli.Context) error {
 		}
 	}
 	if rerr != nil {
-		return cli.Exit(fmt.Sprintf("dlq replay: %v", rerr), cliapp.ExitFailure)
+		return cliapp.Exitf(cliapp.ExitFailure, "dlq replay: %w", rerr)
 	}
 	return nil
 }

@@ -76,7 +76,7 @@ func runFlags() []cli.Flag {
 		cliapp.HTTPAddrFlag("127.0.0.1:9100"),
 		cliapp.BusFlag(),
 	}
-	return cliapp.Merge(own, cliapp.AMQPFlags(), []cli.Flag{cliapp.AMQPManagementFlag()}, rabbit.TopologyFlags(), cliapp.KafkaFlags(), cliapp.LegacyFlags(), cliapp.StateFlags(),
+	return cliapp.Merge(own, cliapp.AMQPFlags(), []cli.Flag{cliapp.AMQPManagementFlag()}, cliapp.TopologyFlags(), cliapp.KafkaFlags(), cliapp.LegacyFlags(), cliapp.StateFlags(),
 		cliapp.InfluxFlags())
 }
 
@@ -125,14 +125,14 @@ func runAction(c *cli.Context) error {
 	reg := obs.NewRegistry()
 	srv := obs.NewServer(c.String(cliapp.FlagHTTPAddr), reg, logger)
 	if err := srv.Listen(); err != nil {
-		return cli.Exit(err.Error(), cliapp.ExitFailure)
+		return cliapp.Exit(err, cliapp.ExitFailure)
 	}
 
 	state, err := openWithRetry(ctx, logger, "state store", func(ctx context.Context) (*cutover.Store, error) {
 		return cutover.Open(ctx, c.String(cliapp.FlagStateDSN))
 	})
 	if err != nil {
-		return cli.Exit(err.Error(), cliapp.ExitFailure)
+		return cliapp.Exit(err, cliapp.ExitFailure)
 	}
 	defer state.Close()
 
@@ -148,20 +148,20 @@ func runAction(c *cli.Context) error {
 		return s, nil
 	})
 	if err != nil {
-		return cli.Exit(err.Error(), cliapp.ExitFailure)
+		return cliapp.Exit(err, cliapp.ExitFailure)
 	}
 	defer leg.Close()
 
 	iw, err := influx.NewWriter(cliapp.InfluxConfig(c), logger)
 	if err != nil {
-		return cli.Exit(err.Error(), cliapp.ExitFailure)
+		return cliapp.Exit(err, cliapp.ExitFailure)
 	}
 	iw.WithMetrics(reg)
 	defer iw.Close()
 
 	src, dead, closeBus, err := openBus(c, id, logger, reg)
 	if err != nil {
-		return cli.Exit(err.Error(), cliapp.ExitFailure)
+		return cliapp.Exit(err, cliapp.ExitFailure)
 	}
 	defer closeBus()
 
@@ -186,7 +186,7 @@ func runAction(c *cli.Context) error {
 		Registry:   reg,
 	})
 	if err != nil {
-		return cli.Exit(err.Error(), cliapp.ExitFailure)
+		return cliapp.Exit(err, cliapp.ExitFailure)
 	}
 	srv.AddReadiness(obs.ReadinessCheck{Name: "pipeline", Check: p.Check})
 
@@ -203,7 +203,7 @@ func runAction(c *cli.Context) error {
 		return p.Run(runCtx)
 	})
 	if err := g.Wait(); err != nil {
-		return cli.Exit(err.Error(), cliapp.ExitFailure)
+		return cliapp.Exit(err, cliapp.ExitFailure)
 	}
 	return nil
 }
@@ -214,7 +214,7 @@ func openBus(c *cli.Context, id string, logger *slog.Logger, reg *prometheus.Reg
 	ctx := c.Context
 	switch bus := c.String(cliapp.FlagBus); bus {
 	case "rabbitmq":
-		topo := rabbit.TopologyFromCLI(c)
+		topo := cliapp.Topology(c)
 		if err := topo.Validate(); err != nil {
 			return nil, nil, nil, err
 		}

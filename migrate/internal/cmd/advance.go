@@ -53,7 +53,7 @@ func parseTo(c *cli.Context) (cutover.Phase, error) {
 	}
 	p, err := cutover.ParsePhase(c.String(flagTo))
 	if err != nil {
-		return "", cli.Exit("--to: "+err.Error(), cliapp.ExitFailure)
+		return "", cliapp.Exitf(cliapp.ExitFailure, "--to: %w", err)
 	}
 	return p, nil
 }

@@ -167,12 +167,12 @@ func (s *stores) checker(c *cli.Context) (*gates.Checker, error) {
 		Confirm:         c.String(flagConfirm),
 	}
 	if cfg.MaxMismatchRate < 0 || cfg.MaxMismatchRate > 1 {
-		return nil, cli.Exit(fmt.Sprintf("--%s %g: want a share between 0 and 1", flagMaxMismatchRate, cfg.MaxMismatchRate), cliapp.ExitFailure)
+		return nil, cliapp.Exitf(cliapp.ExitFailure, "--%s %g: want a share between 0 and 1", flagMaxMismatchRate, cfg.MaxMismatchRate)
 	}
 	if r := c.String(flagBackfilledRange); r != "" {
 		sp, err := parseSpan(r)
 		if err != nil {
-			return nil, cli.Exit(fmt.Sprintf("--%s: %v", flagBackfilledRange, err), cliapp.ExitFailure)
+			return nil, cliapp.Exitf(cliapp.ExitFailure, "--%s: %w", flagBackfilledRange, err)
 		}
 		cfg.BackfilledRange = &sp
 	}
@@ -235,9 +235,9 @@ func exitFor(err error) error {
 		return err
 	}
 	if errors.Is(err, control.ErrGateRefused) || errors.Is(err, control.ErrConflict) || errors.Is(err, control.ErrNotFollowed) {
-		return cli.Exit(err.Error(), cliapp.ExitGate)
+		return cliapp.Exit(err, cliapp.ExitGate)
 	}
-	return cli.Exit(err.Error(), cliapp.ExitFailure)
+	return cliapp.Exit(err, cliapp.ExitFailure)
 }
 
 func ts(t time.Time) string {

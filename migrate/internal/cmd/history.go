@@ -31,7 +31,7 @@ func runHistory(c *cli.Context) error {
 		return err
 	}
 	if c.Int("limit") < 0 {
-		return cli.Exit("--limit must not be negative", cliapp.ExitFailure)
+		return cliapp.Exitf(cliapp.ExitFailure, "--limit must not be negative")
 	}
 	s, err := openStores(c)
 	if err != nil {

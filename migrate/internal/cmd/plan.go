@@ -57,7 +57,7 @@ func runPlan(c *cli.Context) error {
 		printPlan(c.App.Writer, p)
 	}
 	if !p.GatesPassed {
-		return cli.Exit("", cliapp.ExitGate)
+		return cliapp.Exit(nil, cliapp.ExitGate)
 	}
 	return nil
 }

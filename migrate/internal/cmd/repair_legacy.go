@@ -49,13 +49,13 @@ func runRepairLegacy(c *cli.Context) error {
 	}
 	fromLedger := c.Bool("from-ledger")
 	if fromLedger == (c.String(flagFrom) != "") {
-		return cli.Exit("give either --from (with --to) or --from-ledger", cliapp.ExitFailure)
+		return cliapp.Exitf(cliapp.ExitFailure, "give either --from (with --to) or --from-ledger")
 	}
 	opts := control.RepairOptions{Units: units(c), Batch: c.Int("batch"), Execute: c.Bool(flagExecute), Actor: c.String(flagActor)}
 	if !fromLedger {
 		opts.From, opts.To, err = window.ParseRange(c.String(flagFrom), c.String(flagTo), time.Now())
 		if err != nil {
-			return cli.Exit(err.Error(), cliapp.ExitFailure)
+			return cliapp.Exit(err, cliapp.ExitFailure)
 		}
 	}
 	s, err := openStores(c)

@@ -42,7 +42,7 @@ func runStatus(c *cli.Context) error {
 		return err
 	}
 	if c.Bool("watch") && c.Duration("interval") <= 0 {
-		return cli.Exit("--interval must be positive", cliapp.ExitFailure)
+		return cliapp.Exitf(cliapp.ExitFailure, "--interval must be positive")
 	}
 	s, err := openStores(c)
 	if err != nil {

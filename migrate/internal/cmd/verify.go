@@ -80,15 +80,15 @@ func runVerify(c *cli.Context) error {
 	}
 	from, to, err := window.ParseRange(c.String(flagFrom), c.String(flagTo), time.Now())
 	if err != nil {
-		return cli.Exit(err.Error(), cliapp.ExitFailure)
+		return cliapp.Exit(err, cliapp.ExitFailure)
 	}
 	maxRate := c.Float64(flagMaxMismatchRate)
 	if maxRate < 0 || maxRate > 1 {
-		return cli.Exit(fmt.Sprintf("--%s %g: want a share between 0 and 1", flagMaxMismatchRate, maxRate), cliapp.ExitFailure)
+		return cliapp.Exitf(cliapp.ExitFailure, "--%s %g: want a share between 0 and 1", flagMaxMismatchRate, maxRate)
 	}
 	w := c.Duration("window")
 	if w <= 0 || w%time.Millisecond != 0 {
-		return cli.Exit(fmt.Sprintf("--window %s: want a positive whole number of milliseconds", w), cliapp.ExitFailure)
+		return cliapp.Exitf(cliapp.ExitFailure, "--window %s: want a positive whole number of milliseconds", w)
 	}
 	s, err := openStores(c)
 	if err != nil {
@@ -150,7 +150,7 @@ func runVerify(c *cli.Context) error {
 		printVerify(c.App.Writer, rep, c.Int("list"))
 	}
 	if !rep.OK {
-		return cli.Exit("verify: "+rep.Message, cliapp.ExitGate)
+		return cliapp.Exitf(cliapp.ExitGate, "verify: %s", rep.Message)
 	}
 	return nil
 }

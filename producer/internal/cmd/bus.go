@@ -28,7 +28,7 @@ func busFlags() []cli.Flag {
 	return cliapp.Merge(
 		[]cli.Flag{cliapp.BusFlag()},
 		cliapp.AMQPFlags(),
-		rabbit.TopologyFlags(),
+		cliapp.TopologyFlags(),
 		[]cli.Flag{
 			&cli.StringFlag{Name: flagConnName, EnvVars: []string{"AMQP_CONNECTION_NAME"}, Category: "RabbitMQ",
 				Usage: "connection_name shown in the management UI (default: producer-<command>-<host>-<pid>)"},
@@ -56,9 +56,9 @@ type busConn struct {
 func openBus(c *cli.Context, command string, logger *slog.Logger, reg prometheus.Registerer) (*busConn, error) {
 	switch b := c.String(cliapp.FlagBus); b {
 	case "rabbitmq", "rabbit", "amqp":
-		topo := rabbit.TopologyFromCLI(c)
+		topo := cliapp.Topology(c)
 		if err := topo.Validate(); err != nil {
-			return nil, cli.Exit(err.Error(), cliapp.ExitFailure)
+			return nil, cliapp.Exit(err, cliapp.ExitFailure)
 		}
 		name := c.String(flagConnName)
 		if name == "" {
@@ -86,10 +86,10 @@ func openBus(c *cli.Context, command string, logger *slog.Logger, reg prometheus
 		topic := c.String(kafka.FlagTopic)
 		pub, err := kafka.NewPublisher(c.StringSlice(cliapp.FlagKafkaBrokers), topic, kafka.Options{}, logger, reg)
 		if err != nil {
-			return nil, cli.Exit(err.Error(), cliapp.ExitFailure)
+			return nil, cliapp.Exit(err, cliapp.ExitFailure)
 		}
 		return &busConn{pub: pub, ready: pub.Check, close: pub.Close, desc: "kafka topic " + topic}, nil
 	default:
-		return nil, cli.Exit(fmt.Sprintf("--bus %q: want rabbitmq or kafka", b), cliapp.ExitFailure)
+		return nil, cliapp.Exitf(cliapp.ExitFailure, "--bus %q: want rabbitmq or kafka", b)
 	}
 }

@@ -82,7 +82,7 @@ func runPoll(c *cli.Context) error {
 	logger := cliapp.Logger(c).With("command", "poll")
 	eps, err := readEndpoints(c)
 	if err != nil {
-		return cli.Exit(err.Error(), cliapp.ExitFailure)
+		return cliapp.Exit(err, cliapp.ExitFailure)
 	}
 	cfg := poll.Config{
 		Endpoints:   eps,
@@ -94,7 +94,7 @@ func runPoll(c *cli.Context) error {
 	reg := obs.NewRegistry()
 	// Validate before connecting to anything.
 	if _, err := poll.New(cfg, nil, logger, nil); err != nil {
-		return cli.Exit(err.Error(), cliapp.ExitFailure)
+		return cliapp.Exit(err, cliapp.ExitFailure)
 	}
 	srv := obs.NewServer(c.String(cliapp.FlagHTTPAddr), reg, logger)
 	if err := srv.Listen(); err != nil {
@@ -108,7 +108,7 @@ func runPoll(c *cli.Context) error {
 	srv.AddReadiness(obs.ReadinessCheck{Name: "bus", Check: bc.ready})
 	p, err := poll.New(cfg, bc.pub, logger, reg)
 	if err != nil {
-		return cli.Exit(err.Error(), cliapp.ExitFailure)
+		return cliapp.Exit(err, cliapp.ExitFailure)
 	}
 	logger.Info("polling", "endpoints", len(eps), "interval", cfg.Interval, "to", bc.desc)
 	g, ctx := errgroup.WithContext(c.Context)

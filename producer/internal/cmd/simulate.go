@@ -116,12 +116,12 @@ func runSimulate(c *cli.Context) error {
 	if s := c.String("start"); s != "" {
 		t, err := time.Parse(time.RFC3339Nano, s)
 		if err != nil {
-			return cli.Exit(fmt.Sprintf("--start %q: want RFC 3339, e.g. 2026-11-20T00:00:00Z", s), cliapp.ExitFailure)
+			return cliapp.Exitf(cliapp.ExitFailure, "--start %q: want RFC 3339, e.g. 2026-11-20T00:00:00Z", s)
 		}
 		cfg.Start = t
 	}
 	if _, err := sim.NewFleet(cfg.Fleet); err != nil {
-		return cli.Exit("simulate: "+err.Error(), cliapp.ExitFailure)
+		return cliapp.Exitf(cliapp.ExitFailure, "simulate: %w", err)
 	}
 
 	reg := obs.NewRegistry()
