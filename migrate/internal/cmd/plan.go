@@ -1,6 +1,7 @@
 package cmd
 
 import (
+	"context"
 	"fmt"
 	"io"
 
@@ -8,6 +9,7 @@ import (
 
 	"github.com/flexipack/cutover/shared/cliapp"
 	"github.com/flexipack/cutover/shared/control"
+	"github.com/flexipack/cutover/shared/gates"
 )
 
 func planCommand() *cli.Command {
@@ -27,34 +29,45 @@ gate guarding it, exactly as 'advance' would, without changing anything:
 Exit status: 0 when the gates pass, 2 when one refuses, 1 on errors.`,
 		Flags: cliapp.Merge(cliapp.StateFlags(), cliapp.LegacyFlags(), cliapp.InfluxFlags(), gateFlags(),
 			[]cli.Flag{&cli.StringFlag{Name: flagConfirm, Usage: "the confirmation the gate into influx-only asks for (type: influx-only)"}, cliapp.OutputFlag()}),
-		Action: runPlan,
+		Action: cliapp.Action(planConfigFrom, runPlan),
 	}
 }
 
-func runPlan(c *cli.Context) error {
+// planConfig is what plan runs with.
+type planConfig struct {
+	Output string
+	Stores storeConfig
+	Gates  gates.Config
+}
+
+func planConfigFrom(c *cli.Context) (planConfig, error) {
 	out, err := cliapp.Output(c)
 	if err != nil {
-		return err
+		return planConfig{}, err
 	}
-	s, err := openStores(c)
+	g, err := gatesConfigFrom(c)
+	if err != nil {
+		return planConfig{}, err
+	}
+	return planConfig{Output: out, Stores: storeConfigFrom(c), Gates: g}, nil
+}
+
+func runPlan(ctx context.Context, env cliapp.Env, cfg planConfig) error {
+	s, err := openStores(ctx, cfg.Stores, env.Logger)
 	if err != nil {
 		return err
 	}
 	defer s.Close()
-	checker, err := s.checker(c)
-	if err != nil {
-		return err
-	}
-	p, err := control.MakePlan(c.Context, s.state, checker)
+	p, err := control.MakePlan(ctx, s.state, s.checker(cfg.Gates))
 	if err != nil {
 		return exitFor(err)
 	}
-	if out == "json" {
-		if err := writeJSON(c.App.Writer, p); err != nil {
+	if cfg.Output == "json" {
+		if err := writeJSON(env.Out, p); err != nil {
 			return err
 		}
 	} else {
-		printPlan(c.App.Writer, p)
+		printPlan(env.Out, p)
 	}
 	if !p.GatesPassed {
 		return cliapp.Exit(nil, cliapp.ExitGate)

@@ -52,26 +52,52 @@ type busConn struct {
 	desc  string
 }
 
-// openBus connects to the bus that --bus selects.
-func openBus(c *cli.Context, command string, logger *slog.Logger, reg prometheus.Registerer) (*busConn, error) {
-	switch b := c.String(cliapp.FlagBus); b {
+// busConfig is the bus a producer command publishes to.
+type busConfig struct {
+	Bus            string // rabbitmq or kafka
+	AMQPURL        string
+	Topology       rabbit.Topology
+	ConnName       string // "" for producer-<command>-<host>-<pid>
+	Window         int
+	KafkaBrokers   []string
+	KafkaTopic     string
+	ConnectTimeout time.Duration
+}
+
+// busConfigFrom reads and checks the busFlags.
+func busConfigFrom(c *cli.Context) (busConfig, error) {
+	cfg := busConfig{Bus: c.String(cliapp.FlagBus), AMQPURL: c.String(cliapp.FlagAMQPURL), Topology: cliapp.Topology(c),
+		ConnName: c.String(flagConnName), Window: c.Int(flagWindow), KafkaBrokers: c.StringSlice(cliapp.FlagKafkaBrokers),
+		KafkaTopic: c.String(kafka.FlagTopic), ConnectTimeout: c.Duration(flagConnectTimeout)}
+	switch cfg.Bus {
 	case "rabbitmq", "rabbit", "amqp":
-		topo := cliapp.Topology(c)
-		if err := topo.Validate(); err != nil {
-			return nil, cliapp.Exit(err, cliapp.ExitFailure)
+		if err := cfg.Topology.Validate(); err != nil {
+			return cfg, cliapp.Exit(err, cliapp.ExitFailure)
 		}
-		name := c.String(flagConnName)
+	case "kafka":
+	default:
+		return cfg, cliapp.Exitf(cliapp.ExitFailure, "--bus %q: want rabbitmq or kafka", cfg.Bus)
+	}
+	return cfg, nil
+}
+
+// openBus connects to the bus cfg selects.
+func openBus(ctx context.Context, cfg busConfig, command string, logger *slog.Logger, reg prometheus.Registerer) (*busConn, error) {
+	switch cfg.Bus {
+	case "rabbitmq", "rabbit", "amqp":
+		topo := cfg.Topology
+		name := cfg.ConnName
 		if name == "" {
 			host, _ := os.Hostname()
 			name = fmt.Sprintf("producer-%s-%s-%d", command, host, os.Getpid())
 		}
-		ctx, cancel := context.WithTimeout(c.Context, c.Duration(flagConnectTimeout))
+		ctx, cancel := context.WithTimeout(ctx, cfg.ConnectTimeout)
 		defer cancel()
-		conn, err := rabbit.Dial(ctx, c.String(cliapp.FlagAMQPURL), name, logger)
+		conn, err := rabbit.Dial(ctx, cfg.AMQPURL, name, logger)
 		if err != nil {
 			return nil, err
 		}
-		pub, err := rabbit.NewPublisher(ctx, conn, topo, rabbit.PublisherOptions{Window: c.Int(flagWindow)}, logger, reg)
+		pub, err := rabbit.NewPublisher(ctx, conn, topo, rabbit.PublisherOptions{Window: cfg.Window}, logger, reg)
 		if err != nil {
 			_ = conn.Close()
 			return nil, fmt.Errorf("open publisher: %w", err)
@@ -83,13 +109,13 @@ func openBus(c *cli.Context, command string, logger *slog.Logger, reg prometheus
 			desc:  "rabbitmq exchange " + topo.Exchange,
 		}, nil
 	case "kafka":
-		topic := c.String(kafka.FlagTopic)
-		pub, err := kafka.NewPublisher(c.StringSlice(cliapp.FlagKafkaBrokers), topic, kafka.Options{}, logger, reg)
+		topic := cfg.KafkaTopic
+		pub, err := kafka.NewPublisher(cfg.KafkaBrokers, topic, kafka.Options{}, logger, reg)
 		if err != nil {
 			return nil, cliapp.Exit(err, cliapp.ExitFailure)
 		}
 		return &busConn{pub: pub, ready: pub.Check, close: pub.Close, desc: "kafka topic " + topic}, nil
 	default:
-		return nil, cliapp.Exitf(cliapp.ExitFailure, "--bus %q: want rabbitmq or kafka", b)
+		return nil, cliapp.Exitf(cliapp.ExitFailure, "--bus %q: want rabbitmq or kafka", cfg.Bus)
 	}
 }
