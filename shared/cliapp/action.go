@@ -11,6 +11,7 @@ import (
 // Env is what a command's run needs of the process besides its typed
 // configuration: where to print results and progress, and the logger.
 type Env struct {
+	In     io.Reader // standard input
 	Out    io.Writer // results (tables, JSON)
 	Err    io.Writer // progress lines
 	Logger *slog.Logger
@@ -18,7 +19,7 @@ type Env struct {
 
 // EnvOf returns the Env of a running command.
 func EnvOf(c *cli.Context) Env {
-	return Env{Out: c.App.Writer, Err: c.App.ErrWriter, Logger: Logger(c)}
+	return Env{In: c.App.Reader, Out: c.App.Writer, Err: c.App.ErrWriter, Logger: Logger(c)}
 }
 
 // Action is the one shape of every command's action: parse reads the

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -59,7 +60,7 @@ read.
   consumer dlq list
   consumer dlq list --kind partial --unit FP2-004211 -o json`,
 				Flags:  common,
-				Action: dlqListAction,
+				Action: cliapp.Action(dlqConfigFrom, dlqList),
 			},
 			{
 				Name:  "replay",
@@ -78,35 +79,52 @@ replayed so far is reported).
   consumer dlq replay --kind rejected --reason "unknown root"            # dry run
   consumer dlq replay --kind rejected --reason "unknown root" --execute`,
 				Flags:  cliapp.Merge(common, []cli.Flag{&cli.BoolFlag{Name: flagDLQExecute, Usage: "replay for real; without it, a dry run"}}),
-				Action: dlqReplayAction,
+				Action: cliapp.Action(dlqConfigFrom, dlqReplay),
 			},
 		},
 	}
 }
 
-func dlqSetup(c *cli.Context) (*rabbit.Conn, rabbit.Topology, dlq.Filter, string, error) {
+// dlqConfig is what dlq list and dlq replay run with.
+type dlqConfig struct {
+	Output   string
+	AMQPURL  string
+	Topology rabbit.Topology
+	Filter   dlq.Filter
+	Limit    int
+	Execute  bool // replay only
+}
+
+func dlqConfigFrom(c *cli.Context) (dlqConfig, error) {
 	out, err := cliapp.Output(c)
 	if err != nil {
-		return nil, rabbit.Topology{}, dlq.Filter{}, "", err
+		return dlqConfig{}, err
 	}
 	if b := c.String(cliapp.FlagBus); b != "rabbitmq" {
-		return nil, rabbit.Topology{}, dlq.Filter{}, "", cliapp.Exitf(cliapp.ExitFailure, "dlq: --bus %s: only the RabbitMQ dead-letter queue can be listed and replayed; Kafka dead letters are in the topic --kafka-dead-topic (default <topic>.dead)", b)
+		return dlqConfig{}, cliapp.Exitf(cliapp.ExitFailure, "dlq: --bus %s: only the RabbitMQ dead-letter queue can be listed and replayed; Kafka dead letters are in the topic --kafka-dead-topic (default <topic>.dead)", b)
 	}
 	topo := cliapp.Topology(c)
 	if err := topo.Validate(); err != nil {
-		return nil, topo, dlq.Filter{}, "", cliapp.Exit(err, cliapp.ExitFailure)
+		return dlqConfig{}, cliapp.Exit(err, cliapp.ExitFailure)
 	}
 	f := dlq.Filter{Reason: c.String(flagDLQReason), Kind: c.String(flagDLQKind), Unit: c.String(flagDLQUnit)}
 	switch f.Kind {
 	case "", dlq.KindRejected, dlq.KindPartial, "broker":
 	default:
-		return nil, topo, f, "", cliapp.Exitf(cliapp.ExitFailure, "--kind %q: want rejected, partial or broker", f.Kind)
+		return dlqConfig{}, cliapp.Exitf(cliapp.ExitFailure, "--kind %q: want rejected, partial or broker", f.Kind)
 	}
-	dctx, cancel := context.WithTimeout(c.Context, 15*time.Second)
+	return dlqConfig{Output: out, AMQPURL: c.String(cliapp.FlagAMQPURL), Topology: topo, Filter: f,
+		Limit: c.Int(flagDLQLimit), Execute: c.Bool(flagDLQExecute)}, nil
+}
+
+// dlqConnect connects to the broker and declares the topology.
+func dlqConnect(ctx context.Context, cfg dlqConfig, logger *slog.Logger) (*rabbit.Conn, error) {
+	topo := cfg.Topology
+	dctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	conn, err := rabbit.Dial(dctx, c.String(cliapp.FlagAMQPURL), "consumer-dlq", cliapp.Logger(c))
+	conn, err := rabbit.Dial(dctx, cfg.AMQPURL, "consumer-dlq", logger)
 	if err != nil {
-		return nil, topo, f, "", cliapp.Exit(err, cliapp.ExitFailure)
+		return nil, cliapp.Exit(err, cliapp.ExitFailure)
 	}
 	// Declaring makes a missing dead-letter queue an empty one instead of
 	// an error that closes the channel.
@@ -117,45 +135,45 @@ func dlqSetup(c *cli.Context) (*rabbit.Conn, rabbit.Topology, dlq.Filter, string
 	}
 	if err != nil {
 		_ = conn.Close()
-		return nil, topo, f, "", cliapp.Exitf(cliapp.ExitFailure, "dlq: %w", err)
+		return nil, cliapp.Exitf(cliapp.ExitFailure, "dlq: %w", err)
 	}
-	return conn, topo, f, out, nil
+	return conn, nil
 }
 
-func dlqListAction(c *cli.Context) error {
-	conn, topo, f, out, err := dlqSetup(c)
+func dlqList(ctx context.Context, env cliapp.Env, cfg dlqConfig) error {
+	conn, err := dlqConnect(ctx, cfg, env.Logger)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	entries, total, err := dlq.List(c.Context, conn, topo.DeadQueue, f, c.Int(flagDLQLimit))
+	topo := cfg.Topology
+	entries, total, err := dlq.List(ctx, conn, topo.DeadQueue, cfg.Filter, cfg.Limit)
 	if err != nil {
 		return cliapp.Exitf(cliapp.ExitFailure, "dlq list: %w", err)
 	}
-	if out == "json" {
-		return writeJSON(c.App.Writer, struct {
+	if cfg.Output == "json" {
+		return writeJSON(env.Out, struct {
 			Queue   string      `json:"queue"`
 			Read    int         `json:"read"`
 			Matched int         `json:"matched"`
 			Entries []dlq.Entry `json:"entries"`
 		}{topo.DeadQueue, total, len(entries), nonNil(entries)})
 	}
-	writeEntries(c.App.Writer, entries)
-	fmt.Fprintf(c.App.Writer, "%d of %d dead letters in %q match\n", len(entries), total, topo.DeadQueue)
+	writeEntries(env.Out, entries)
+	fmt.Fprintf(env.Out, "%d of %d dead letters in %q match\n", len(entries), total, topo.DeadQueue)
 	return nil
 }
 
-func dlqReplayAction(c *cli.Context) error {
-	conn, topo, f, out, err := dlqSetup(c)
+func dlqReplay(ctx context.Context, env cliapp.Env, cfg dlqConfig) error {
+	conn, err := dlqConnect(ctx, cfg, env.Logger)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	logger := cliapp.Logger(c)
-	execute := c.Bool(flagDLQExecute)
+	topo, logger, execute := cfg.Topology, env.Logger, cfg.Execute
 	var pub *rabbit.Publisher
 	if execute {
-		pub, err = rabbit.NewPublisher(c.Context, conn, topo, rabbit.PublisherOptions{Name: "dlq-replay"}, logger, obs.NewRegistry())
+		pub, err = rabbit.NewPublisher(ctx, conn, topo, rabbit.PublisherOptions{Name: "dlq-replay"}, logger, obs.NewRegistry())
 		if err != nil {
 			return cliapp.Exitf(cliapp.ExitFailure, "dlq replay: %w", err)
 		}
@@ -164,18 +182,18 @@ func dlqReplayAction(c *cli.Context) error {
 	progress := func(replayed, matched int) {
 		logger.Info("replaying", "replayed", replayed, "matched_so_far", matched)
 	}
-	res, rerr := dlq.Replay(c.Context, conn, pub, topo.Exchange, topo.DeadQueue, f, c.Int(flagDLQLimit), execute, time.Now, progress)
-	if out == "json" {
+	res, rerr := dlq.Replay(ctx, conn, pub, topo.Exchange, topo.DeadQueue, cfg.Filter, cfg.Limit, execute, time.Now, progress)
+	if cfg.Output == "json" {
 		res.Entries = nonNil(res.Entries)
-		if err := writeJSON(c.App.Writer, res); err != nil {
+		if err := writeJSON(env.Out, res); err != nil {
 			return err
 		}
 	} else {
-		writeEntries(c.App.Writer, res.Entries)
+		writeEntries(env.Out, res.Entries)
 		if execute {
-			fmt.Fprintf(c.App.Writer, "replayed %d of %d matching dead letters (%d read) to exchange %q\n", res.Replayed, res.Matched, res.Read, topo.Exchange)
+			fmt.Fprintf(env.Out, "replayed %d of %d matching dead letters (%d read) to exchange %q\n", res.Replayed, res.Matched, res.Read, topo.Exchange)
 		} else {
-			fmt.Fprintf(c.App.Writer, "dry run: would replay %d of %d dead letters to exchange %q; add --execute to replay\n", res.Matched, res.Read, topo.Exchange)
+			fmt.Fprintf(env.Out, "dry run: would replay %d of %d dead letters to exchange %q; add --execute to replay\n", res.Matched, res.Read, topo.Exchange)
 		}
 	}
 	if rerr != nil {
