@@ -11,7 +11,6 @@ import (
 	"github.com/flexipack/cutover/shared/cliapp"
 	"github.com/flexipack/cutover/shared/control"
 	"github.com/flexipack/cutover/shared/cutover"
-	"github.com/flexipack/cutover/shared/gates"
 )
 
 func advanceCommand() *cli.Command {
@@ -75,26 +74,17 @@ func changeOptions(c *cli.Context) (control.Options, error) {
 
 // advanceConfig is what advance runs with.
 type advanceConfig struct {
-	Output string
-	Stores storeConfig
-	Gates  gates.Config
+	gatedConfig
 	Change control.Options
 }
 
 func advanceConfigFrom(c *cli.Context) (advanceConfig, error) {
-	out, err := cliapp.Output(c)
-	if err != nil {
-		return advanceConfig{}, err
-	}
 	opts, err := changeOptions(c)
 	if err != nil {
 		return advanceConfig{}, err
 	}
-	g, err := gatesConfigFrom(c)
-	if err != nil {
-		return advanceConfig{}, err
-	}
-	return advanceConfig{Output: out, Stores: storeConfigFrom(c), Gates: g, Change: opts}, nil
+	g, err := gatedConfigFrom(c)
+	return advanceConfig{gatedConfig: g, Change: opts}, err
 }
 
 func runAdvance(ctx context.Context, env cliapp.Env, cfg advanceConfig) error {

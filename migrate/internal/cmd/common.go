@@ -169,6 +169,26 @@ func (s *stores) Dashboard() (*influx.Dashboard, error) {
 	return s.dash, nil
 }
 
+// gatedConfig is what the commands that evaluate gates (status, plan,
+// advance) share: the output format, the stores, the gates' thresholds.
+type gatedConfig struct {
+	Output string
+	Stores storeConfig
+	Gates  gates.Config
+}
+
+func gatedConfigFrom(c *cli.Context) (gatedConfig, error) {
+	out, err := cliapp.Output(c)
+	if err != nil {
+		return gatedConfig{}, err
+	}
+	g, err := gatesConfigFrom(c)
+	if err != nil {
+		return gatedConfig{}, err
+	}
+	return gatedConfig{Output: out, Stores: storeConfigFrom(c), Gates: g}, nil
+}
+
 // gatesConfigFrom reads and checks the gate flags (and --confirm).
 func gatesConfigFrom(c *cli.Context) (gates.Config, error) {
 	cfg := gates.Config{

@@ -9,7 +9,6 @@ import (
 
 	"github.com/flexipack/cutover/shared/cliapp"
 	"github.com/flexipack/cutover/shared/control"
-	"github.com/flexipack/cutover/shared/gates"
 )
 
 func planCommand() *cli.Command {
@@ -29,30 +28,11 @@ gate guarding it, exactly as 'advance' would, without changing anything:
 Exit status: 0 when the gates pass, 2 when one refuses, 1 on errors.`,
 		Flags: cliapp.Merge(cliapp.StateFlags(), cliapp.LegacyFlags(), cliapp.InfluxFlags(), gateFlags(),
 			[]cli.Flag{&cli.StringFlag{Name: flagConfirm, Usage: "the confirmation the gate into influx-only asks for (type: influx-only)"}, cliapp.OutputFlag()}),
-		Action: cliapp.Action(planConfigFrom, runPlan),
+		Action: cliapp.Action(gatedConfigFrom, runPlan),
 	}
 }
 
-// planConfig is what plan runs with.
-type planConfig struct {
-	Output string
-	Stores storeConfig
-	Gates  gates.Config
-}
-
-func planConfigFrom(c *cli.Context) (planConfig, error) {
-	out, err := cliapp.Output(c)
-	if err != nil {
-		return planConfig{}, err
-	}
-	g, err := gatesConfigFrom(c)
-	if err != nil {
-		return planConfig{}, err
-	}
-	return planConfig{Output: out, Stores: storeConfigFrom(c), Gates: g}, nil
-}
-
-func runPlan(ctx context.Context, env cliapp.Env, cfg planConfig) error {
+func runPlan(ctx context.Context, env cliapp.Env, cfg gatedConfig) error {
 	s, err := openStores(ctx, cfg.Stores, env.Logger)
 	if err != nil {
 		return err

@@ -48,16 +48,13 @@ type rollbackConfig struct {
 }
 
 func rollbackConfigFrom(c *cli.Context) (rollbackConfig, error) {
-	out, err := cliapp.Output(c)
-	if err != nil {
-		return rollbackConfig{}, err
-	}
 	opts, err := changeOptions(c)
-	if err != nil {
-		return rollbackConfig{}, err
-	}
 	opts.RepairMargin = c.Duration("repair-margin")
-	return rollbackConfig{Output: out, Stores: storeConfigFrom(c), Change: opts}, nil
+	cfg := rollbackConfig{Stores: storeConfigFrom(c), Change: opts}
+	if err == nil {
+		cfg.Output, err = cliapp.Output(c)
+	}
+	return cfg, err
 }
 
 func runRollback(ctx context.Context, env cliapp.Env, cfg rollbackConfig) error {

@@ -13,7 +13,6 @@ import (
 
 	"github.com/flexipack/cutover/shared/cliapp"
 	"github.com/flexipack/cutover/shared/control"
-	"github.com/flexipack/cutover/shared/gates"
 )
 
 func statusCommand() *cli.Command {
@@ -40,26 +39,20 @@ func statusCommand() *cli.Command {
 
 // statusConfig is what status runs with.
 type statusConfig struct {
-	Output   string
-	Stores   storeConfig
-	Gates    gates.Config
+	gatedConfig
 	Watch    bool
 	Interval time.Duration
 }
 
 func statusConfigFrom(c *cli.Context) (statusConfig, error) {
-	out, err := cliapp.Output(c)
+	g, err := gatedConfigFrom(c)
 	if err != nil {
 		return statusConfig{}, err
 	}
 	if c.Bool("watch") && c.Duration("interval") <= 0 {
 		return statusConfig{}, cliapp.Exitf(cliapp.ExitFailure, "--interval must be positive")
 	}
-	g, err := gatesConfigFrom(c)
-	if err != nil {
-		return statusConfig{}, err
-	}
-	return statusConfig{Output: out, Stores: storeConfigFrom(c), Gates: g, Watch: c.Bool("watch"), Interval: c.Duration("interval")}, nil
+	return statusConfig{gatedConfig: g, Watch: c.Bool("watch"), Interval: c.Duration("interval")}, nil
 }
 
 func runStatus(ctx context.Context, env cliapp.Env, cfg statusConfig) error {
