@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -414,6 +415,43 @@ func (p *Publisher) Publish(ctx context.Context, msgs []bus.Message) error {
 // and the caller may retry them all. While the broker is unreachable it
 // waits (bounded by ctx) for the connection to come back.
 func (p *Publisher) PublishTo(ctx context.Context, exchange string, msgs []bus.Message) error {
+	// A frame the client cannot encode makes amqp091-go drop the whole
+	// connection, so what can never be published fails here, alone.
+	var refused []error
+	for i := range msgs {
+		if err := checkMessage(exchange, &msgs[i]); err != nil {
+			if refused == nil {
+				msgs = slices.Clone(msgs)
+			}
+			refused = append(refused, &bus.MessageError{ID: bus.BoundID(msgs[i].ID), Err: err})
+		}
+	}
+	if refused != nil {
+		ok := slices.DeleteFunc(msgs, func(m bus.Message) bool { return checkMessage(exchange, &m) != nil })
+		p.m.refused.Add(float64(len(refused)))
+		return errors.Join(append(refused, p.publishTo(ctx, exchange, ok))...)
+	}
+	return p.publishTo(ctx, exchange, msgs)
+}
+
+// checkMessage says why m can never be published to exchange, or nil.
+// Message ids need no check: newEntry bounds them.
+func checkMessage(exchange string, m *bus.Message) error {
+	if len(exchange) > bus.MaxShortString {
+		return fmt.Errorf("exchange name of %d bytes (most %d): %w", len(exchange), bus.MaxShortString, bus.ErrUnpublishable)
+	}
+	if len(m.RoutingKey) > bus.MaxShortString {
+		return fmt.Errorf("routing key of %d bytes (most %d): %w", len(m.RoutingKey), bus.MaxShortString, bus.ErrUnpublishable)
+	}
+	for k := range m.Headers {
+		if len(k) > bus.MaxShortString {
+			return fmt.Errorf("header name of %d bytes (most %d): %w", len(k), bus.MaxShortString, bus.ErrUnpublishable)
+		}
+	}
+	return nil
+}
+
+func (p *Publisher) publishTo(ctx context.Context, exchange string, msgs []bus.Message) error {
 	if len(msgs) == 0 {
 		return nil
 	}
@@ -492,8 +530,9 @@ func (p *Publisher) newEntry(exchange string, m *bus.Message, b *batch) *entry {
 			headers[k] = v
 		}
 	}
+	id := bus.BoundID(m.ID)
 	return &entry{
-		id:       m.ID,
+		id:       id,
 		exchange: exchange,
 		key:      m.RoutingKey,
 		batch:    b,
@@ -501,7 +540,7 @@ func (p *Publisher) newEntry(exchange string, m *bus.Message, b *batch) *entry {
 			Headers:      headers,
 			ContentType:  p.opts.ContentType,
 			DeliveryMode: amqp.Persistent,
-			MessageId:    m.ID,
+			MessageId:    id,
 			Timestamp:    p.opts.Now(),
 			Body:         m.Body,
 		},
@@ -531,6 +570,7 @@ func (p *Publisher) Close() error {
 
 type publisherMetrics struct {
 	published, confirmed, returned, nacked, republished prometheus.Counter
+	refused                                             prometheus.Counter
 	inflight                                            prometheus.Gauge
 	latency                                             prometheus.Observer
 }
@@ -547,12 +587,14 @@ func newPublisherMetrics(reg prometheus.Registerer, name string) *publisherMetri
 	inflight := obs.Register(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "rabbitmq_publisher", Name: "inflight_messages", Help: "Messages published and not yet confirmed."}, []string{"publisher"}))
 	latency := obs.Register(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: "rabbitmq_publisher", Name: "confirm_latency_seconds", Help: "Time from first publish to the broker's confirm.",
 		Buckets: prometheus.ExponentialBuckets(0.0005, 2.5, 12)}, []string{"publisher"}))
+	refused := counter("refused_total", "Messages refused before sending because they can never be published (routing key or header name over 255 bytes).")
 	return &publisherMetrics{
 		published:   published,
 		confirmed:   confirmed,
 		returned:    returned,
 		nacked:      nacked,
 		republished: republished,
+		refused:     refused,
 		inflight:    inflight.WithLabelValues(name),
 		latency:     latency.WithLabelValues(name),
 	}

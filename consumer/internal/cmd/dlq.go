@@ -30,13 +30,13 @@ func dlqFilterFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: flagDLQReason, Category: "Filter", Usage: "only dead letters whose reason contains this text (case-insensitive)"},
 		&cli.StringFlag{Name: flagDLQKind, Category: "Filter", Usage: "only dead letters of this kind: rejected (whole message refused), partial (some samples refused) or broker (dead-lettered by RabbitMQ itself)"},
-		&cli.StringFlag{Name: flagDLQUnit, Category: "Filter", Usage: "only dead letters of this unit"},
+		&cli.StringFlag{Name: flagDLQUnit, Category: "Filter", Usage: "only dead letters of this unit (as the message body names it)"},
 		&cli.IntFlag{Name: flagDLQLimit, Value: 0, DefaultText: "all", Usage: "read at most this many dead letters from the head of the queue"},
 	}
 }
 
 func dlqCommand() *cli.Command {
-	common := cliapp.Merge(dlqFilterFlags(), cliapp.AMQPFlags(), cliapp.TopologyFlags(), []cli.Flag{cliapp.BusFlag(), cliapp.OutputFlag()})
+	common := cliapp.Merge(dlqFilterFlags(), cliapp.AMQPFlags(), cliapp.TopologyFlags(), dlqKafkaFlags(), []cli.Flag{cliapp.BusFlag(), cliapp.OutputFlag()})
 	return &cli.Command{
 		Name:  "dlq",
 		Usage: "inspect and re-drive dead letters (messages the consumer could not store)",
@@ -47,7 +47,10 @@ carries x-reason, x-first-failure, x-original-routing-key, x-kind and x-consumer
 
 'dlq list' shows them without consuming them; 'dlq replay' re-publishes the ones matching a
 filter to their original routing key once the cause is fixed (a new codec version, a corrected
-unit). Only RabbitMQ's dead-letter queue (--dead-queue) is supported.`,
+unit). On RabbitMQ they are the dead-letter queue (--dead-queue); on Kafka (--bus kafka) the
+topic --kafka-dead-topic (default <topic>.dead), a log that keeps every letter until its
+retention ends: replay records its progress under --kafka-replay-group and starts where the
+last replay stopped (--from-start rescans the whole topic).`,
 		Subcommands: []*cli.Command{
 			{
 				Name:  "list",
@@ -60,7 +63,7 @@ read.
   consumer dlq list
   consumer dlq list --kind partial --unit FP2-004211 -o json`,
 				Flags:  common,
-				Action: cliapp.Action(dlqConfigFrom, dlqList),
+				Action: dlqListAction,
 			},
 			{
 				Name:  "replay",
@@ -73,13 +76,21 @@ keeps x-first-failure, and x-replays counts its replays; if it fails again it co
 fresh reason. Without --execute it prints what it would replay and changes nothing.
 Dead letters that do not match stay in the queue, in place.
 
-Exit status: 0 when done (or nothing matched), 1 when a publish or ack failed (what was
-replayed so far is reported).
+Letters are routed only by the routing key they were dead-lettered under (never by a header
+the original message carried), and only when that key matches --binding-key, so a letter
+cannot be steered to another queue. --unit matches the unit the body names. Each letter is
+settled on its own: one that cannot be replayed (unroutable, outside the binding, refused)
+stays in the queue, the others are replayed, and the summary lists every skipped one and why.
+
+Exit status: 0 when every matching letter was replayed (or nothing matched), 3 when some were
+skipped (the others were replayed), 1 when the queue or the broker failed (what was replayed
+so far is reported).
 
   consumer dlq replay --kind rejected --reason "unknown root"            # dry run
   consumer dlq replay --kind rejected --reason "unknown root" --execute`,
-				Flags:  cliapp.Merge(common, []cli.Flag{&cli.BoolFlag{Name: flagDLQExecute, Usage: "replay for real; without it, a dry run"}}),
-				Action: cliapp.Action(dlqConfigFrom, dlqReplay),
+				Flags: cliapp.Merge(common, []cli.Flag{&cli.BoolFlag{Name: flagDLQExecute, Usage: "replay for real; without it, a dry run"},
+					&cli.BoolFlag{Name: flagDLQFromStart, Category: "Kafka", Usage: "on Kafka: scan the dead-letter topic from its start, not from where the last replay stopped"}}),
+				Action: dlqReplayAction,
 			},
 		},
 	}
@@ -101,13 +112,13 @@ func dlqConfigFrom(c *cli.Context) (dlqConfig, error) {
 		return dlqConfig{}, err
 	}
 	if b := c.String(cliapp.FlagBus); b != "rabbitmq" {
-		return dlqConfig{}, cliapp.Exitf(cliapp.ExitFailure, "dlq: --bus %s: only the RabbitMQ dead-letter queue can be listed and replayed; Kafka dead letters are in the topic --kafka-dead-topic (default <topic>.dead)", b)
+		return dlqConfig{}, cliapp.Exitf(cliapp.ExitFailure, "dlq: --bus %q: want rabbitmq or kafka", b)
 	}
 	topo := cliapp.Topology(c)
 	if err := topo.Validate(); err != nil {
 		return dlqConfig{}, cliapp.Exit(err, cliapp.ExitFailure)
 	}
-	f := dlq.Filter{Reason: c.String(flagDLQReason), Kind: c.String(flagDLQKind), Unit: c.String(flagDLQUnit)}
+	f := dlq.Filter{Reason: c.String(flagDLQReason), Kind: c.String(flagDLQKind), Unit: c.String(flagDLQUnit), Binding: topo.BindingKey}
 	switch f.Kind {
 	case "", dlq.KindRejected, dlq.KindPartial, "broker":
 	default:
@@ -140,6 +151,14 @@ func dlqConnect(ctx context.Context, cfg dlqConfig, logger *slog.Logger) (*rabbi
 	return conn, nil
 }
 
+// dlqListAction lists the dead letters of the bus --bus names.
+func dlqListAction(c *cli.Context) error {
+	if c.String(cliapp.FlagBus) == "kafka" {
+		return dlqKafkaList(c)
+	}
+	return cliapp.Action(dlqConfigFrom, dlqList)(c)
+}
+
 func dlqList(ctx context.Context, env cliapp.Env, cfg dlqConfig) error {
 	conn, err := dlqConnect(ctx, cfg, env.Logger)
 	if err != nil {
@@ -162,6 +181,14 @@ func dlqList(ctx context.Context, env cliapp.Env, cfg dlqConfig) error {
 	writeEntries(env.Out, entries)
 	fmt.Fprintf(env.Out, "%d of %d dead letters in %q match\n", len(entries), total, topo.DeadQueue)
 	return nil
+}
+
+// dlqReplayAction replays the dead letters of the bus --bus names.
+func dlqReplayAction(c *cli.Context) error {
+	if c.String(cliapp.FlagBus) == "kafka" {
+		return dlqKafkaReplay(c)
+	}
+	return cliapp.Action(dlqConfigFrom, dlqReplay)(c)
 }
 
 func dlqReplay(ctx context.Context, env cliapp.Env, cfg dlqConfig) error {
@@ -191,13 +218,21 @@ func dlqReplay(ctx context.Context, env cliapp.Env, cfg dlqConfig) error {
 	} else {
 		writeEntries(env.Out, res.Entries)
 		if execute {
-			fmt.Fprintf(env.Out, "replayed %d of %d matching dead letters (%d read) to exchange %q\n", res.Replayed, res.Matched, res.Read, topo.Exchange)
+			fmt.Fprintf(env.Out, "replayed %d of %d matching dead letters (%d read) to exchange %q; skipped %d (left in %q)\n", res.Replayed, res.Matched, res.Read, topo.Exchange, res.Skipped, topo.DeadQueue)
+			for _, e := range res.Entries {
+				if e.Skipped != "" {
+					fmt.Fprintf(env.Out, "  skipped %d (id %q): %s\n", e.Position, e.ID, e.Skipped)
+				}
+			}
 		} else {
 			fmt.Fprintf(env.Out, "dry run: would replay %d of %d dead letters to exchange %q; add --execute to replay\n", res.Matched, res.Read, topo.Exchange)
 		}
 	}
 	if rerr != nil {
 		return cliapp.Exitf(cliapp.ExitFailure, "dlq replay: %w", rerr)
+	}
+	if res.Skipped > 0 {
+		return cliapp.Exitf(cliapp.ExitNoRecords, "dlq replay: %d dead letters skipped (see above); the others were replayed", res.Skipped)
 	}
 	return nil
 }

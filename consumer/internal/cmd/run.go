@@ -17,6 +17,7 @@ import (
 	"github.com/flexipack/cutover/shared/cliapp"
 	"github.com/flexipack/cutover/shared/cutover"
 	"github.com/flexipack/cutover/shared/influx"
+	"github.com/flexipack/cutover/shared/kafka"
 	"github.com/flexipack/cutover/shared/legacy"
 	"github.com/flexipack/cutover/shared/obs"
 	"github.com/flexipack/cutover/shared/rabbit"
@@ -36,6 +37,7 @@ const (
 	flagKafkaTopic      = "kafka-topic"
 	flagKafkaGroup      = "kafka-group"
 	flagKafkaDeadTopic  = "kafka-dead-topic"
+	flagKafkaSession    = "kafka-session-timeout"
 	flagLegacyAttempts  = "legacy-attempts"
 )
 
@@ -73,6 +75,8 @@ func runFlags() []cli.Flag {
 			Usage: "consumer group; consumers in one group share the topic's partitions"},
 		&cli.StringFlag{Name: flagKafkaDeadTopic, EnvVars: []string{"KAFKA_DEAD_TOPIC"}, DefaultText: "<kafka-topic>.dead", Category: "Kafka",
 			Usage: "topic dead letters go to with --bus kafka"},
+		&cli.DurationFlag{Name: flagKafkaSession, EnvVars: []string{"KAFKA_SESSION_TIMEOUT"}, Value: 10 * time.Second, Category: "Kafka",
+			Usage: "how long the group waits for a silent (killed) member before moving its partitions to the others"},
 		cliapp.HTTPAddrFlag("127.0.0.1:9100"),
 		cliapp.BusFlag(),
 	}
@@ -136,10 +140,11 @@ type busConfig struct {
 	MgmtURL        string
 	Topology       rabbit.Topology
 	Prefetch       int
-	KafkaBrokers   []string
+	Kafka          kafka.Config
 	KafkaTopic     string
 	KafkaGroup     string
 	KafkaDeadTopic string // default <KafkaTopic>.dead
+	KafkaSession   time.Duration
 }
 
 func runConfigFrom(c *cli.Context) (runConfig, error) {
@@ -156,8 +161,9 @@ func runConfigFrom(c *cli.Context) (runConfig, error) {
 			ShutdownTimeout: c.Duration(flagShutdownTimeout),
 		},
 		Bus: busConfig{Bus: c.String(cliapp.FlagBus), AMQPURL: c.String(cliapp.FlagAMQPURL), MgmtURL: c.String(cliapp.FlagAMQPMgmtURL),
-			Topology: cliapp.Topology(c), Prefetch: c.Int(flagPrefetch), KafkaBrokers: c.StringSlice(cliapp.FlagKafkaBrokers),
-			KafkaTopic: c.String(flagKafkaTopic), KafkaGroup: c.String(flagKafkaGroup), KafkaDeadTopic: c.String(flagKafkaDeadTopic)},
+			Topology: cliapp.Topology(c), Prefetch: c.Int(flagPrefetch), Kafka: cliapp.KafkaConfig(c),
+			KafkaTopic: c.String(flagKafkaTopic), KafkaGroup: c.String(flagKafkaGroup), KafkaDeadTopic: c.String(flagKafkaDeadTopic),
+			KafkaSession: c.Duration(flagKafkaSession)},
 	}
 	if cfg.Bus.KafkaDeadTopic == "" {
 		cfg.Bus.KafkaDeadTopic = cfg.Bus.KafkaTopic + ".dead"
@@ -307,12 +313,16 @@ func openBus(ctx context.Context, cfg busConfig, id string, logger *slog.Logger,
 		}
 		return src, &dlq.RabbitWriter{Pub: pub, Exchange: topo.DeadExchange, ConsumerID: id}, closeAll, nil
 	case "kafka":
-		src, err := source.NewKafka(source.KafkaOptions{Brokers: cfg.KafkaBrokers, Topic: cfg.KafkaTopic, GroupID: cfg.KafkaGroup,
-			QueueCapacity: cfg.Prefetch}, logger)
+		src, err := source.NewKafka(source.KafkaOptions{Cluster: cfg.Kafka, Topic: cfg.KafkaTopic, GroupID: cfg.KafkaGroup,
+			QueueCapacity: cfg.Prefetch, SessionTimeout: cfg.KafkaSession}, logger)
 		if err != nil {
 			return nil, nil, nil, err
 		}
-		w := dlq.NewKafkaWriter(cfg.KafkaBrokers, cfg.KafkaDeadTopic, id)
+		w, err := dlq.NewKafkaWriter(cfg.Kafka, cfg.KafkaDeadTopic, id, logger, reg)
+		if err != nil {
+			_ = src.Close()
+			return nil, nil, nil, fmt.Errorf("dead-letter producer: %w", err)
+		}
 		return src, w, func() { _ = w.Close() }, nil
 	default:
 		return nil, nil, nil, fmt.Errorf("--%s %q: want rabbitmq or kafka", cliapp.FlagBus, cfg.Bus)

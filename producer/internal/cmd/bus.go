@@ -37,7 +37,7 @@ func busFlags() []cli.Flag {
 		},
 		cliapp.KafkaFlags(),
 		[]cli.Flag{
-			kafka.TopicFlag(),
+			cliapp.KafkaTopicFlag(),
 			&cli.DurationFlag{Name: flagConnectTimeout, EnvVars: []string{"BUS_CONNECT_TIMEOUT"}, Value: 30 * time.Second, Category: "Bus",
 				Usage: "how long to wait for the first connection to the broker before giving up"},
 		},
@@ -59,7 +59,7 @@ type busConfig struct {
 	Topology       rabbit.Topology
 	ConnName       string // "" for producer-<command>-<host>-<pid>
 	Window         int
-	KafkaBrokers   []string
+	Kafka          kafka.Config
 	KafkaTopic     string
 	ConnectTimeout time.Duration
 }
@@ -67,8 +67,8 @@ type busConfig struct {
 // busConfigFrom reads and checks the busFlags.
 func busConfigFrom(c *cli.Context) (busConfig, error) {
 	cfg := busConfig{Bus: c.String(cliapp.FlagBus), AMQPURL: c.String(cliapp.FlagAMQPURL), Topology: cliapp.Topology(c),
-		ConnName: c.String(flagConnName), Window: c.Int(flagWindow), KafkaBrokers: c.StringSlice(cliapp.FlagKafkaBrokers),
-		KafkaTopic: c.String(kafka.FlagTopic), ConnectTimeout: c.Duration(flagConnectTimeout)}
+		ConnName: c.String(flagConnName), Window: c.Int(flagWindow), Kafka: cliapp.KafkaConfig(c),
+		KafkaTopic: c.String(cliapp.FlagKafkaTopic), ConnectTimeout: c.Duration(flagConnectTimeout)}
 	switch cfg.Bus {
 	case "rabbitmq", "rabbit", "amqp":
 		if err := cfg.Topology.Validate(); err != nil {
@@ -110,12 +110,36 @@ func openBus(ctx context.Context, cfg busConfig, command string, logger *slog.Lo
 		}, nil
 	case "kafka":
 		topic := cfg.KafkaTopic
-		pub, err := kafka.NewPublisher(cfg.KafkaBrokers, topic, kafka.Options{}, logger, reg)
+		pub, err := kafka.NewPublisher(cfg.Kafka, topic, kafka.Options{}, logger, reg)
 		if err != nil {
 			return nil, cliapp.Exit(err, cliapp.ExitFailure)
+		}
+		// As with RabbitMQ, start only once the broker serves the topic
+		// (a metadata request), within the connect timeout.
+		if err := waitReady(ctx, pub.Check, cfg.ConnectTimeout); err != nil {
+			_ = pub.Close()
+			return nil, fmt.Errorf("kafka topic %s: %w", topic, err)
 		}
 		return &busConn{pub: pub, ready: pub.Check, close: pub.Close, desc: "kafka topic " + topic}, nil
 	default:
 		return nil, cliapp.Exitf(cliapp.ExitFailure, "--bus %q: want rabbitmq or kafka", cfg.Bus)
+	}
+}
+
+// waitReady polls check until it passes or timeout ends, returning the
+// last error.
+func waitReady(ctx context.Context, check func(context.Context) error, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	for {
+		err := check(ctx)
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("not ready within %s: %w", timeout, err)
+		case <-time.After(500 * time.Millisecond):
+		}
 	}
 }

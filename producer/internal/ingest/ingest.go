@@ -27,7 +27,8 @@ import (
 // HeaderMessageID is the request header a client may set to name its
 // message (kept as the bus message id, so a client's retry of the same
 // message is recognisable downstream). Without it the id is the unit and a
-// hash of the body.
+// hash of the body. An id over 255 bytes is replaced by bus.BoundID's
+// stable short form, which the 202 answer reports.
 const HeaderMessageID = "X-Message-Id"
 
 // Options tune a Handler.
@@ -123,6 +124,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) int {
 		sha := sha256.Sum256(body)
 		id = sum.Unit + ":" + hex.EncodeToString(sha[:12])
 	}
+	id = bus.BoundID(id) // an AMQP message id is at most 255 bytes
 	msg := bus.Message{
 		ID:         id,
 		Key:        sum.Unit,
@@ -138,6 +140,9 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) int {
 	ctx, cancel := context.WithTimeout(r.Context(), h.opts.ConfirmTimeout)
 	defer cancel()
 	if err := h.pub.Publish(ctx, []bus.Message{msg}); err != nil {
+		if errors.Is(err, bus.ErrUnpublishable) {
+			return fail(w, http.StatusBadRequest, "can never be published: "+err.Error())
+		}
 		if errors.Is(err, rabbit.ErrUnroutable) {
 			// A configuration problem, not the client's: nothing stored.
 			h.logger.Error("ingest: message unroutable", "id", id, "err", err)

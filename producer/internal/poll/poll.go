@@ -265,7 +265,13 @@ func (p *Poller) fetchAndPublish(ctx context.Context, e *endpoint) (string, erro
 func (p *Poller) publish(ctx context.Context, msg bus.Message) error {
 	err := retry.Do(ctx, retry.Policy{OnRetry: func(_ int, err error, wait time.Duration) {
 		p.logger.Warn("publish failed, retrying", "id", msg.ID, "err", err, "retry_in", wait)
-	}}, func(ctx context.Context) error { return p.pub.Publish(ctx, []bus.Message{msg}) })
+	}}, func(ctx context.Context) error {
+		err := p.pub.Publish(ctx, []bus.Message{msg})
+		if errors.Is(err, bus.ErrUnpublishable) {
+			return retry.Permanent(fmt.Errorf("publish %s, not retried: %w", msg.ID, err))
+		}
+		return err
+	})
 	var stopped *retry.StoppedError
 	if errors.As(err, &stopped) {
 		return fmt.Errorf("publish: %w", stopped.Err)
