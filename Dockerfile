@@ -1,4 +1,4 @@
-# One image with all five binaries (producer, consumer, backfill, migrate, alert);
+# One image with all six binaries (producer, consumer, backfill, migrate, query, alert);
 # docker-compose.yml's `command:` picks one. Configured only through the same
 # environment variables as the shell (AMQP_URL, PG_DSN, INFLUX_URL, …).
 #
@@ -16,7 +16,7 @@ COPY . .
 ARG VERSION=dev
 RUN CGO_ENABLED=0 go build -trimpath \
       -ldflags "-s -w -X github.com/flexipack/cutover/shared/cliapp.Version=${VERSION}" \
-      -o /out/ ./producer ./consumer ./backfill ./migrate ./alert
+      -o /out/ ./producer ./consumer ./backfill ./migrate ./query ./alert
 
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/ /usr/local/bin/

@@ -11,7 +11,7 @@ PKGS       ?= ./...
 # Packages with benchmarks; grows as benchmarks land next to their baselines.
 BENCH_PKGS ?= ./shared/... ./consumer/internal/pipeline ./backfill/... ./alert/...
 BENCHTIME  ?= 1s
-BINARIES   := producer consumer backfill migrate alert
+BINARIES   := producer consumer backfill migrate query alert
 VERSION    ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS    := -X github.com/flexipack/cutover/shared/cliapp.Version=$(VERSION)
 
