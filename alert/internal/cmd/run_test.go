@@ -41,13 +41,13 @@ func gen1(unit string, at time.Time, tempC float64) []byte {
 }
 
 type runHarness struct {
-	t   *testing.T
+	t   testing.TB
 	ctx context.Context
 	cfg runConfig
 	ch  *amqp.Channel
 }
 
-func newRunHarness(t *testing.T, amURL string) *runHarness {
+func newRunHarness(t testing.TB, amURL string) *runHarness {
 	ctx := testenv.Context(t, 4*time.Minute)
 	name := testenv.Name(t, "alert")
 	dir := t.TempDir()
