@@ -101,7 +101,7 @@ func runFlags() []cli.Flag {
 			influxFlags = append(influxFlags, f)
 		}
 	}
-	return cliapp.Merge(own, cliapp.AMQPFlags(), topo, cliapp.KafkaFlags(), cliapp.KafkaSecurityFlags(), cliapp.StateFlags(), influxFlags)
+	return cliapp.Merge(own, cliapp.AMQPFlags(), topo, cliapp.KafkaFlags(), cliapp.StateFlags(), influxFlags)
 }
 
 // The Alertmanager URL may carry basic-auth credentials: it gets an
@@ -161,8 +161,8 @@ SIGHUP reloads --rules, keeping the state of every rule whose name and kind are 
 file with errors is refused (logged with file:line) and the old rules stay. SIGTERM stops
 reading, writes the state and exits 0.
 
-Exit status: 0 stopped by a signal, 1 a start-up error (bad rules, unreachable services at start
-are retried until the signal).
+Exit status: 0 stopped by a signal, 1 a start-up error (rules with errors, a port in use, a bad
+flag). Services unreachable at start are retried until they answer or a signal ends the wait.
 
 /metrics, /-/healthy and /-/ready are served on --http-addr.`,
 		Flags:  runFlags(),
