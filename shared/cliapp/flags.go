@@ -6,9 +6,8 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/flexipack/cutover/shared/tlsconf"
-
 	"github.com/flexipack/cutover/shared/influx"
+	"github.com/flexipack/cutover/shared/tlsconf"
 )
 
 // Environment variables every binary reads for the services it talks to.
@@ -203,7 +202,7 @@ func Output(c *cli.Context) (string, error) {
 	case "table", "json":
 		return o, nil
 	default:
-		return "", cli.Exit(fmt.Sprintf("--output %q: want table or json", o), ExitFailure)
+		return "", Exitf(ExitFailure, "--output %q: want table or json", o)
 	}
 }
 
