@@ -488,6 +488,22 @@ func fleetCharts(t *testing.T, e *env) {
 	b.run(t, "open the fleet page", chromedp.Navigate(st.base+"/?every=60000&range=6h#/fleet"))
 	checkChart(t, b, st.base, "fleet-soc", func(p map[string]any) bool { return p["soc_pct_mean"] != nil })
 	checkChart(t, b, st.base, "fleet-power", func(p map[string]any) bool { return p["power_kw"] != nil })
+	// The range picker: one hour asks for one hour, without a reload.
+	before := eval[string](t, b, `document.querySelector("figure[data-figure=fleet-soc]").dataset.source`)
+	eval[bool](t, b, `(() => { const r = document.getElementById("range"); r.value = "1h"; r.dispatchEvent(new Event("change")); return true })()`)
+	b.waitFor(t, 15*time.Second, "the charts to follow the range", `document.querySelector("figure[data-figure=fleet-soc]")?.dataset.source !== `+js(before))
+	checkChart(t, b, st.base, "fleet-soc", func(p map[string]any) bool { return p["soc_pct_mean"] != nil })
+	src := eval[string](t, b, `document.querySelector("figure[data-figure=fleet-soc]").dataset.source`)
+	u, err := url.Parse(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	from, err1 := time.Parse(time.RFC3339, u.Query().Get("from"))
+	to, err2 := time.Parse(time.RFC3339, u.Query().Get("to"))
+	if err1 != nil || err2 != nil || to.Sub(from).Round(time.Minute) != time.Hour {
+		t.Fatalf("with range 1 hour the page asked %s", src)
+	}
+	eval[bool](t, b, `(() => { const r = document.getElementById("range"); r.value = "6h"; r.dispatchEvent(new Event("change")); return true })()`)
 	b.noErrors(t, "fleet page")
 	b.screenshot(t, st.root, "fleet", false)
 }
