@@ -323,7 +323,7 @@ func js(s string) string { b, _ := json.Marshal(s); return string(b) }
 // TestConsoleInChromium drives the console in headless Chromium against
 // query serve over real PostgreSQL stores.
 func TestConsoleInChromium(t *testing.T) {
-	ctx := testenv.Context(t, 4*time.Minute)
+	ctx := testenv.Context(t, 6*time.Minute)
 	st := startStack(t, ctx)
 	beater(ctx, t, st.state, "consumer-a")
 	e := &env{ctx: ctx, st: st, stopB: beater(ctx, t, st.state, "consumer-b"), b: startBrowser(t)}
@@ -357,8 +357,8 @@ func phaseShown(t *testing.T, e *env) {
 		t.Fatal(err)
 	}
 	b.run(t, "open the cutover page", chromedp.Navigate(st.base+"/?every=1000#/cutover"))
-	b.waitFor(t, 15*time.Second, "the phase to show", phaseEl+`?.textContent === `+js(string(cur.Phase)))
-	b.waitFor(t, 15*time.Second, "both consumers to show", `document.querySelectorAll("tr[data-consumer]").length === 2`)
+	b.waitFor(t, 30*time.Second, "the phase to show", phaseEl+`?.textContent === `+js(string(cur.Phase)))
+	b.waitFor(t, 30*time.Second, "both consumers to show", `document.querySelectorAll("tr[data-consumer]").length === 2`)
 	badge := eval[string](t, b, `document.getElementById("phase-badge").textContent`)
 	if badge != string(cur.Phase) {
 		t.Fatalf("the header shows phase %q; the state store holds %q", badge, cur.Phase)
@@ -375,7 +375,7 @@ func phaseFollowsAdvance(t *testing.T, e *env) {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("migrate advance: %v\n%s", err, out)
 	}
-	b.waitFor(t, 15*time.Second, "the page to show dual-write", phaseEl+`?.textContent === "dual-write"`)
+	b.waitFor(t, 30*time.Second, "the page to show dual-write", phaseEl+`?.textContent === "dual-write"`)
 	if !eval[bool](t, b, `window.__notReloaded === true`) {
 		t.Fatal("the page reloaded to show the new phase")
 	}
@@ -415,7 +415,7 @@ func shadowMismatchShown(t *testing.T, e *env) {
 		t.Fatalf("readings: %d served by %q", res.StatusCode, res.Header.Get("X-Served-By"))
 	}
 	ex := `document.querySelector("[data-testid=shadow-example]")`
-	b.waitFor(t, 20*time.Second, "the mismatch to show", ex+`?.textContent.includes("soc_pct")`)
+	b.waitFor(t, 30*time.Second, "the mismatch to show", ex+`?.textContent.includes("soc_pct")`)
 	text := eval[string](t, b, ex+`.textContent`)
 	for _, want := range []string{"readings", p.unit, strconv.FormatFloat(p.legacy, 'f', -1, 64), strconv.FormatFloat(p.influxDB, 'f', -1, 64), "postgres", "influxdb"} {
 		if !strings.Contains(text, want) {
@@ -451,16 +451,16 @@ func backfillGapsVerifyShown(t *testing.T, e *env) {
 		t.Fatal(err)
 	}
 	row := `document.querySelector("#backfills tbody tr")`
-	b.waitFor(t, 15*time.Second, "the backfill run to show", row+`?.textContent.includes("bf-console-test")`)
+	b.waitFor(t, 30*time.Second, "the backfill run to show", row+`?.textContent.includes("bf-console-test")`)
 	text := eval[string](t, b, row+`.textContent`)
 	for _, want := range []string{"running", "35%", "30,240 / 86,400 points", "1,850 pts/s", "throttled", "write latency 2.4s > 2s", "30s"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("the backfill row lacks %q: %q", want, text)
 		}
 	}
-	b.waitFor(t, 15*time.Second, "the gap to show", `document.querySelector("#gaps tbody")?.textContent.includes("FP-002")`)
-	b.waitFor(t, 15*time.Second, "the gate to name the gap", `document.querySelector("[data-gate=no-open-gaps]")?.dataset.status === "fail"`)
-	b.waitFor(t, 15*time.Second, "the verify to show", `document.querySelector("#verify")?.textContent.includes("all windows match")`)
+	b.waitFor(t, 30*time.Second, "the gap to show", `document.querySelector("#gaps tbody")?.textContent.includes("FP-002")`)
+	b.waitFor(t, 30*time.Second, "the gate to name the gap", `document.querySelector("[data-gate=no-open-gaps]")?.dataset.status === "fail"`)
+	b.waitFor(t, 30*time.Second, "the verify to show", `document.querySelector("#verify")?.textContent.includes("all windows match")`)
 	b.noErrors(t, "cutover page with a backfill, a gap and a verify")
 }
 
@@ -491,7 +491,7 @@ func fleetCharts(t *testing.T, e *env) {
 	// The range picker: one hour asks for one hour, without a reload.
 	before := eval[string](t, b, `document.querySelector("figure[data-figure=fleet-soc]").dataset.source`)
 	eval[bool](t, b, `(() => { const r = document.getElementById("range"); r.value = "1h"; r.dispatchEvent(new Event("change")); return true })()`)
-	b.waitFor(t, 15*time.Second, "the charts to follow the range", `document.querySelector("figure[data-figure=fleet-soc]")?.dataset.source !== `+js(before))
+	b.waitFor(t, 30*time.Second, "the charts to follow the range", `document.querySelector("figure[data-figure=fleet-soc]")?.dataset.source !== `+js(before))
 	checkChart(t, b, st.base, "fleet-soc", func(p map[string]any) bool { return p["soc_pct_mean"] != nil })
 	src := eval[string](t, b, `document.querySelector("figure[data-figure=fleet-soc]").dataset.source`)
 	u, err := url.Parse(src)
@@ -529,7 +529,7 @@ func phoneDark(t *testing.T, e *env) {
 		t.Fatal(err)
 	}
 	b.run(t, "phone in dark mode", chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(2)), chromedp.Navigate(st.base+"/?every=60000#/cutover"))
-	b.waitFor(t, 15*time.Second, "the phase to show", phaseEl+`?.textContent === "shadow-read"`)
+	b.waitFor(t, 30*time.Second, "the phase to show", phaseEl+`?.textContent === "shadow-read"`)
 	overflow := eval[int](t, b, `document.documentElement.scrollWidth - window.innerWidth`)
 	if overflow > 1 {
 		t.Errorf("the page is %dpx wider than a 390px phone screen", overflow)
@@ -548,7 +548,7 @@ func phoneDark(t *testing.T, e *env) {
 func checkChart(t *testing.T, b *browser, base, key string, has func(map[string]any) bool) {
 	t.Helper()
 	fig := `document.querySelector(` + js(`figure[data-figure="`+key+`"]`) + `)`
-	b.waitFor(t, 20*time.Second, key+" to draw", fig+`?.querySelector("svg") != null`)
+	b.waitFor(t, 30*time.Second, key+" to draw", fig+`?.querySelector("svg") != null`)
 	src := eval[string](t, b, fig+`.dataset.source`)
 	res, err := http.Get(base + src)
 	if err != nil {
