@@ -47,6 +47,8 @@ type stack struct {
 	state   *cutover.Store
 	root    string
 	dsn     string // the legacy and state store
+	influx  testenv.InfluxDB
+	query   string // the query binary
 	migrate string // the migrate binary
 	planted planted
 }
@@ -107,13 +109,23 @@ func startStack(t *testing.T, ctx context.Context) *stack {
 	}
 	t.Cleanup(state.Close)
 
+	st := &stack{state: state, root: root, dsn: dsn, migrate: filepath.Join(bins, "migrate"), query: bin, influx: idb, planted: planted}
+	st.base = st.serve(t, "--shadow-rate", "1")
+	return st
+}
+
+// serve starts query serve over the stack's stores and returns its base
+// URL once it is ready; it stops when the test ends.
+func (st *stack) serve(t *testing.T, args ...string) string {
+	t.Helper()
 	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 	logf, err := os.Create(filepath.Join(t.TempDir(), "query.log"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "serve", "--http-addr", addr, "--pg-dsn", dsn, "--state-dsn", dsn, "--phase-poll", "500ms",
-		"--influx-url", idb.URL, "--influx-org", idb.Org, "--influx-bucket", idb.Bucket, "--shadow-rate", "1")
+	idb := st.influx
+	cmd := exec.Command(st.query, append([]string{"serve", "--http-addr", addr, "--pg-dsn", st.dsn, "--state-dsn", st.dsn, "--phase-poll", "500ms",
+		"--influx-url", idb.URL, "--influx-org", idb.Org, "--influx-bucket", idb.Bucket}, args...)...)
 	cmd.Env = append(os.Environ(), "INFLUX_TOKEN="+idb.Token)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
@@ -146,7 +158,7 @@ func startStack(t *testing.T, ctx context.Context) *stack {
 		}
 		return nil
 	})
-	return &stack{base: base, state: state, root: root, dsn: dsn, migrate: filepath.Join(bins, "migrate"), planted: planted}
+	return base
 }
 
 // Fleet data: 2 sites, 2 units each, one reading every 5 minutes over the
@@ -335,6 +347,7 @@ func TestConsoleInChromium(t *testing.T) {
 	t.Run("a consumer that stops beating is highlighted", func(t *testing.T) { staleConsumerHighlighted(t, e) })
 	t.Run("fleet charts draw the points the API returned", func(t *testing.T) { fleetCharts(t, e) })
 	t.Run("unit page draws its series and latest reading", func(t *testing.T) { unitPage(t, e) })
+	t.Run("with tokens, the console asks for one and then shows the cutover", func(t *testing.T) { tokenAsked(t, e) })
 	t.Run("usable on a phone, readable in dark mode", func(t *testing.T) { phoneDark(t, e) })
 }
 
@@ -582,4 +595,43 @@ func checkChart(t *testing.T, b *browser, base, key string, has func(map[string]
 	if rows == 0 {
 		t.Fatalf("%s: no table view rows", key)
 	}
+}
+
+// tokenAsked: against a query serve with --tokens-file, the console's files
+// load, the API refuses without a token, the page asks for one, and with it
+// shows the phase.
+func tokenAsked(t *testing.T, e *env) {
+	st, b := e.st, e.b
+	const token = "console-test-token-0123456789"
+	tokens := filepath.Join(t.TempDir(), "tokens")
+	if err := os.WriteFile(tokens, []byte("# read-only\n"+token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	base := st.serve(t, "--tokens-file", tokens, "--shadow-rate", "0")
+	b.run(t, "open the console of the service with tokens", chromedp.Navigate(base+"/?every=1000#/cutover"))
+	b.waitFor(t, 30*time.Second, "the token form to show", `!document.getElementById("token-form").hidden`)
+	if status := eval[string](t, b, `document.getElementById("status").textContent`); !strings.Contains(status, "bearer token") {
+		t.Errorf("status line %q does not ask for a token", status)
+	}
+	eval[bool](t, b, `(() => { document.getElementById("token").value = `+js(token)+`; document.getElementById("token-form").requestSubmit(); return true })()`)
+	cur, err := st.state.Current(e.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.waitFor(t, 30*time.Second, "the phase to show with the token", phaseEl+`?.textContent === `+js(string(cur.Phase)))
+	b.waitFor(t, 10*time.Second, "the token form to hide", `document.getElementById("token-form").hidden`)
+	// The refused requests before the token are the only errors the page logged.
+	b.mu.Lock()
+	errs := b.errs
+	b.errs = nil
+	b.mu.Unlock()
+	for _, msg := range errs {
+		if !strings.Contains(msg, "401") {
+			t.Errorf("unexpected error on the page: %s", msg)
+		}
+	}
+	if got := eval[string](t, b, `sessionStorage.getItem("cutover-console-token")`); got != token {
+		t.Errorf("the token is kept as %q in session storage", got)
+	}
+	eval[bool](t, b, `(() => { sessionStorage.clear(); return true })()`)
 }
