@@ -52,7 +52,7 @@ func TestSecretsFromFiles(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, out)
 	}
-	want := map[string]string{cliapp.FlagInfluxToken: "admin:file-secret", cliapp.FlagAWSSecret: "aws-file-secret", cliapp.FlagControlToken: "ctl-secret", }
+	want := map[string]string{cliapp.FlagInfluxToken: "admin:file-secret", cliapp.FlagAWSSecret: "aws-file-secret", cliapp.FlagControlToken: "ctl-secret"}
 	for k, v := range want {
 		if seen[k] != v {
 			t.Errorf("--%s = %q, want %q", k, seen[k], v)
