@@ -10,9 +10,9 @@ type RecordColumns struct{ c columns }
 // NewRecordColumns maps the answer's column names to Record fields.
 func NewRecordColumns(names []string) RecordColumns { return RecordColumns{c: columnsOf(names)} }
 
-// Record fills rec from one row; unit is the series' unit tag when the
-// query grouped by it ("" when unit is a column). Alarms are left empty:
-// they are points of bsu_alarm.
-func (rc RecordColumns) Record(rec *telemetry.Record, unit string, row []any) error {
-	return rc.c.record(rec, map[string]string{"unit": unit}, row)
+// Record fills rec from one row and its series' tags (those the query
+// grouped by; nil when the tags are columns). Alarms are left empty: they
+// are points of bsu_alarm.
+func (rc RecordColumns) Record(rec *telemetry.Record, tags map[string]string, row []any) error {
+	return rc.c.record(rec, tags, row)
 }

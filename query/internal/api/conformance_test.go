@@ -124,15 +124,21 @@ func TestConformance(t *testing.T) {
 		name, source string
 		lag          time.Duration
 		now          time.Time
+		cache        bool // each request twice: filling the fleet cache, then from it
 	}{
-		{"rollups", "rollup", reader.DefaultRollupLag, end.Add(24 * time.Hour)},
-		{"raw", "raw", 100 * 365 * 24 * time.Hour, end},
-		{"rollups and raw", "rollup+raw", reader.DefaultRollupLag, testFleet.From.Add(19*time.Hour + 17*time.Minute)},
+		{"rollups", "rollup", reader.DefaultRollupLag, end.Add(24 * time.Hour), false},
+		{"raw", "raw", 100 * 365 * 24 * time.Hour, end, false},
+		{"rollups and raw", "rollup+raw", reader.DefaultRollupLag, testFleet.From.Add(19*time.Hour + 17*time.Minute), false},
+		{"rollups cached", "rollup", reader.DefaultRollupLag, end.Add(24 * time.Hour), true},
+		{"rollups and raw cached", "rollup+raw", reader.DefaultRollupLag, testFleet.From.Add(29*time.Hour + 47*time.Minute), true},
 	}
 	hp := newHarness(t, DefaultConfig(), pg, nil, cutover.Legacy, nil, nil)
 	for _, v := range variants {
 		t.Run(v.name, func(t *testing.T) {
 			ir := reader.NewInflux(c, v.lag, func() time.Time { return v.now })
+			if v.cache {
+				ir = ir.WithFleetCache(time.Hour)
+			}
 			hi := newHarness(t, DefaultConfig(), nil, ir, cutover.InfluxOnly, nil, nil)
 			q := reader.FleetQuery{From: testFleet.From, To: end.Truncate(time.Hour), Step: time.Hour}
 			if f, err := ir.Fleet(context.Background(), q); err != nil || f.Source != v.source || len(f.Points) == 0 {
@@ -142,7 +148,11 @@ func TestConformance(t *testing.T) {
 			if s, err := ir.Series(context.Background(), sq); err != nil || s.Source != v.source || len(s.Points) == 0 {
 				t.Fatalf("series from %q (%d points, %v), want %q", s.Source, len(s.Points), err, v.source)
 			}
-			for _, path := range conformanceRequests() {
+			paths := conformanceRequests()
+			if v.cache {
+				paths = append(paths, paths...)
+			}
+			for _, path := range paths {
 				rp, bp := hp.get(t, path)
 				started := time.Now()
 				ri, bi := hi.get(t, path)

@@ -45,6 +45,7 @@ const (
 	flagMaxConcurrent     = "max-concurrent-queries"
 	flagPGMaxConns        = "pg-max-conns"
 	flagRollupLag         = "rollup-lag"
+	flagFleetCacheTTL     = "fleet-cache-ttl"
 )
 
 // serveConfig is everything query serve reads from its flags.
@@ -55,6 +56,7 @@ type serveConfig struct {
 	PGMaxConns int
 	Influx     influx.Config
 	RollupLag  time.Duration
+	CacheTTL   time.Duration
 	TokensFile string
 	PhasePoll  time.Duration
 	Shadow     route.ShadowConfig
@@ -91,6 +93,8 @@ func serveFlags() []cli.Flag {
 			Usage: "most queries running at once on each store; past it, 503 with Retry-After"},
 		&cli.DurationFlag{Name: flagRollupLag, EnvVars: []string{"QUERY_ROLLUP_LAG"}, Value: reader.DefaultRollupLag, Category: "InfluxDB",
 			Usage: "a 5-minute window's rollups (bsu_5m, bsu_site_5m) are used once it ended this long ago; newer windows are computed from raw readings"},
+		&cli.DurationFlag{Name: flagFleetCacheTTL, EnvVars: []string{"QUERY_FLEET_CACHE_TTL"}, Value: 5 * time.Minute, Category: "InfluxDB",
+			Usage: "keep the fleet's closed steps (ended over 70 minutes ago, which the rollups no longer change) this long; dropped at once when a backfill run finishes (0: no cache)"},
 		&cli.IntFlag{Name: flagPGMaxConns, EnvVars: []string{"QUERY_PG_MAX_CONNS"}, Value: 16, Category: "Legacy store",
 			Usage: "PostgreSQL connections of the legacy store's pool (unless the DSN sets pool_max_conns)"},
 	}
@@ -136,6 +140,7 @@ func parseServe(c *cli.Context) (serveConfig, error) {
 		PGMaxConns: c.Int(flagPGMaxConns), TokensFile: c.String(flagTokensFile), PhasePoll: c.Duration(flagPhasePoll),
 		Shadow: route.ShadowConfig{Rate: c.Float64(flagShadowRate), Concurrency: c.Int(flagShadowConcurrency), Timeout: c.Duration(flagShadowTimeout)},
 		API:    api.DefaultConfig(), Influx: cliapp.InfluxConfig(c), RollupLag: c.Duration(flagRollupLag),
+		CacheTTL: c.Duration(flagFleetCacheTTL),
 	}
 	if !c.IsSet(cliapp.FlagInfluxMaxRetries) {
 		cfg.Influx.MaxRetries = 1 // a reader waits; answer 503 soon rather than retry for long
@@ -160,8 +165,8 @@ func (cfg serveConfig) validate() error {
 		return fmt.Errorf("--%s, --%s, --%s and --%s must be at least 1", flagMaxPoints, flagMaxPage, flagMaxConcurrent, flagPGMaxConns)
 	case cfg.API.MaxRange <= 0:
 		return fmt.Errorf("--%s %s: want a positive duration", flagMaxRange, cfg.API.MaxRange)
-	case cfg.RollupLag < 0:
-		return fmt.Errorf("--%s %s: want 0 or more", flagRollupLag, cfg.RollupLag)
+	case cfg.RollupLag < 0 || cfg.CacheTTL < 0:
+		return fmt.Errorf("--%s and --%s: want 0 or more", flagRollupLag, flagFleetCacheTTL)
 	case cfg.HTTPAddr == "":
 		return fmt.Errorf("--%s: serve needs an address", cliapp.FlagHTTPAddr)
 	}
@@ -249,19 +254,20 @@ func serve(ctx context.Context, cfg serveConfig, logger *slog.Logger) error {
 		return err
 	}
 	defer ic.Close()
-	router := route.NewRouter(state, reader.NewPostgres(pool), reader.NewInflux(ic, cfg.RollupLag, nil), logger)
+	ir := reader.NewInflux(ic, cfg.RollupLag, nil).WithFleetCache(cfg.CacheTTL)
+	router := route.NewRouter(state, reader.NewPostgres(pool), ir, logger)
 	if err := router.Refresh(ctx); err != nil {
 		logger.Warn("cutover phase not read yet; answering 503 until it is", "err", err)
 	}
 	shadow := route.NewShadower(cfg.Shadow, state, reg, logger)
 	a := api.New(cfg.API, api.Deps{Router: router, Shadow: shadow, Auth: auth, Registry: reg, Logger: logger, Context: ctx})
 	// The console's verify-recent gate streams both stores (cached, in the background).
-	ir, err := influx.NewReader(cfg.Influx, logger)
+	vr, err := influx.NewReader(cfg.Influx, logger)
 	if err != nil {
 		return err
 	}
-	defer ir.Close()
-	cut := cutoverapi.New(cutoverapi.DefaultConfig(), cutoverapi.Deps{State: state, Shadow: state, Recent: cutoverapi.CompareStores(legacy.FromPool(pool, logger), ir), Logger: logger})
+	defer vr.Close()
+	cut := cutoverapi.New(cutoverapi.DefaultConfig(), cutoverapi.Deps{State: state, Shadow: state, Recent: cutoverapi.CompareStores(legacy.FromPool(pool, logger), vr), Logger: logger})
 	defer cut.Close()
 	console.Mount(a, cut)
 	srv.Handle("/", a.Handler())
@@ -271,6 +277,7 @@ func serve(ctx context.Context, cfg serveConfig, logger *slog.Logger) error {
 	g.Go(func() error { return srv.Run(gctx) })
 	g.Go(func() error { router.Watch(gctx, cfg.PhasePoll); return nil })
 	g.Go(func() error { shadow.Run(gctx); return nil })
+	g.Go(func() error { invalidateOnBackfill(gctx, state, ir, cfg.PhasePoll, logger); return nil })
 	if auth != nil {
 		g.Go(func() error { reloadOnHUP(gctx, auth, logger); return nil })
 	}
@@ -279,6 +286,32 @@ func serve(ctx context.Context, cfg serveConfig, logger *slog.Logger) error {
 		return err
 	}
 	return nil
+}
+
+// invalidateOnBackfill drops the fleet cache whenever a backfill run
+// finishes: it repaired readings of closed steps (and the rollups of the
+// range are resampled after it).
+func invalidateOnBackfill(ctx context.Context, state *cutover.Store, ir *reader.Influx, every time.Duration, logger *slog.Logger) {
+	last := ""
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		run, err := state.LatestFinishedBackfillRun(ctx)
+		if err == nil && run.FinishedAt != nil {
+			if mark := run.RunID + run.FinishedAt.String(); mark != last {
+				if last != "" {
+					logger.Info("backfill run finished: fleet cache dropped", "run", run.RunID)
+				}
+				ir.InvalidateCache()
+				last = mark
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // reloadOnHUP rereads the tokens file on SIGHUP.

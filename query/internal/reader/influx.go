@@ -23,7 +23,8 @@ const (
 // from bsu and bsu_alarm, aggregates from the 5-minute rollups where they
 // cover the range and from raw readings for the rest.
 type Influx struct {
-	c *influx.Client
+	c     *influx.Client
+	cache *fleetCache
 	// rollupLag is how long after a 5-minute window ends its rollup is
 	// trusted complete (the CQ interval plus late readings).
 	rollupLag time.Duration
@@ -48,6 +49,27 @@ func NewInflux(c *influx.Client, rollupLag time.Duration, now func() time.Time) 
 		now = time.Now
 	}
 	return &Influx{c: c, rollupLag: rollupLag, now: now}
+}
+
+// ClosedAfter is how long after a step ends the fleet cache may keep it:
+// the continuous queries recompute the last hour every 5 minutes.
+const ClosedAfter = time.Hour + 10*time.Minute
+
+// WithFleetCache keeps the fleet's closed steps (ClosedAfter) for ttl, so
+// that a 30-day fleet query reads only its newest steps from InfluxDB.
+// InvalidateCache drops them (after a backfill).
+func (r *Influx) WithFleetCache(ttl time.Duration) *Influx {
+	if ttl > 0 {
+		r.cache = newFleetCache(ttl)
+	}
+	return r
+}
+
+// InvalidateCache drops every cached fleet step.
+func (r *Influx) InvalidateCache() {
+	if r.cache != nil {
+		r.cache.Invalidate()
+	}
 }
 
 // Name returns StoreInflux.
@@ -129,36 +151,63 @@ func (r *Influx) Units(ctx context.Context, f UnitFilter) ([]Unit, error) {
 	return out, nil
 }
 
-// Latest reads the unit's newest bsu point and its alarms.
+// latestWindow is how far back Latest looks first: most units reported
+// within it, and a bounded query touches one shard instead of all.
+const latestWindow = 25 * time.Hour
+
+// Latest reads the unit's newest bsu point (within latestWindow, else over
+// all time) and its alarms (only when its alarm_count says it has some).
 func (r *Influx) Latest(ctx context.Context, unit string) (*telemetry.Record, error) {
-	q := `SELECT * FROM "bsu" WHERE "unit" = ` + influx.QuoteString(unit) + ` ORDER BY time DESC LIMIT 1`
-	var rec *telemetry.Record
-	err := r.query(ctx, "latest", q, func(s *influx.Series) error {
-		cols := influx.NewRecordColumns(s.Columns)
-		for _, row := range s.Values {
-			if rec != nil {
-				break
-			}
-			rec = &telemetry.Record{}
-			if err := cols.Record(rec, "", row); err != nil {
-				return fmt.Errorf("latest reading of %q: %w", unit, err)
-			}
-		}
-		return nil
-	})
+	rec, alarms, err := r.latest(ctx, unit, `time >= `+influx.TimeLiteral(r.now().Add(-latestWindow))+` AND `)
+	if err == nil && rec == nil {
+		rec, alarms, err = r.latest(ctx, unit, "")
+	}
 	if err != nil {
 		return nil, err
 	}
 	if rec == nil {
 		return nil, fmt.Errorf("unit %q: %w", unit, ErrNotFound)
 	}
-	t := rec.Time()
-	alarms, err := r.unitAlarms(ctx, unit, t, t.Add(time.Millisecond))
-	if err != nil {
-		return nil, err
+	if alarms > 0 {
+		t := rec.Time()
+		byTime, err := r.unitAlarms(ctx, unit, t, t.Add(time.Millisecond))
+		if err != nil {
+			return nil, err
+		}
+		rec.Alarms = byTime[rec.TimeMs]
 	}
-	rec.Alarms = alarms[rec.TimeMs]
 	return rec, nil
+}
+
+func (r *Influx) latest(ctx context.Context, unit, timeCond string) (*telemetry.Record, int64, error) {
+	q := `SELECT * FROM "bsu" WHERE ` + timeCond + `"unit" = ` + influx.QuoteString(unit) + ` ORDER BY time DESC LIMIT 1`
+	var rec *telemetry.Record
+	var alarms int64
+	err := r.query(ctx, "latest", q, func(s *influx.Series) error {
+		cols := influx.NewRecordColumns(s.Columns)
+		ai := s.Col("alarm_count")
+		for _, row := range s.Values {
+			if rec != nil {
+				break
+			}
+			rec = &telemetry.Record{}
+			if err := cols.Record(rec, nil, row); err != nil {
+				return fmt.Errorf("latest reading of %q: %w", unit, err)
+			}
+			alarms = alarmCount(row, ai)
+		}
+		return nil
+	})
+	return rec, alarms, err
+}
+
+// alarmCount reads a row's alarm_count; a row without one may have alarms.
+func alarmCount(row []any, i int) int64 {
+	v := col(row, i)
+	if v == nil {
+		return 1
+	}
+	return intOr0(v)
 }
 
 // unitAlarms reads the unit's alarms in [from, to), by reading time.
@@ -190,20 +239,26 @@ func (r *Influx) Readings(ctx context.Context, q RangeQuery, fn func(*telemetry.
 	var fnErr error
 	err := r.query(ctx, "readings", iq, func(s *influx.Series) error {
 		cols := influx.NewRecordColumns(s.Columns)
+		ai := s.Col("alarm_count")
 		recs = recs[:0]
+		var withAlarms int64
 		for _, row := range s.Values {
 			var rec telemetry.Record
-			if err := cols.Record(&rec, "", row); err != nil {
+			if err := cols.Record(&rec, nil, row); err != nil {
 				return fmt.Errorf("reading of %q: %w", q.Unit, err)
 			}
 			recs = append(recs, rec)
+			withAlarms += alarmCount(row, ai)
 		}
 		if len(recs) == 0 {
 			return nil
 		}
-		alarms, err := r.unitAlarms(ctx, q.Unit, recs[0].Time(), recs[len(recs)-1].Time().Add(time.Millisecond))
-		if err != nil {
-			return err
+		alarms := map[int64][]telemetry.Alarm{}
+		if withAlarms > 0 {
+			var err error
+			if alarms, err = r.unitAlarms(ctx, q.Unit, recs[0].Time(), recs[len(recs)-1].Time().Add(time.Millisecond)); err != nil {
+				return err
+			}
 		}
 		for i := range recs {
 			recs[i].Alarms = alarms[recs[i].TimeMs]
@@ -269,11 +324,27 @@ func (r *Influx) Fleet(ctx context.Context, q FleetQuery) (Fleet, error) {
 			points[k] = &p
 		}
 	}
-	step := GroupByTimeEpoch(q.Step)
-	if mid.After(q.From) {
-		iq := `SELECT sum("soc_pct_sum"), sum("soc_pct_count"), sum("power_kw"), count("power_kw"), max("units"), sum("alarms") FROM "bsu_site_5m" WHERE ` +
-			where(q.From, mid) + tagIs("site", q.Site) + ` GROUP BY ` + step + `, "site" fill(none)`
-		if err := r.fleetRows(ctx, iq, add); err != nil {
+	rollFrom := q.From
+	closed := bucket(r.now().Add(-ClosedAfter), q.Step)
+	if mid.Before(closed) {
+		closed = mid // a range in the past: mid is its end, a whole step
+	}
+	if r.cache != nil && closed.After(q.From) {
+		pts, err := r.cache.points(ctx, fleetKey{q.Site, q.Step}, q.From, closed, r.now(), func(ctx context.Context, from, to time.Time) ([]FleetPoint, error) {
+			var pts []FleetPoint
+			err := r.siteRollup(ctx, FleetQuery{From: from, To: to, Step: q.Step, Site: q.Site}, func(p FleetPoint) { pts = append(pts, p) })
+			return pts, err
+		})
+		if err != nil {
+			return Fleet{}, err
+		}
+		for _, p := range pts {
+			add(p)
+		}
+		rollFrom = closed
+	}
+	if mid.After(rollFrom) {
+		if err := r.siteRollup(ctx, FleetQuery{From: rollFrom, To: mid, Step: q.Step, Site: q.Site}, add); err != nil {
 			return Fleet{}, err
 		}
 	}
@@ -288,6 +359,13 @@ func (r *Influx) Fleet(ctx context.Context, q FleetQuery) (Fleet, error) {
 	}
 	SortFleet(out.Points)
 	return out, nil
+}
+
+// siteRollup reads bsu_site_5m per step over [q.From, q.To).
+func (r *Influx) siteRollup(ctx context.Context, q FleetQuery, add func(FleetPoint)) error {
+	iq := `SELECT sum("soc_pct_sum"), sum("soc_pct_count"), sum("power_kw"), count("power_kw"), max("units"), sum("alarms") FROM "bsu_site_5m" WHERE ` +
+		where(q.From, q.To) + tagIs("site", q.Site) + ` GROUP BY ` + GroupByTimeEpoch(q.Step) + `, "site" fill(none)`
+	return r.fleetRows(ctx, iq, add)
 }
 
 // rawFleet computes the rollups' definitions from raw readings over
