@@ -3,7 +3,19 @@
 // says serves, problem+json errors, bearer-token auth, limits, and the
 // OpenAPI document at /v1/openapi.json. Other route groups (the console's
 // /v1/cutover/... endpoints and its assets) mount onto the same handler
-// with Mount, each with its OpenAPI fragment.
+// with Mount, each with its OpenAPI fragment:
+//
+//	a.Mount(api.RouteGroup{
+//		Name:   "cutover",
+//		Routes: []api.Route{{Pattern: "GET /v1/cutover/shadow", Handler: h}, {Pattern: "GET /{$}", Handler: assets, Public: true}},
+//		Paths: map[string]any{"/v1/cutover/shadow": map[string]any{"get": api.Operation("shadowStats", "shadow comparisons",
+//			nil, api.JSONContent(api.Ref("ShadowStats")), "401", "503")}},
+//		Schemas: map[string]any{"ShadowStats": ...},
+//	})
+//
+// Routes sit behind the bearer token unless Public; errors go out with
+// WriteProblem (BadParam, NotFound, Unavailable build the usual ones); the
+// OpenAPI test checks every mounted route is in the document.
 package api
 
 import (

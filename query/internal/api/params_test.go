@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"math"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -203,4 +204,20 @@ func TestLimits(t *testing.T) {
 			t.Fatalf("status %d: %s", resp.StatusCode, body)
 		}
 	})
+}
+
+// TestRound6 makes two sums of the same readings in another order (a hair
+// apart) print alike, even at a halfway point.
+func TestRound6(t *testing.T) {
+	a, b := 55.23455, 0.0
+	for _, v := range []float64{55.2345, 55.2346} {
+		b += v
+	}
+	b /= 2
+	if lo, hi := math.Nextafter(a, 0), math.Nextafter(a, 100); round6(lo) != round6(hi) || round6(b) != round6(a) {
+		t.Fatalf("round6: %v %v %v %v", round6(lo), round6(hi), round6(a), round6(b))
+	}
+	if round6(-0.0) != 0 || math.Signbit(round6(-0.0)) || round6(123.4567891) != 123.457 {
+		t.Fatalf("round6: %v %v", round6(-0.0), round6(123.4567891))
+	}
 }
