@@ -75,6 +75,16 @@ func main() {
 				return m["influxql_readings/s"], m["flux_readings/s"], m["ratio"], 0, "reading/s", "",
 					"baseline: the Flux window()/count() it replaced; per unit and 1h window"
 			}},
+		{name: "alert: 20 rules × 1,000 units", pkg: "./alert/internal/engine", bench: "^BenchmarkEvaluate20Rules1000Units$", benchtime: "100000x",
+			pick: func(m map[string]float64) (float64, float64, float64, float64, string, string, string) {
+				return m["readings/cpu-s"], m["decode-readings/cpu-s"], m["ratio"], m["cpu-us/reading"], "reading/s/core", "µs",
+					"baseline: decoding alone, same messages; target ≥ 50k readings/s/core"
+			}},
+		{name: "alert state bytes, 100,000 units", pkg: "./alert/internal/engine", bench: "^BenchmarkStateBytes$", benchtime: "1x",
+			pick: func(m map[string]float64) (float64, float64, float64, float64, string, string, string) {
+				return m["100k-B/unit-rule"], m["1k-B/unit-rule"], m["ratio"], 0, "B/unit×rule", "",
+					"baseline: the same at 1,000 units; 20 rules, aggregate windows full"
+			}},
 		{name: "query API fleet 30d p99, InfluxDB, under ingest (vs idle)", pkg: "./query/internal/loadtest", bench: "^BenchmarkQueryAPI$", benchtime: "1x",
 			lines: "QUERYBENCH",
 			pick: func(m map[string]float64) (float64, float64, float64, float64, string, string, string) {
