@@ -40,7 +40,7 @@ type apiReader struct {
 func (s *story) startQuery(t *testing.T) {
 	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 	s.query = s.r.start("query", "query", "serve", "--http-addr", addr, "--phase-poll", "1s", "--shadow-rate", "1",
-		"--shadow-concurrency", "4", "--rollup-lag", "87600h", "--fleet-cache-ttl", "0", "--request-timeout", "10s")
+		"--shadow-concurrency", "4", "--rollup-lag", "87600h", "--fleet-cache-ttl", "0", "--fleet-lag", "0", "--request-timeout", "10s")
 	base := "http://" + addr
 	testenv.Eventually(t, 60*time.Second, "query serve is ready", func() error {
 		resp, err := http.Get(base + "/-/ready")

@@ -53,6 +53,11 @@ type Config struct {
 	MaxConcurrent int
 	// RetryAfter is what 503 answers tell clients to wait.
 	RetryAfter time.Duration
+	// FleetLag cuts fleet answers this long before now (down to a 5-minute
+	// boundary): the fleet is served from closed, rolled-up windows, as
+	// the fleet dashboard draws it, never from a scan of the newest raw
+	// readings (0: up to now).
+	FleetLag time.Duration
 	// ShadowSettle: a shadow mismatch on a request whose range reaches
 	// within this of its time (and latest) is judged again after this long,
 	// both stores asked again: a reading may have been in flight to one.
@@ -62,7 +67,7 @@ type Config struct {
 // DefaultConfig returns the limits serve uses unless told otherwise.
 func DefaultConfig() Config {
 	return Config{MaxPoints: 10000, DefaultPage: 1000, MaxPage: 10000, MaxRange: 92 * 24 * time.Hour,
-		RequestTimeout: 30 * time.Second, StreamTimeout: 10 * time.Minute, MaxConcurrent: 64, RetryAfter: 5 * time.Second, ShadowSettle: 5 * time.Second}
+		RequestTimeout: 30 * time.Second, StreamTimeout: 10 * time.Minute, MaxConcurrent: 64, RetryAfter: 5 * time.Second, ShadowSettle: 5 * time.Second, FleetLag: 10 * time.Minute}
 }
 
 // Deps are the API's collaborators.

@@ -221,3 +221,20 @@ func TestRound6(t *testing.T) {
 		t.Fatalf("round6: %v %v", round6(-0.0), round6(123.4567891))
 	}
 }
+
+// TestFleetHorizon: the fleet ends --fleet-lag before now, on a 5-minute
+// boundary, whatever to asks; 0 serves up to to.
+func TestFleetHorizon(t *testing.T) {
+	pg, _ := loadPG(t, testFleet.Records()[:10])
+	now := testFleet.From.Add(72 * time.Hour)
+	for lag, want := range map[time.Duration]time.Time{10 * time.Minute: now.Add(-10 * time.Minute), 7 * time.Minute: now.Add(-10 * time.Minute), 0: now} {
+		cfg := DefaultConfig()
+		cfg.FleetLag = lag
+		h := newHarness(t, cfg, pg, nil, cutover.Legacy, nil, nil)
+		var out fleetAnswer
+		h.getJSON(t, "/v1/fleet?from=3h&step=1h", 200, &out)
+		if out.To != fmtTime(want) || out.From != fmtTime(now.Add(-3*time.Hour)) {
+			t.Errorf("--fleet-lag %s: answer %s..%s, want ..%s", lag, out.From, out.To, fmtTime(want))
+		}
+	}
+}
