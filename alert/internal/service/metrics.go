@@ -17,6 +17,7 @@ type metrics struct {
 	alerts      *prometheus.GaugeVec
 	units       prometheus.Gauge
 	rules       prometheus.Gauge
+	lag         prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -39,6 +40,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Units the engine tracks."})),
 		rules: obs.Register(reg, prometheus.NewGauge(prometheus.GaugeOpts{Name: "alert_rules",
 			Help: "Rules loaded."})),
+		lag: obs.Register(reg, prometheus.NewGauge(prometheus.GaugeOpts{Name: "alert_watermark_lag_seconds",
+			Help: "Wall clock minus the newest reading time evaluated (the fleet clock absence rules read): how far behind live the evaluation is."})),
 	}
 }
 
