@@ -90,7 +90,7 @@ func runFlags() []cli.Flag {
 			Usage: "the alert service's own consumer group with --bus kafka (never the consumers' group)"},
 	}
 	var topo []cli.Flag
-	for _, f := range rabbit.TopologyFlags() {
+	for _, f := range cliapp.TopologyFlags() {
 		if f.Names()[0] != rabbit.FlagQueue {
 			topo = append(topo, f)
 		}
@@ -110,7 +110,7 @@ func runFlags() []cli.Flag {
 func init() { cliapp.SecretFlags = append(cliapp.SecretFlags, flagAlertmanagerURL) }
 
 func runConfigFrom(c *cli.Context) (runConfig, error) {
-	topo := rabbit.TopologyFromCLI(c)
+	topo := cliapp.Topology(c)
 	topo.Queue = c.String(flagQueue)
 	cfg := runConfig{
 		ID: c.String(flagID), Bus: c.String(cliapp.FlagBus),
@@ -174,10 +174,10 @@ flag). Services unreachable at start are retried until they answer or a signal e
 func runAction(c *cli.Context) error {
 	cfg, err := runConfigFrom(c)
 	if err != nil {
-		return cli.Exit(err.Error(), cliapp.ExitFailure)
+		return cliapp.Exit(err, cliapp.ExitFailure)
 	}
 	if err := runAlert(c.Context, cfg, cliapp.Logger(c)); err != nil {
-		return cli.Exit(err.Error(), cliapp.ExitFailure)
+		return cliapp.Exit(err, cliapp.ExitFailure)
 	}
 	return nil
 }
