@@ -154,7 +154,7 @@ func dlqConnect(ctx context.Context, cfg dlqConfig, logger *slog.Logger) (*rabbi
 // dlqListAction lists the dead letters of the bus --bus names.
 func dlqListAction(c *cli.Context) error {
 	if c.String(cliapp.FlagBus) == "kafka" {
-		return dlqKafkaList(c)
+		return cliapp.Action(dlqKafkaConfigFrom, dlqKafkaList)(c)
 	}
 	return cliapp.Action(dlqConfigFrom, dlqList)(c)
 }
@@ -186,7 +186,7 @@ func dlqList(ctx context.Context, env cliapp.Env, cfg dlqConfig) error {
 // dlqReplayAction replays the dead letters of the bus --bus names.
 func dlqReplayAction(c *cli.Context) error {
 	if c.String(cliapp.FlagBus) == "kafka" {
-		return dlqKafkaReplay(c)
+		return cliapp.Action(dlqKafkaConfigFrom, dlqKafkaReplay)(c)
 	}
 	return cliapp.Action(dlqConfigFrom, dlqReplay)(c)
 }
