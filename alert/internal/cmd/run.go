@@ -36,11 +36,14 @@ const (
 	flagTick            = "tick"
 	flagInfluxPoints    = "influx-points"
 	flagID              = "alert-id"
+	flagKafkaGroup      = "kafka-group"
 )
 
 // runConfig is everything alert run reads from its flags.
 type runConfig struct {
 	ID              string
+	Bus             string // rabbitmq or kafka
+	Kafka           source.KafkaOptions
 	HTTPAddr        string
 	RulesFile       string
 	AMQPURL         string
@@ -80,6 +83,10 @@ func runFlags() []cli.Flag {
 		&cli.BoolFlag{Name: flagInfluxPoints, EnvVars: []string{"ALERT_INFLUX_POINTS"}, Value: true, Category: "InfluxDB",
 			Usage: "write a bsu_alert point to InfluxDB on every alert state change"},
 		cliapp.HTTPAddrFlag("127.0.0.1:9104"),
+		cliapp.BusFlag(),
+		cliapp.KafkaTopicFlag(),
+		&cli.StringFlag{Name: flagKafkaGroup, EnvVars: []string{"ALERT_KAFKA_GROUP"}, Value: "alert", Category: "Kafka",
+			Usage: "the alert service's own consumer group with --bus kafka (never the consumers' group)"},
 	}
 	var topo []cli.Flag
 	for _, f := range cliapp.TopologyFlags() {
@@ -94,7 +101,7 @@ func runFlags() []cli.Flag {
 			influxFlags = append(influxFlags, f)
 		}
 	}
-	return cliapp.Merge(own, cliapp.AMQPFlags(), topo, cliapp.StateFlags(), influxFlags)
+	return cliapp.Merge(own, cliapp.AMQPFlags(), topo, cliapp.KafkaFlags(), cliapp.StateFlags(), influxFlags)
 }
 
 // The Alertmanager URL may carry basic-auth credentials: it gets an
@@ -105,7 +112,10 @@ func runConfigFrom(c *cli.Context) (runConfig, error) {
 	topo := cliapp.Topology(c)
 	topo.Queue = c.String(flagQueue)
 	cfg := runConfig{
-		ID: c.String(flagID), HTTPAddr: c.String(cliapp.FlagHTTPAddr), RulesFile: c.String(flagRules),
+		ID: c.String(flagID), Bus: c.String(cliapp.FlagBus),
+		Kafka: source.KafkaOptions{Cluster: cliapp.KafkaConfig(c), Topic: c.String(cliapp.FlagKafkaTopic), GroupID: c.String(flagKafkaGroup),
+			QueueCapacity: c.Int(flagPrefetch)},
+		HTTPAddr: c.String(cliapp.FlagHTTPAddr), RulesFile: c.String(flagRules),
 		AMQPURL: c.String(cliapp.FlagAMQPURL), Topology: topo, Prefetch: c.Int(flagPrefetch),
 		StateDSN: c.String(cliapp.FlagStateDSN), AlertmanagerURL: c.String(flagAlertmanagerURL),
 		AMTimeout: c.Duration(flagAMTimeout), Resend: c.Duration(flagResend), InfluxPoints: c.Bool(flagInfluxPoints),
@@ -115,6 +125,14 @@ func runConfigFrom(c *cli.Context) (runConfig, error) {
 	}
 	if err := topo.Validate(); err != nil {
 		return cfg, err
+	}
+	switch cfg.Bus {
+	case "rabbitmq", "kafka":
+	default:
+		return cfg, fmt.Errorf("--%s %q: want rabbitmq or kafka", cliapp.FlagBus, cfg.Bus)
+	}
+	if cfg.Bus == "kafka" && cfg.Kafka.GroupID == "consumer" {
+		return cfg, fmt.Errorf("--%s %q: the alert service needs its own consumer group, not the consumers'", flagKafkaGroup, cfg.Kafka.GroupID)
 	}
 	if cfg.Resend < time.Second {
 		return cfg, fmt.Errorf("--%s %s: want at least 1s", flagResend, cfg.Resend)
@@ -129,7 +147,8 @@ func runCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "run",
 		Usage: "evaluate the rules on the live stream and deliver alerts until stopped",
-		Description: `run declares its own queue (--alert-queue) bound to the telemetry exchange, reads batches,
+		Description: `run declares its own queue (--alert-queue) bound to the telemetry exchange (--bus rabbitmq), or
+joins its own consumer group (--kafka-group, default "alert") on --kafka-topic (--bus kafka); reads batches,
 evaluates every rule on every reading in reading time, writes state changes to the state store
 (schema "alert" of --state-dsn) and only then acks the batch. Alerts go to Alertmanager
 (--alertmanager-url, API v2): firing alerts are re-sent every --resend-interval, a resolution
@@ -142,8 +161,8 @@ SIGHUP reloads --rules, keeping the state of every rule whose name and kind are 
 file with errors is refused (logged with file:line) and the old rules stay. SIGTERM stops
 reading, writes the state and exits 0.
 
-Exit status: 0 stopped by a signal, 1 a start-up error (bad rules, unreachable services at start
-are retried until the signal).
+Exit status: 0 stopped by a signal, 1 a start-up error (rules with errors, a port in use, a bad
+flag). Services unreachable at start are retried until they answer or a signal ends the wait.
 
 /metrics, /-/healthy and /-/ready are served on --http-addr.`,
 		Flags:  runFlags(),
@@ -179,16 +198,11 @@ func runAlert(ctx context.Context, cfg runConfig, logger *slog.Logger) error {
 		return err
 	}
 	defer st.Close()
-	conn, err := rabbit.Dial(ctx, cfg.AMQPURL, cfg.ID, logger)
+	src, closeSrc, err := openSource(ctx, cfg, logger)
 	if err != nil {
 		return err
 	}
-	defer conn.Close()
-	src, err := source.NewRabbit(conn, cfg.Topology, cfg.Prefetch, cfg.ID, logger)
-	if err != nil {
-		return err
-	}
-	defer src.Close()
+	defer closeSrc()
 	am, err := notify.NewAlertmanager(cfg.AlertmanagerURL, cfg.AMTimeout)
 	if err != nil {
 		return err
@@ -206,6 +220,28 @@ func runAlert(ctx context.Context, cfg runConfig, logger *slog.Logger) error {
 	}
 	srv.AddReadiness(obs.ReadinessCheck{Name: "alert", Check: svc.Check})
 	return serve(ctx, cfg, srv, svc, logger)
+}
+
+// openSource opens the bus --bus names: the alert queue on RabbitMQ, or the
+// alert service's consumer group on Kafka.
+func openSource(ctx context.Context, cfg runConfig, logger *slog.Logger) (source.Source, func(), error) {
+	if cfg.Bus == "kafka" {
+		src, err := source.NewKafka(cfg.Kafka, logger)
+		if err != nil {
+			return nil, nil, err
+		}
+		return src, func() { _ = src.Close() }, nil
+	}
+	conn, err := rabbit.Dial(ctx, cfg.AMQPURL, cfg.ID, logger)
+	if err != nil {
+		return nil, nil, err
+	}
+	src, err := source.NewRabbit(conn, cfg.Topology, cfg.Prefetch, cfg.ID, logger)
+	if err != nil {
+		_ = conn.Close()
+		return nil, nil, err
+	}
+	return src, func() { _ = src.Close(); _ = conn.Close() }, nil
 }
 
 // serve runs the HTTP server, the service and the SIGHUP reloader until ctx ends.
