@@ -70,17 +70,11 @@ func dlqKafkaList(ctx context.Context, env cliapp.Env, cfg dlqKafkaConfig) error
 	if err != nil {
 		return cliapp.Exitf(cliapp.ExitFailure, "dlq list: %w", err)
 	}
-	if cfg.Output == "json" {
-		return writeJSON(env.Out, struct {
-			Topic   string      `json:"topic"`
-			Read    int         `json:"read"`
-			Matched int         `json:"matched"`
-			Entries []dlq.Entry `json:"entries"`
-		}{d.Topic, total, len(entries), nonNil(entries)})
-	}
-	writeEntries(env.Out, entries)
-	fmt.Fprintf(env.Out, "%d of %d dead letters in topic %q match\n", len(entries), total, d.Topic)
-	return nil
+	doc := struct {
+		Topic string `json:"topic"`
+		listed
+	}{d.Topic, listed{total, len(entries), nonNil(entries)}}
+	return printListed(env.Out, cfg.Output, doc, entries, fmt.Sprintf("%d of %d dead letters in topic %q match", len(entries), total, d.Topic))
 }
 
 func dlqKafkaReplay(ctx context.Context, env cliapp.Env, cfg dlqKafkaConfig) error {
