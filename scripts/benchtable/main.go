@@ -62,6 +62,16 @@ func main() {
 				return m["achieved-points/s"], m["target-points/s"], m["achieved-points/s"] / m["target-points/s"], 0, "point/s", "",
 					fmt.Sprintf("baseline: the target; error %+.1f%% over %.0f s", m["error-%"], m["measured-s"])
 			}},
+		{name: "verify legacy vs InfluxDB (InfluxQL)", pkg: "./shared/verify", bench: "^BenchmarkVerify$", benchtime: "1x",
+			pick: func(m map[string]float64) (float64, float64, float64, float64, string, string, string) {
+				return m["influxql_readings/s"], m["flux_readings/s"], m["ratio"], 0, "reading/s", "",
+					fmt.Sprintf("baseline: the Flux reader it replaced; fleetbench data set, %.0f readings, 1h windows", m["readings"])
+			}},
+		{name: "gap counting (InfluxQL GROUP BY time)", pkg: "./shared/verify", bench: "^BenchmarkGapCounts$", benchtime: "3x",
+			pick: func(m map[string]float64) (float64, float64, float64, float64, string, string, string) {
+				return m["influxql_readings/s"], m["flux_readings/s"], m["ratio"], 0, "reading/s", "",
+					"baseline: the Flux window()/count() it replaced; per unit and 1h window"
+			}},
 		{name: "backfill peak RSS, 100× snapshot", pkg: "./backfill/internal/cmd", bench: "^BenchmarkPeakRSS$", benchtime: "1x",
 			pick: func(m map[string]float64) (float64, float64, float64, float64, string, string, string) {
 				return m["100x-peak-MiB"], m["small-peak-MiB"], m["ratio"], 0, "MiB", "",

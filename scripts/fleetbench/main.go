@@ -39,6 +39,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/flexipack/cutover/deploy/influxdb"
+	"github.com/flexipack/cutover/scripts/fleetbench/fleet"
 	"github.com/flexipack/cutover/shared/telemetry"
 )
 
@@ -211,8 +212,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 
 	end := time.Now().UTC().Truncate(time.Hour)
 	start := end.Add(-time.Duration(c.days) * 24 * time.Hour)
-	f := newFleet(c.units, c.sites, start, c.days, c.cadence, c.seed)
-	rep := report{Database: c.db, Units: c.units, Sites: c.sites, Days: c.days, Cadence: c.cadence.String(), Readings: f.readings()}
+	f := fleet.New(c.units, c.sites, start, c.days, c.cadence, c.seed)
+	rep := report{Database: c.db, Units: c.units, Sites: c.sites, Days: c.days, Cadence: c.cadence.String(), Readings: f.Readings()}
 
 	t0 := time.Now()
 	if rep.LineProtocolBytes, err = load(ctx, cl, c, f, stderr); err != nil {
@@ -259,7 +260,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 	}
 	logf(stderr, "check: %s", rep.Check)
 
-	unit := f.units[len(f.units)-1].id // a generation-2 unit
+	unit := f.Units[len(f.Units)-1].ID // a generation-2 unit
 	for _, span := range c.ranges {
 		from := end.Add(-span)
 		every := grafanaInterval(span, c.maxPoints)
@@ -328,7 +329,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 // load writes the fleet's readings in time order (as live ingest would),
 // batch by batch, with c.writers requests in flight, and returns the bytes
 // of line protocol written.
-func load(ctx context.Context, cl *influx, c config, f *fleet, stderr io.Writer) (int64, error) {
+func load(ctx context.Context, cl *influx, c config, f *fleet.Fleet, stderr io.Writer) (int64, error) {
 	g, gctx := errgroup.WithContext(ctx)
 	type batch struct {
 		lines    []byte
@@ -341,9 +342,9 @@ func load(ctx context.Context, cl *influx, c config, f *fleet, stderr io.Writer)
 		var r telemetry.Record
 		buf := make([]byte, 0, c.batch*300)
 		n := 0
-		for k := 0; k < f.steps; k++ {
-			for i := range f.units {
-				f.record(&r, &f.units[i], k)
+		for k := 0; k < f.Steps(); k++ {
+			for i := range f.Units {
+				f.Record(&r, &f.Units[i], k)
 				buf = telemetry.AppendLineProtocol(buf, &r)
 				if n++; n == c.batch {
 					select {
@@ -385,7 +386,7 @@ func load(ctx context.Context, cl *influx, c config, f *fleet, stderr io.Writer)
 			case <-stop:
 				return
 			case <-tick.C:
-				n, total := done.Load(), f.readings()
+				n, total := done.Load(), f.Readings()
 				rate := float64(n) / time.Since(t0).Seconds()
 				eta := "?"
 				if rate > 0 {

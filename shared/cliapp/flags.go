@@ -115,7 +115,7 @@ func InfluxFlags() []cli.Flag {
 		&cli.StringFlag{Name: FlagInfluxOrg, EnvVars: []string{EnvInfluxOrg}, Value: "flexipack", Usage: "InfluxDB organisation (2.x writes; ignored by 1.x and 3.x)", Category: cat},
 		&cli.StringFlag{Name: FlagInfluxBucket, EnvVars: []string{EnvInfluxBucket}, Value: "telemetry/autogen", Usage: "where readings go: 1.x database/retention-policy; 2.x bucket (InfluxQL reads need a DBRP mapping of its name); 3.x database", Category: cat},
 		&cli.StringFlag{Name: FlagInfluxAPI, EnvVars: []string{"INFLUX_API"}, Value: string(influx.APIAuto), Usage: "InfluxDB HTTP API: auto (asked from /ping), v1, v2 or v3", Category: cat},
-		&cli.StringFlag{Name: FlagInfluxCAFile, EnvVars: []string{"INFLUX_CA_FILE"}, Usage: "PEM file of CA certificates to trust for an https:// InfluxDB, besides the system's", Category: cat},
+		&cli.StringFlag{Name: FlagInfluxCAFile, EnvVars: []string{"INFLUX_CA_FILE"}, Usage: "PEM file of the CA certificates that sign an https:// InfluxDB's certificate (instead of the system's)", Category: cat},
 		&cli.StringFlag{Name: FlagInfluxCertFile, EnvVars: []string{"INFLUX_CERT_FILE"}, Usage: "PEM client certificate for an InfluxDB behind mutual TLS (with --influx-key-file)", Category: cat},
 		&cli.StringFlag{Name: FlagInfluxKeyFile, EnvVars: []string{"INFLUX_KEY_FILE"}, Usage: "PEM private key of --influx-cert-file", Category: cat},
 		&cli.IntFlag{Name: FlagInfluxBatchLines, EnvVars: []string{"INFLUX_BATCH_LINES"}, Value: influx.DefaultBatchLines, Usage: "most line-protocol lines per InfluxDB write request", Category: cat},

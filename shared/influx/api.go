@@ -3,16 +3,16 @@ package influx
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"fmt"
-	"github.com/flexipack/cutover/shared/redact"
 	"io"
-	"math/rand/v2"
 	"net/http"
-	"os"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/flexipack/cutover/shared/redact"
+	"github.com/flexipack/cutover/shared/retry"
+	"github.com/flexipack/cutover/shared/tlsconf"
 )
 
 // API is the generation of InfluxDB's HTTP API the store talks to.
@@ -72,27 +72,9 @@ func (cfg Config) httpClient() (*http.Client, error) {
 }
 
 func (cfg Config) tlsConfig() (*tls.Config, error) {
-	tc := &tls.Config{MinVersion: tls.VersionTLS12}
-	if cfg.CAFile != "" {
-		pem, err := os.ReadFile(cfg.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("influx: CA file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("influx: CA file %s: no PEM certificate in it", cfg.CAFile)
-		}
-		tc.RootCAs = pool
-	}
-	if (cfg.CertFile == "") != (cfg.KeyFile == "") {
-		return nil, fmt.Errorf("influx: a client certificate needs both a certificate file and a key file (got cert %q, key %q)", cfg.CertFile, cfg.KeyFile)
-	}
-	if cfg.CertFile != "" {
-		pair, err := tls.LoadX509KeyPair(cfg.CertFile, cfg.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("influx: client certificate %s / key %s: %w", cfg.CertFile, cfg.KeyFile, err)
-		}
-		tc.Certificates = []tls.Certificate{pair}
+	tc, err := tlsconf.Config(tlsconf.Files{CAFile: cfg.CAFile, CertFile: cfg.CertFile, KeyFile: cfg.KeyFile}, "")
+	if err != nil {
+		return nil, fmt.Errorf("influx: TLS: %w", err)
 	}
 	return tc, nil
 }
@@ -157,18 +139,20 @@ func (c *Client) resolveAPI(ctx context.Context) (API, error) {
 	return c.Ping(ctx)
 }
 
-// backoff returns the delay before retry attempt+1: Retry-After when the
-// server gave one, else RetryBase·2^attempt with equal jitter, capped at
-// RetryMax.
-func backoff(cfg Config, attempt int, retryAfter time.Duration) time.Duration {
+// newBackoff returns the back-off of cfg's retries (shared/retry, equal
+// jitter): RetryBase doubling up to RetryMax.
+func newBackoff(cfg Config) *retry.Backoff {
+	return retry.NewBackoff(retry.Policy{Initial: cfg.RetryBase, Max: cfg.RetryMax})
+}
+
+// nextWait returns the wait before the next retry: the server's
+// Retry-After when it gave one, else the back-off's next wait.
+func nextWait(bo *retry.Backoff, retryAfter time.Duration) time.Duration {
+	d := bo.Next() // grow the back-off either way
 	if retryAfter > 0 {
-		return min(retryAfter, cfg.RetryMax)
+		return retryAfter
 	}
-	d := cfg.RetryBase << min(attempt, 20)
-	if d > cfg.RetryMax || d <= 0 {
-		d = cfg.RetryMax
-	}
-	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
+	return d
 }
 
 // retryAfter parses a Retry-After header (seconds or an HTTP date).

@@ -56,12 +56,12 @@ func columnsOf(names []string) columns {
 	return c
 }
 
-// record fills rec from one row. unit is the series' unit tag when the
-// query grouped by it ("" otherwise). Temps get a fresh slice, so a caller
-// that copies the Record keeps its own temperatures.
-func (c columns) record(rec *telemetry.Record, unit string, row []any) error {
+// record fills rec from one row and the tags of its series (those the
+// query grouped by). Temps get a fresh slice, so a caller that copies the
+// Record keeps its own temperatures.
+func (c columns) record(rec *telemetry.Record, tags map[string]string, row []any) error {
 	var temps []telemetry.Temp
-	*rec = telemetry.Record{Unit: unit}
+	*rec = telemetry.Record{Unit: tags["unit"], Site: tags["site"], Model: tags["model"]}
 	for i, v := range row {
 		k := colIgnore
 		if i < len(c.kinds) {

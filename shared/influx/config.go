@@ -40,8 +40,8 @@ type Config struct {
 	// autogen; a 2.x bucket "telemetry" gives database telemetry and the
 	// default retention policy of its DBRP mapping.
 	Database, RetentionPolicy string
-	// CAFile is a PEM file of CA certificates trusted for https:// URLs
-	// besides the system's; CertFile and KeyFile a client certificate.
+	// CAFile is a PEM file of the CA certificates trusted for an https://
+	// URL instead of the system's; CertFile and KeyFile a client certificate.
 	CAFile, CertFile, KeyFile string
 	// QueryTimeout bounds one InfluxQL query, streaming included (default
 	// 10m); Timeout bounds the wait for its answer's header and each read.

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/flexipack/cutover/shared/retry"
 )
 
 // This file is the InfluxQL client: the one read path of the project. It
@@ -206,16 +208,18 @@ func (c *Client) Database() (db, rp string) { return c.cfg.Database, c.cfg.Reten
 // kept failing (retried like writes, but only before fn saw any data); an
 // error from fn is returned as is and stops the query.
 func (c *Client) Query(ctx context.Context, q string, fn func(*Series) error) error {
-	api, err := c.resolveAPI(ctx)
-	if err != nil {
-		return err
-	}
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.QueryTimeout)
 	defer cancel()
 	delivered := false
 	track := func(s *Series) error { delivered = true; return fn(s) }
+	bo := newBackoff(c.cfg)
 	for attempt := 0; ; attempt++ {
-		err := c.queryOnce(ctx, api, q, track)
+		api, err := c.resolveAPI(ctx)
+		if err != nil {
+			err = &unavailableError{err: err}
+		} else {
+			err = c.queryOnce(ctx, api, q, track)
+		}
 		var ue *unavailableError
 		if err == nil || !errors.As(err, &ue) {
 			return err
@@ -223,7 +227,7 @@ func (c *Client) Query(ctx context.Context, q string, fn func(*Series) error) er
 		if delivered || attempt >= c.cfg.MaxRetries || ctx.Err() != nil {
 			return fmt.Errorf("influxql: query %q at %s after %d attempt(s): %w: %w", cut(q), redact.URL(c.cfg.URL), attempt+1, ErrUnavailable, redact.Error(ue.err))
 		}
-		if err := sleepCtx(ctx, backoff(c.cfg, attempt, ue.retryAfter)); err != nil {
+		if err := retry.Sleep(ctx, nextWait(bo, ue.retryAfter)); err != nil {
 			return fmt.Errorf("influxql: query %q: %w", cut(q), err)
 		}
 	}

@@ -188,7 +188,8 @@ func (r *Reader) Units(ctx context.Context, from, to time.Time) ([]string, error
 // (temp_<sensor>_c fields become Temps) and the bsu_alarm points of the same
 // unit and time. Alarms come back sorted by code then severity: InfluxDB
 // does not keep the order of a message. Readings come one StreamWindow at a
-// time, and within it ordered by unit then time.
+// time, and within it series by series (a series is a unit with its site and
+// model), each in time order.
 //
 // One query per StreamWindow (and per 100 units when units are given) reads
 // every unit's readings, streamed chunk by chunk; the window's alarms are
@@ -271,13 +272,16 @@ func at(row []any, i int) any {
 
 // readings streams the bsu points of [start, stop) to fn.
 func (r *Reader) readings(ctx context.Context, start, stop time.Time, units []string, alarms map[alarmKey][]telemetry.Alarm, fn func(*telemetry.Record) error) error {
-	q := fmt.Sprintf(`SELECT * FROM %s WHERE %s%s GROUP BY "unit"`, QuoteIdent(MeasurementReading), timeRange(start, stop), unitPredicate(units))
+	// GROUP BY * is InfluxDB's cheapest way to return raw points (each
+	// series on its own, no merge by time; 1.8 answers it about twice as
+	// fast as GROUP BY "unit") and the tags come once per series.
+	q := fmt.Sprintf(`SELECT * FROM %s WHERE %s%s GROUP BY *`, QuoteIdent(MeasurementReading), timeRange(start, stop), unitPredicate(units))
 	var rec telemetry.Record
 	err := r.c.Query(ctx, q, func(s *Series) error {
 		unit := s.Tags["unit"]
 		cols := columnsOf(s.Columns)
 		for _, row := range s.Values {
-			if err := cols.record(&rec, unit, row); err != nil {
+			if err := cols.record(&rec, s.Tags, row); err != nil {
 				return fmt.Errorf("reading of unit %q: %w", unit, err)
 			}
 			rec.Alarms = alarms[alarmKey{unit, rec.TimeMs}]

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flexipack/cutover/shared/retry"
 	"github.com/flexipack/cutover/shared/telemetry"
 )
 
@@ -80,7 +81,7 @@ func fakeWriter(t *testing.T, f *fakeInflux, cfg Config) (*Writer, *[]time.Durat
 	t.Helper()
 	srv := httptest.NewServer(f)
 	t.Cleanup(srv.Close)
-	cfg.URL, cfg.Bucket = srv.URL, "db/rp"
+	cfg.URL, cfg.Bucket, cfg.API = srv.URL, "db/rp", APIV2
 	w := newWriter(t, cfg)
 	var delays []time.Duration
 	var mu sync.Mutex
@@ -140,7 +141,7 @@ func TestRetryPolicy(t *testing.T) {
 func TestCancelStopsRetrying(t *testing.T) {
 	f := &fakeInflux{script: []int{503, 503, 503}}
 	w, _ := fakeWriter(t, f, Config{RetryBase: time.Hour})
-	w.sleep = sleepCtx
+	w.sleep = retry.Sleep
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	err := w.Write(ctx, series([]string{"FP2-000001"}, t0, time.Second, 1))

@@ -3,24 +3,24 @@ package influx
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
-	influxdb2 "github.com/influxdata/influxdb-client-go/v2"
-	"github.com/influxdata/influxdb-client-go/v2/api"
-	http2 "github.com/influxdata/influxdb-client-go/v2/api/http"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/flexipack/cutover/shared/redact"
+	"github.com/flexipack/cutover/shared/retry"
 	"github.com/flexipack/cutover/shared/telemetry"
 )
 
@@ -55,11 +55,14 @@ func (e *PartialError) Error() string {
 	return msg
 }
 
-// Writer writes records to InfluxDB. It is safe for concurrent use.
+// Writer writes records to InfluxDB as line protocol with millisecond
+// timestamps, to the endpoint of the API generation: 1.x /write (db, rp;
+// Basic auth from user:password), 2.x /api/v2/write (org, bucket; Token),
+// 3.x /api/v3/write_lp (db; Token; no_sync=false, so InfluxDB answers only
+// once the write-ahead log has the points). It is safe for concurrent use.
 type Writer struct {
 	cfg     Config
-	client  influxdb2.Client
-	api     api.WriteAPIBlocking
+	client  *Client // the HTTP client and the API generation (auto: /ping)
 	logger  *slog.Logger
 	metrics *Metrics
 	// sleep waits between retries; tests replace it to observe delays.
@@ -72,30 +75,20 @@ func NewWriter(cfg Config, logger *slog.Logger) (*Writer, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	client := newClient(cfg)
+	client, err := NewClient(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
 	return &Writer{
-		cfg:     cfg,
+		cfg:     client.cfg,
 		client:  client,
-		api:     client.WriteAPIBlocking(cfg.Org, cfg.Bucket),
 		logger:  logger,
 		metrics: NewMetrics(nil),
-		sleep:   sleepCtx,
+		sleep:   retry.Sleep,
 	}, nil
-}
-
-// newClient builds a client that writes with millisecond precision, without
-// the client's own retries or logging, and with a connection pool sized for
-// a few concurrent writers.
-func newClient(cfg Config) influxdb2.Client {
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.MaxIdleConnsPerHost = 16
-	opts := influxdb2.DefaultOptions().
-		SetPrecision(time.Millisecond).
-		SetLogLevel(0).
-		SetMaxRetries(0).
-		SetUseGZip(false).
-		SetHTTPClient(&http.Client{Transport: tr, Timeout: cfg.Timeout + 5*time.Second})
-	return influxdb2.NewClientWithOptions(cfg.URL, cfg.Token, opts)
 }
 
 // WithMetrics registers the writer's metrics with reg and returns w.
@@ -107,18 +100,11 @@ func (w *Writer) WithMetrics(reg prometheus.Registerer) *Writer {
 // Metrics returns the writer's metrics.
 func (w *Writer) Metrics() *Metrics { return w.metrics }
 
-// Ping checks that InfluxDB answers on /ping.
+// Ping checks that InfluxDB answers on /ping (and, on --influx-api auto,
+// learns its version).
 func (w *Writer) Ping(ctx context.Context) error {
-	return ping(ctx, w.client, w.cfg)
-}
-
-func ping(ctx context.Context, c influxdb2.Client, cfg Config) error {
-	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
-	defer cancel()
-	if _, err := c.Ping(ctx); err != nil {
-		return fmt.Errorf("influx: ping %s: %w: %w", redact.URL(cfg.URL), ErrUnavailable, err)
-	}
-	return nil
+	_, err := w.client.Ping(ctx)
+	return err
 }
 
 // Close releases the client's connections.
@@ -230,6 +216,11 @@ func (w *Writer) writeRange(ctx context.Context, recs []telemetry.Record, enc *e
 	if !errors.As(err, &ref) {
 		return err
 	}
+	if len(ref.lines) > 0 {
+		// 3.x names the refused lines and stored all the others.
+		w.rejectLines(recs, enc, lo, hi, ref, rejected)
+		return nil
+	}
 	// Every line dropped (1.8 says so with dropped=N): the whole range is
 	// refused; no need to bisect to learn that.
 	if hi-lo == 1 || (ref.dropped > 0 && ref.dropped >= lines) {
@@ -249,12 +240,38 @@ func (w *Writer) writeRange(ctx context.Context, recs []telemetry.Record, enc *e
 	return w.writeRange(ctx, recs, enc, mid, hi, rejected)
 }
 
+// rejectLines records as rejected the records of [lo, hi) owning the
+// lines 3.x refused, and counts the others as written.
+func (w *Writer) rejectLines(recs []telemetry.Record, enc *encoded, lo, hi int, ref *refusal, rejected *[]Rejected) {
+	bad := map[int]bool{}
+	for _, l := range ref.lines {
+		bad[l] = true
+	}
+	line, written, points := 1, 0, 0
+	for i := lo; i < hi; i++ {
+		refused := false
+		for k := 0; k < enc.lines[i]; k++ {
+			refused = refused || bad[line+k]
+		}
+		line += enc.lines[i]
+		if refused {
+			*rejected = append(*rejected, Rejected{Index: i, Key: recs[i].Key(), Reason: ref.msg})
+			continue
+		}
+		written++
+		points += enc.lines[i]
+	}
+	w.metrics.Points.Add(float64(points))
+	w.metrics.Records.Add(float64(written))
+}
+
 // refusal is InfluxDB refusing some or all points of a request because of
 // the points themselves.
 type refusal struct {
 	status  int
 	msg     string
-	dropped int // 1.8's dropped=N, 0 when not given
+	dropped int   // 1.8's dropped=N, 0 when not given
+	lines   []int // 3.x: the refused lines (1-based), the others are stored
 }
 
 // Error describes the refusal.
@@ -264,25 +281,30 @@ var droppedRE = regexp.MustCompile(`dropped=(\d+)`)
 
 // send writes one request body, retrying retryable failures.
 func (w *Writer) send(ctx context.Context, body []byte) error {
-	data := string(body)
+	bo := newBackoff(w.cfg)
 	for attempt := 0; ; attempt++ {
-		actx, cancel := context.WithTimeout(ctx, w.cfg.Timeout)
 		start := time.Now()
-		err := w.api.WriteRecord(actx, data)
-		cancel()
+		// On --influx-api auto the version comes from /ping, asked until
+		// it answers: an InfluxDB that is down is retried like a write.
+		api, err := w.client.resolveAPI(ctx)
+		var c *failure
+		if err != nil {
+			c = &failure{msg: err.Error(), retryable: true, reason: "network"}
+		} else {
+			c = w.post(ctx, api, body)
+		}
 		elapsed := time.Since(start).Seconds()
-		if err == nil {
+		if c == nil {
 			w.metrics.RequestSeconds.WithLabelValues("ok").Observe(elapsed)
 			return nil
 		}
 		if ctx.Err() != nil {
 			return fmt.Errorf("influx: write to %s: %w", w.cfg.Bucket, ctx.Err())
 		}
-		c := classify(err)
 		switch {
 		case c.refused:
 			w.metrics.RequestSeconds.WithLabelValues("rejected").Observe(elapsed)
-			ref := &refusal{status: c.status, msg: c.msg}
+			ref := &refusal{status: c.status, msg: c.msg, lines: c.lines}
 			if m := droppedRE.FindStringSubmatch(c.msg); m != nil {
 				ref.dropped, _ = strconv.Atoi(m[1])
 			}
@@ -290,31 +312,65 @@ func (w *Writer) send(ctx context.Context, body []byte) error {
 		case c.retryable && attempt < w.cfg.MaxRetries:
 			w.metrics.RequestSeconds.WithLabelValues("retry").Observe(elapsed)
 			w.metrics.Retries.WithLabelValues(c.reason).Inc()
-			d := w.backoff(attempt, c.retryAfter)
+			d := nextWait(bo, c.retryAfter)
 			w.logger.Warn("influx write failed, retrying", "bucket", w.cfg.Bucket, "reason", c.reason, "error", c.msg, "attempt", attempt+1, "delay", d)
 			if err := w.sleep(ctx, d); err != nil {
 				return fmt.Errorf("influx: write to %s: %w", w.cfg.Bucket, err)
 			}
 		default:
 			w.metrics.RequestSeconds.WithLabelValues("error").Observe(elapsed)
-			return fmt.Errorf("influx: write to %s at %s failed after %d attempt(s): %w: %w", w.cfg.Bucket, redact.URL(w.cfg.URL), attempt+1, ErrUnavailable, err)
+			return fmt.Errorf("influx: write to %s at %s failed after %d attempt(s): %w: %s", w.cfg.Bucket, redact.URL(w.cfg.URL), attempt+1, ErrUnavailable, c.msg)
 		}
 	}
 }
 
-// backoff returns the delay before retry attempt+1: Retry-After when the
-// server gave one, else RetryBase·2^attempt with jitter, capped at RetryMax.
-func (w *Writer) backoff(attempt int, retryAfter time.Duration) time.Duration {
-	if retryAfter > 0 {
-		return retryAfter
+// writeURL returns the write endpoint of api with its parameters:
+// millisecond precision always (never "auto": a timestamp's digits must not
+// decide its unit).
+func (w *Writer) writeURL(api API) string {
+	q := url.Values{}
+	switch api {
+	case APIV2:
+		q.Set("org", w.cfg.Org)
+		q.Set("bucket", w.cfg.Bucket)
+		q.Set("precision", "ms")
+		return w.cfg.URL + "/api/v2/write?" + q.Encode()
+	case APIV3:
+		q.Set("db", w.cfg.Database)
+		q.Set("precision", "millisecond")
+		q.Set("no_sync", "false")
+		q.Set("accept_partial", "true")
+		return w.cfg.URL + "/api/v3/write_lp?" + q.Encode()
+	default:
+		q.Set("db", w.cfg.Database)
+		if w.cfg.RetentionPolicy != "" {
+			q.Set("rp", w.cfg.RetentionPolicy)
+		}
+		q.Set("precision", "ms")
+		return w.cfg.URL + "/write?" + q.Encode()
 	}
-	d := w.cfg.RetryBase << min(attempt, 20)
-	if d > w.cfg.RetryMax || d <= 0 {
-		d = w.cfg.RetryMax
+}
+
+// post sends one write request and classifies its outcome (nil: written).
+func (w *Writer) post(ctx context.Context, api API, body []byte) *failure {
+	ctx, cancel := context.WithTimeout(ctx, w.cfg.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.writeURL(api), bytes.NewReader(body))
+	if err != nil {
+		return &failure{msg: err.Error()}
 	}
-	// Equal jitter: half fixed, half random, so writers restarted together
-	// spread out without ever retrying immediately.
-	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
+	req.Header.Set("Content-Type", "text/plain; charset=utf-8")
+	w.cfg.authorize(req, api)
+	resp, err := w.client.http.Do(req)
+	if err != nil {
+		return classifyTransport(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if resp.StatusCode/100 == 2 {
+		return nil
+	}
+	return classifyStatus(api, resp.StatusCode, resp.Header, raw)
 }
 
 // failure is a classified write error.
@@ -325,52 +381,62 @@ type failure struct {
 	refused    bool   // the points were refused: split to isolate them
 	retryable  bool
 	retryAfter time.Duration
+	lines      []int // 3.x: the 1-based numbers of the refused lines
 }
 
-// classify sorts a client error into refused points, retryable, or final.
-func classify(err error) failure {
-	f := failure{msg: err.Error()}
-	var he *http2.Error
-	if errors.As(err, &he) && he.StatusCode != 0 {
-		f.status = he.StatusCode
-		f.reason = strconv.Itoa(he.StatusCode)
-		if he.Message != "" {
-			f.msg = he.Message
-		}
-		f.retryAfter = time.Duration(he.RetryAfter) * time.Second
-		switch he.StatusCode {
-		case http.StatusBadRequest, http.StatusRequestEntityTooLarge, http.StatusUnprocessableEntity:
-			f.refused = true
-		case http.StatusTooManyRequests, http.StatusInternalServerError, http.StatusBadGateway,
-			http.StatusServiceUnavailable, http.StatusGatewayTimeout:
-			// 1.8 answers 500 for write time-outs and a full cache; a write is
-			// idempotent, so retrying it is safe.
-			f.retryable = true
-		}
-		return f
+// classifyStatus sorts an HTTP answer into refused points, retryable, or
+// final. Refused points: 1.x answers 400 ("partial write: … dropped=N",
+// or an unparsable line), 2.x 422 (partial write) or 400 (unparsable),
+// 3.x 400 with the list of refused lines; 413 is a body too large, split
+// like a refusal. 429 and 5xx are retried (1.x answers 500 for write
+// time-outs and a full cache; a write is idempotent, so retrying is safe).
+func classifyStatus(api API, status int, h http.Header, raw []byte) *failure {
+	f := &failure{status: status, reason: strconv.Itoa(status), msg: errorMessage(raw), retryAfter: retryAfter(h)}
+	if f.msg == "" {
+		f.msg = http.StatusText(status)
 	}
+	switch status {
+	case http.StatusBadRequest, http.StatusRequestEntityTooLarge, http.StatusUnprocessableEntity:
+		f.refused = true
+		if api == APIV3 {
+			f.lines, f.msg = v3Rejected(raw, f.msg)
+		}
+	case http.StatusTooManyRequests, http.StatusInternalServerError, http.StatusBadGateway,
+		http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		f.retryable = true
+	}
+	return f
+}
+
+// v3Rejected reads 3.x's partial-write answer: {"error": …, "data": [{
+// "original_line": …, "line_number": N, "error_message": …}, …]}.
+func v3Rejected(raw []byte, msg string) ([]int, string) {
+	var body struct {
+		Error string `json:"error"`
+		Data  []struct {
+			Line    int    `json:"line_number"`
+			Message string `json:"error_message"`
+		} `json:"data"`
+	}
+	if json.Unmarshal(raw, &body) != nil || len(body.Data) == 0 {
+		return nil, msg
+	}
+	lines := make([]int, 0, len(body.Data))
+	for _, d := range body.Data {
+		lines = append(lines, d.Line)
+	}
+	return lines, body.Data[0].Message
+}
+
+// classifyTransport sorts a transport error: every one is retryable.
+func classifyTransport(err error) *failure {
+	f := &failure{msg: err.Error(), retryable: true, reason: "network"}
 	var ne net.Error
-	switch {
-	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
-		f.reason, f.retryable = "timeout", true
-	default:
-		// Connection refused or reset, EOF: InfluxDB restarting or a proxy
-		// dropping the connection.
-		f.reason, f.retryable = "network", true
+	if errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout() {
+		f.reason = "timeout"
 	}
 	if strings.TrimSpace(f.msg) == "" {
 		f.msg = "unknown error"
 	}
 	return f
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }

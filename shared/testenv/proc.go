@@ -124,7 +124,13 @@ type PrivateInflux struct {
 // StartInfluxd starts a private influxd on free loopback ports, with its data
 // in a temporary folder, and stops it when the test ends. The database
 // "telemetry" exists; Bucket for the v2 API is "telemetry/autogen".
-func StartInfluxd(t testing.TB) *PrivateInflux {
+func StartInfluxd(t testing.TB) *PrivateInflux { return StartInfluxdTLS(t, "", "") }
+
+// StartInfluxdTLS is StartInfluxd serving HTTPS with the PEM certificate
+// and key given (plain HTTP when both are empty); URL is then https://.
+// The test trusts the certificate's CA itself: the readiness checks here do
+// not verify it.
+func StartInfluxdTLS(t testing.TB, certFile, keyFile string) *PrivateInflux {
 	t.Helper()
 	bin, err := lookBinary("influxd")
 	if err != nil {
@@ -146,16 +152,23 @@ bind-address = "127.0.0.1:%d"
   bind-address = "127.0.0.1:%d"
   flux-enabled = true
   log-enabled = false
+  https-enabled = %t
+  https-certificate = %q
+  https-private-key = %q
 [monitor]
   store-enabled = false
 [continuous_queries]
   enabled = false
-`, rpcPort, filepath.Join(dir, "meta"), filepath.Join(dir, "data"), filepath.Join(dir, "wal"), httpPort)
+`, rpcPort, filepath.Join(dir, "meta"), filepath.Join(dir, "data"), filepath.Join(dir, "wal"), httpPort, certFile != "", certFile, keyFile)
 	confPath := filepath.Join(dir, "influxdb.conf")
 	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
 		t.Fatalf("testenv: %v", err)
 	}
-	base := fmt.Sprintf("http://127.0.0.1:%d", httpPort)
+	scheme := "http"
+	if certFile != "" {
+		scheme = "https"
+	}
+	base := fmt.Sprintf("%s://127.0.0.1:%d", scheme, httpPort)
 	logPath := filepath.Join(dir, "influxd.log")
 	p := &PrivateInflux{URL: base}
 	p.Proc = &Proc{t: t, name: "private influxd", log: logPath,

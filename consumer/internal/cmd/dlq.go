@@ -29,7 +29,7 @@ func dlqFilterFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: flagDLQReason, Category: "Filter", Usage: "only dead letters whose reason contains this text (case-insensitive)"},
 		&cli.StringFlag{Name: flagDLQKind, Category: "Filter", Usage: "only dead letters of this kind: rejected (whole message refused), partial (some samples refused) or broker (dead-lettered by RabbitMQ itself)"},
-		&cli.StringFlag{Name: flagDLQUnit, Category: "Filter", Usage: "only dead letters of this unit"},
+		&cli.StringFlag{Name: flagDLQUnit, Category: "Filter", Usage: "only dead letters of this unit (as the message body names it)"},
 		&cli.IntFlag{Name: flagDLQLimit, Value: 0, DefaultText: "all", Usage: "read at most this many dead letters from the head of the queue"},
 	}
 }
@@ -75,8 +75,15 @@ keeps x-first-failure, and x-replays counts its replays; if it fails again it co
 fresh reason. Without --execute it prints what it would replay and changes nothing.
 Dead letters that do not match stay in the queue, in place.
 
-Exit status: 0 when done (or nothing matched), 1 when a publish or ack failed (what was
-replayed so far is reported).
+Letters are routed only by the routing key they were dead-lettered under (never by a header
+the original message carried), and only when that key matches --binding-key, so a letter
+cannot be steered to another queue. --unit matches the unit the body names. Each letter is
+settled on its own: one that cannot be replayed (unroutable, outside the binding, refused)
+stays in the queue, the others are replayed, and the summary lists every skipped one and why.
+
+Exit status: 0 when every matching letter was replayed (or nothing matched), 3 when some were
+skipped (the others were replayed), 1 when the queue or the broker failed (what was replayed
+so far is reported).
 
   consumer dlq replay --kind rejected --reason "unknown root"            # dry run
   consumer dlq replay --kind rejected --reason "unknown root" --execute`,
@@ -100,7 +107,7 @@ func dlqSetup(c *cli.Context) (*rabbit.Conn, rabbit.Topology, dlq.Filter, string
 	if err := topo.Validate(); err != nil {
 		return nil, topo, dlq.Filter{}, "", cli.Exit(err.Error(), cliapp.ExitFailure)
 	}
-	f := dlq.Filter{Reason: c.String(flagDLQReason), Kind: c.String(flagDLQKind), Unit: c.String(flagDLQUnit)}
+	f := dlq.Filter{Reason: c.String(flagDLQReason), Kind: c.String(flagDLQKind), Unit: c.String(flagDLQUnit), Binding: topo.BindingKey}
 	switch f.Kind {
 	case "", dlq.KindRejected, dlq.KindPartial, "broker":
 	default:
@@ -183,13 +190,21 @@ func dlqReplayAction(c *cli.Context) error {
 	} else {
 		writeEntries(c.App.Writer, res.Entries)
 		if execute {
-			fmt.Fprintf(c.App.Writer, "replayed %d of %d matching dead letters (%d read) to exchange %q\n", res.Replayed, res.Matched, res.Read, topo.Exchange)
+			fmt.Fprintf(c.App.Writer, "replayed %d of %d matching dead letters (%d read) to exchange %q; skipped %d (left in %q)\n", res.Replayed, res.Matched, res.Read, topo.Exchange, res.Skipped, topo.DeadQueue)
+			for _, e := range res.Entries {
+				if e.Skipped != "" {
+					fmt.Fprintf(c.App.Writer, "  skipped %d (id %q): %s\n", e.Position, e.ID, e.Skipped)
+				}
+			}
 		} else {
 			fmt.Fprintf(c.App.Writer, "dry run: would replay %d of %d dead letters to exchange %q; add --execute to replay\n", res.Matched, res.Read, topo.Exchange)
 		}
 	}
 	if rerr != nil {
 		return cli.Exit(fmt.Sprintf("dlq replay: %v", rerr), cliapp.ExitFailure)
+	}
+	if res.Skipped > 0 {
+		return cli.Exit(fmt.Sprintf("dlq replay: %d dead letters skipped (see above); the others were replayed", res.Skipped), cliapp.ExitNoRecords)
 	}
 	return nil
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/flexipack/cutover/shared/legacy"
 	"github.com/flexipack/cutover/shared/obs"
 	"github.com/flexipack/cutover/shared/rabbit"
+	"github.com/flexipack/cutover/shared/retry"
 )
 
 // Flag names of consumer run.
@@ -266,21 +267,15 @@ func openBus(c *cli.Context, id string, logger *slog.Logger, reg *prometheus.Reg
 // openWithRetry opens a store, retrying with back-off until ctx ends, so
 // the consumer can start before its stores.
 func openWithRetry[T any](ctx context.Context, logger *slog.Logger, what string, open func(context.Context) (T, error)) (T, error) {
-	wait := 200 * time.Millisecond
-	for {
-		octx, cancel := context.WithTimeout(ctx, 15*time.Second)
-		v, err := open(octx)
-		cancel()
-		if err == nil {
-			return v, nil
-		}
+	v, err := retry.Value(ctx, retry.Policy{OnRetry: func(_ int, err error, wait time.Duration) {
 		logger.Warn("cannot open "+what+", retrying", "err", err, "retry_in", wait)
-		select {
-		case <-ctx.Done():
-			var zero T
-			return zero, fmt.Errorf("open %s: %w (last error: %v)", what, ctx.Err(), err)
-		case <-time.After(wait):
-		}
-		wait = min(wait*2, 5*time.Second)
+	}}, func(ctx context.Context) (T, error) {
+		octx, cancel := context.WithTimeout(ctx, 15*time.Second)
+		defer cancel()
+		return open(octx)
+	})
+	if err != nil && ctx.Err() != nil {
+		return v, fmt.Errorf("open %s: %w", what, retry.Stopped(ctx, err))
 	}
+	return v, err
 }

@@ -1,4 +1,8 @@
-package main
+// Package fleet generates the fleetbench data set: a synthetic fleet's
+// readings, deterministic from a seed. scripts/fleetbench loads it for the
+// dashboard timings; the verify, gap-counting and rollup benchmarks of
+// `make bench` use the very same readings.
+package fleet
 
 import (
 	"fmt"
@@ -9,19 +13,20 @@ import (
 	"github.com/flexipack/cutover/shared/telemetry"
 )
 
-// fleet generates a synthetic fleet's readings, deterministically from a
+// Fleet generates a synthetic fleet's readings, deterministically from a
 // seed: 30% generation-1 units (no power, SoH, firmware or ambient sensor),
 // the rest generation 2; a daily charge/discharge cycle per unit with its own
 // phase; a rare over-temperature alarm.
-type fleet struct {
-	units   []unitSpec
+type Fleet struct {
+	Units   []Unit
 	start   time.Time
 	cadence time.Duration
 	steps   int // readings per unit
 }
 
-type unitSpec struct {
-	id, site, model, firmware, schema string
+// Unit is one unit of a Fleet.
+type Unit struct {
+	ID, site, model, firmware, schema string
 	gen1                              bool
 	phase                             float64 // of the daily cycle, radians
 	offset                            time.Duration
@@ -30,13 +35,16 @@ type unitSpec struct {
 	seq                               int64
 }
 
-func siteName(i int) string { return fmt.Sprintf("Yard %02d, Bay %d", i, i%4+1) }
+// SiteName is the name of site i.
+func SiteName(i int) string { return fmt.Sprintf("Yard %02d, Bay %d", i, i%4+1) }
 
-func newFleet(units, sites int, start time.Time, days int, cadence time.Duration, seed uint64) *fleet {
-	f := &fleet{start: start, cadence: cadence, steps: int(time.Duration(days) * 24 * time.Hour / cadence)}
+// New returns a fleet of units over sites, with readings every cadence
+// over days from start.
+func New(units, sites int, start time.Time, days int, cadence time.Duration, seed uint64) *Fleet {
+	f := &Fleet{start: start, cadence: cadence, steps: int(time.Duration(days) * 24 * time.Hour / cadence)}
 	for i := range units {
-		u := unitSpec{
-			site:   siteName(i % sites),
+		u := Unit{
+			site:   SiteName(i % sites),
 			gen1:   i%10 < 3,
 			phase:  2 * math.Pi * float64(i%97) / 97,
 			offset: time.Duration(int64(i)*7919) * time.Millisecond % cadence,
@@ -44,20 +52,38 @@ func newFleet(units, sites int, start time.Time, days int, cadence time.Duration
 			rng:    rand.New(rand.NewPCG(seed, uint64(i))),
 		}
 		if u.gen1 {
-			u.id, u.model, u.schema = fmt.Sprintf("FP1-%06d", i), "FlexiPack-100", "1.0"
+			u.ID, u.model, u.schema = fmt.Sprintf("FP1-%06d", i), "FlexiPack-100", "1.0"
 		} else {
-			u.id, u.model, u.schema, u.firmware = fmt.Sprintf("FP2-%06d", i), "FlexiPack-250", "2.1", "2.4.1"
+			u.ID, u.model, u.schema, u.firmware = fmt.Sprintf("FP2-%06d", i), "FlexiPack-250", "2.1", "2.4.1"
 		}
-		f.units = append(f.units, u)
+		f.Units = append(f.Units, u)
 	}
 	return f
 }
 
-// readings is the number of readings the fleet generates.
-func (f *fleet) readings() int64 { return int64(len(f.units)) * int64(f.steps) }
+// Readings is the number of readings the fleet generates.
+func (f *Fleet) Readings() int64 { return int64(len(f.Units)) * int64(f.steps) }
 
-// record fills r with unit u's reading at step k (r's slices are reused).
-func (f *fleet) record(r *telemetry.Record, u *unitSpec, k int) {
+// Steps is the number of readings of each unit.
+func (f *Fleet) Steps() int { return f.steps }
+
+// Each calls fn with every reading in time order (step by step, unit by
+// unit, as live ingest would bring them). fn may not keep the Record.
+func (f *Fleet) Each(fn func(*telemetry.Record) error) error {
+	var r telemetry.Record
+	for k := 0; k < f.steps; k++ {
+		for i := range f.Units {
+			f.Record(&r, &f.Units[i], k)
+			if err := fn(&r); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// Record fills r with unit u's reading at step k (r's slices are reused).
+func (f *Fleet) Record(r *telemetry.Record, u *Unit, k int) {
 	t := f.start.Add(time.Duration(k)*f.cadence + u.offset)
 	day := 2 * math.Pi * float64(t.UnixMilli()%86_400_000) / 86_400_000
 	noise := u.rng.NormFloat64()
@@ -66,7 +92,7 @@ func (f *fleet) record(r *telemetry.Record, u *unitSpec, k int) {
 	cellMax := 26 + 6*math.Abs(math.Cos(day+u.phase)) + noise/2
 	u.seq++
 	*r = telemetry.Record{
-		Unit: u.id, Site: u.site, Model: u.model, Firmware: u.firmware, Schema: u.schema,
+		Unit: u.ID, Site: u.site, Model: u.model, Firmware: u.firmware, Schema: u.schema,
 		Seq: u.seq, HasSeq: true, TimeMs: t.UnixMilli(),
 		Has:     telemetry.HasSoC | telemetry.HasVoltage | telemetry.HasCurrent,
 		SoC:     round1(soc),

@@ -1,0 +1,173 @@
+package verify_test
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/flexipack/cutover/scripts/fleetbench/fleet"
+	"github.com/flexipack/cutover/shared/influx"
+	"github.com/flexipack/cutover/shared/legacy"
+	"github.com/flexipack/cutover/shared/telemetry"
+	"github.com/flexipack/cutover/shared/testenv"
+	"github.com/flexipack/cutover/shared/verify"
+)
+
+// benchData is the fleetbench data set loaded into a fresh legacy store and
+// a fresh InfluxDB database, shared by the benchmarks of one run.
+type benchData struct {
+	legacy   *legacy.Store
+	db       testenv.InfluxDB
+	from, to time.Time
+	readings int64
+}
+
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
+		return v
+	}
+	return def
+}
+
+// loadBench loads VERIFY_BENCH_UNITS units (default 60) over one day at a
+// 1-minute cadence (86,400 readings by default, the size of the demo's day)
+// into a fresh legacy store and InfluxDB database, dropped when b ends.
+func loadBench(b *testing.B) benchData {
+	b.Helper()
+	logger := slog.New(slog.DiscardHandler)
+	var bench benchData
+	func() {
+		ctx := context.Background()
+		units := envInt("VERIFY_BENCH_UNITS", 60)
+		start := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+		f := fleet.New(units, max(1, units/10), start, 1, time.Minute, 1)
+		leg, err := legacy.Open(ctx, testenv.Postgres(b), logger)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(leg.Close)
+		if err := leg.Migrate(ctx); err != nil {
+			b.Fatal(err)
+		}
+		db := testenv.Influx(b)
+		w, err := influx.NewWriter(influx.Config{URL: db.URL, Token: db.Token, Org: db.Org, Bucket: db.Bucket}, logger)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer w.Close()
+		batch := make([]telemetry.Record, 0, 5000)
+		flush := func() error {
+			if err := leg.Write(ctx, batch); err != nil {
+				return err
+			}
+			if err := w.Write(ctx, batch); err != nil {
+				return err
+			}
+			batch = batch[:0]
+			return nil
+		}
+		err = f.Each(func(r *telemetry.Record) error {
+			c := *r
+			c.Temps = append([]telemetry.Temp(nil), r.Temps...)
+			c.Alarms = append([]telemetry.Alarm(nil), r.Alarms...)
+			if batch = append(batch, c); len(batch) == cap(batch) {
+				return flush()
+			}
+			return nil
+		})
+		if err == nil {
+			err = flush()
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
+		bench = benchData{legacy: leg, db: db, from: start, to: start.Add(24 * time.Hour), readings: f.Readings()}
+	}()
+	return bench
+}
+
+func timed(b *testing.B, fn func() error) time.Duration {
+	b.Helper()
+	start := time.Now()
+	if err := fn(); err != nil {
+		b.Fatal(err)
+	}
+	return time.Since(start)
+}
+
+// BenchmarkVerify compares the legacy store with InfluxDB over the data
+// set's day (1h windows, verify's defaults), reading InfluxDB with
+// InfluxQL, and the same with the Flux reader it replaced, in one run.
+func BenchmarkVerify(b *testing.B) {
+	d := loadBench(b)
+	ql, err := influx.NewReader(influx.Config{URL: d.db.URL, Token: d.db.Token, Org: d.db.Org, Bucket: d.db.Bucket}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ql.Close()
+	fx := newFluxReader(d.db.URL, d.db.Token, d.db.Org, d.db.Bucket)
+	defer fx.client.Close()
+	ctx := context.Background()
+	run := func(src verify.Source) func() error {
+		return func() error {
+			res, err := verify.Compare(ctx, d.legacy, src, verify.Options{From: d.from, To: d.to})
+			if err == nil && (res.Mismatched != 0 || res.InfluxReadings != d.readings) {
+				b.Fatalf("verify found %d mismatches, %d InfluxDB readings of %d", res.Mismatched, res.InfluxReadings, d.readings)
+			}
+			return err
+		}
+	}
+	var tQL, tFlux time.Duration
+	for b.Loop() {
+		tQL += timed(b, run(ql))
+		tFlux += timed(b, run(fx))
+	}
+	n := float64(b.N) * float64(d.readings)
+	b.ReportMetric(n/tQL.Seconds(), "influxql_readings/s")
+	b.ReportMetric(n/tFlux.Seconds(), "flux_readings/s")
+	b.ReportMetric(tFlux.Seconds()/tQL.Seconds(), "ratio")
+	b.ReportMetric(float64(d.readings), "readings")
+}
+
+// BenchmarkGapCounts counts InfluxDB's readings per unit and 1h window over
+// the day (what backfill gaps compares with the snapshots' counts) with
+// InfluxQL, next to the Flux count it replaced.
+func BenchmarkGapCounts(b *testing.B) {
+	d := loadBench(b)
+	ql, err := influx.NewReader(influx.Config{URL: d.db.URL, Token: d.db.Token, Org: d.db.Org, Bucket: d.db.Bucket}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ql.Close()
+	fx := newFluxReader(d.db.URL, d.db.Token, d.db.Org, d.db.Bucket)
+	defer fx.client.Close()
+	ctx := context.Background()
+	var tQL, tFlux time.Duration
+	for b.Loop() {
+		var nQL, nFlux int64
+		tQL += timed(b, func() error {
+			cs, err := ql.Counts(ctx, d.from, d.to, time.Hour, nil)
+			for _, c := range cs {
+				nQL += c.N
+			}
+			return err
+		})
+		tFlux += timed(b, func() error {
+			cs, err := fx.Counts(ctx, d.from, d.to, time.Hour, nil)
+			for _, c := range cs {
+				nFlux += c.N
+			}
+			return err
+		})
+		if nQL != d.readings || nFlux != d.readings {
+			b.Fatalf("counted %d (InfluxQL) and %d (Flux) readings, want %d", nQL, nFlux, d.readings)
+		}
+	}
+	n := float64(b.N) * float64(d.readings)
+	b.ReportMetric(n/tQL.Seconds(), "influxql_readings/s")
+	b.ReportMetric(n/tFlux.Seconds(), "flux_readings/s")
+	b.ReportMetric(tFlux.Seconds()/tQL.Seconds(), "ratio")
+}
