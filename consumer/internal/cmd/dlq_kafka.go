@@ -98,13 +98,23 @@ func dlqKafkaReplay(c *cli.Context) error {
 	} else {
 		writeEntries(c.App.Writer, res.Entries)
 		if execute {
-			fmt.Fprintf(c.App.Writer, "replayed %d of %d matching dead letters (%d read) to topic %q; progress recorded under group %q\n", res.Replayed, res.Matched, res.Read, d.Original, d.Group)
+			fmt.Fprintf(c.App.Writer, "replayed %d of %d matching dead letters (%d read) to topic %q; skipped %d; progress recorded under group %q\n",
+				res.Replayed, res.Matched, res.Read, d.Original, res.Skipped, d.Group)
 		} else {
-			fmt.Fprintf(c.App.Writer, "dry run: would replay %d of %d dead letters to topic %q; add --execute to replay\n", res.Matched, res.Read, d.Original)
+			fmt.Fprintf(c.App.Writer, "dry run: would replay %d of %d dead letters to topic %q (%d would be skipped); add --execute to replay\n",
+				res.Matched-res.Skipped, res.Read, d.Original, res.Skipped)
+		}
+		for _, e := range res.Entries {
+			if e.Skipped != "" {
+				fmt.Fprintf(c.App.Writer, "  skipped %d (id %q): %s\n", e.Position, e.ID, e.Skipped)
+			}
 		}
 	}
 	if rerr != nil {
 		return cli.Exit(fmt.Sprintf("dlq replay: %v", rerr), cliapp.ExitFailure)
+	}
+	if res.Skipped > 0 {
+		return cli.Exit(fmt.Sprintf("dlq replay: %d dead letters skipped (see above); the others were replayed", res.Skipped), cliapp.ExitNoRecords)
 	}
 	return nil
 }
