@@ -15,6 +15,7 @@ import (
 	"github.com/flexipack/cutover/shared/cliapp"
 	"github.com/flexipack/cutover/shared/kafka"
 	"github.com/flexipack/cutover/shared/rabbit"
+	"github.com/flexipack/cutover/shared/retry"
 )
 
 // Flags every producer command shares to reach the bus.
@@ -100,20 +101,13 @@ func openBus(c *cli.Context, command string, logger *slog.Logger, reg prometheus
 	}
 }
 
-// waitReady polls check until it passes or timeout ends, returning the
-// last error.
+// waitReady retries check with back-off until it passes or timeout ends,
+// returning the last error.
 func waitReady(ctx context.Context, check func(context.Context) error, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	for {
-		err := check(ctx)
-		if err == nil {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("not ready within %s: %w", timeout, err)
-		case <-time.After(500 * time.Millisecond):
-		}
+	if err := retry.Do(ctx, retry.Policy{Initial: 200 * time.Millisecond, Max: 2 * time.Second}, check); err != nil {
+		return fmt.Errorf("not ready within %s: %w", timeout, err)
 	}
+	return nil
 }
