@@ -125,7 +125,18 @@ func newKafkaBus(t *testing.T) *kafkaBus {
 			if g.GroupState != "Stable" {
 				return 0, fmt.Errorf("group %s is %s", kt.Group, g.GroupState)
 			}
-			return len(g.Members), nil
+			// Only members holding partitions consume: a member that
+			// joined counts once the group gave it some.
+			n := 0
+			for _, m := range g.Members {
+				for _, at := range m.MemberAssignments.Topics {
+					if at.Topic == kt.Topic && len(at.Partitions) > 0 {
+						n++
+						break
+					}
+				}
+			}
+			return n, nil
 		},
 		backlog: func() (int, error) {
 			c, cancel := ctx()

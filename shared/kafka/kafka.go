@@ -1,7 +1,10 @@
 // Package kafka is the Kafka side of the bus: a bus.Publisher on
 // segmentio/kafka-go that keys every message by unit (so one unit's
 // messages share a partition and stay in order), waits for all in-sync
-// replicas, and returns only when every message is acknowledged.
+// replicas, and returns only when every message is acknowledged; the
+// cluster Config (brokers, TLS, SASL) every Kafka client of the project is
+// built from; readiness by a metadata request; and a consumer group's lag
+// from its committed offsets against the partitions' end offsets.
 package kafka
 
 import (
