@@ -153,7 +153,18 @@ func browse(ctx context.Context, conn Channeler, queue string, limit int, fn fun
 		return fmt.Errorf("open channel: %w", err)
 	}
 	defer ch.Close()
-	for pos := 1; limit <= 0 || pos <= limit; pos++ {
+	// Read only what the queue held when we started: letters that a replay
+	// sends back (rejected again by the consumer) arrive at its tail and
+	// must not be read, and replayed, a second time by the same run.
+	//nolint:staticcheck // QueueInspect is the passive declare that does not need the queue's arguments.
+	q, err := ch.QueueInspect(queue)
+	if err != nil {
+		return fmt.Errorf("inspect dead-letter queue %q: %w", queue, err)
+	}
+	if limit <= 0 || limit > q.Messages {
+		limit = q.Messages
+	}
+	for pos := 1; pos <= limit; pos++ {
 		if err := ctx.Err(); err != nil {
 			return err
 		}

@@ -41,6 +41,7 @@ const (
 	flagLiveFor         = "live-for"
 	flagConsumerTimeout = "consumer-timeout"
 	flagBackfilledRange = "backfilled-range"
+	flagMinShadowReads  = "min-shadow-reads"
 )
 
 func actorFlag() cli.Flag {
@@ -69,7 +70,9 @@ func consumerTimeoutFlag() cli.Flag {
 func gateFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.Float64Flag{Name: flagMaxMismatchRate, EnvVars: []string{"MIGRATE_MAX_MISMATCH_RATE"}, Value: 0, Category: "Gates",
-			Usage: "highest share of mismatching (unit, window) pairs the recent verify may find (0..1)"},
+			Usage: "highest share of mismatching (unit, window) pairs the recent verify may find, and of the query service's shadow reads that may disagree (0..1)"},
+		&cli.Int64Flag{Name: flagMinShadowReads, EnvVars: []string{"MIGRATE_MIN_SHADOW_READS"}, Value: 1000, Category: "Gates",
+			Usage: "shadow comparisons the query service must have recorded in the current shadow-read phase before influx-primary (0: not required)"},
 		&cli.DurationFlag{Name: flagRecent, EnvVars: []string{"MIGRATE_RECENT"}, Value: time.Hour, Category: "Gates",
 			Usage: "how far back the recent verify (gate into influx-primary and influx-only) compares the stores"},
 		&cli.DurationFlag{Name: flagRecentWindow, EnvVars: []string{"MIGRATE_RECENT_WINDOW"}, Value: 5 * time.Minute, Category: "Gates",
@@ -160,11 +163,15 @@ func (s *stores) Dashboard() (*influx.Dashboard, error) {
 func (s *stores) checker(c *cli.Context) (*gates.Checker, error) {
 	cfg := gates.Config{
 		MaxMismatchRate: c.Float64(flagMaxMismatchRate),
+		MinShadowReads:  c.Int64(flagMinShadowReads),
 		Recent:          c.Duration(flagRecent),
 		RecentWindow:    c.Duration(flagRecentWindow),
 		MaxLag:          c.Duration(flagMaxLag),
 		LiveFor:         c.Duration(flagLiveFor),
 		Confirm:         c.String(flagConfirm),
+	}
+	if cfg.MinShadowReads < 0 {
+		return nil, cli.Exit(fmt.Sprintf("--%s %d: want 0 or more", flagMinShadowReads, cfg.MinShadowReads), cliapp.ExitFailure)
 	}
 	if cfg.MaxMismatchRate < 0 || cfg.MaxMismatchRate > 1 {
 		return nil, cli.Exit(fmt.Sprintf("--%s %g: want a share between 0 and 1", flagMaxMismatchRate, cfg.MaxMismatchRate), cliapp.ExitFailure)
@@ -177,7 +184,7 @@ func (s *stores) checker(c *cli.Context) (*gates.Checker, error) {
 		cfg.BackfilledRange = &sp
 	}
 	return &gates.Checker{
-		Ledger: s.state, Verifies: s.state, Consumers: s.state, Backfills: s.state, Config: cfg,
+		Ledger: s.state, Verifies: s.state, Consumers: s.state, Backfills: s.state, Shadows: s.state, Config: cfg,
 		Recent: func(ctx context.Context, from, to time.Time, w time.Duration) (verify.Result, error) {
 			l, err := s.Legacy(ctx)
 			if err != nil {

@@ -107,6 +107,7 @@ func TestGatesOnRealStores(t *testing.T) {
 		"in 5m0s windows: 1 of ",
 		"at most 0 allowed",
 		"e.g. FP2-000001 ", " count-differs (legacy ",
+		"gate shadow-reads: 0 shadow comparisons in shadow-read (version 3), 0 mismatch (rate 0, at most 0 allowed), 0 shadow errors; at least 1000 required",
 	} {
 		if !strings.Contains(r.stderr, want) {
 			t.Fatalf("refusal does not say %q:\n%s", want, r.stderr)
@@ -115,14 +116,36 @@ func TestGatesOnRealStores(t *testing.T) {
 	// A threshold of 0.2 tolerates that one window (of about 20).
 	e.beat("c1", cutover.ShadowRead, 3, 0.5)
 	e.beat("c2", cutover.ShadowRead, 3, 1)
-	r = e.mustRun(0, "plan", "--max-mismatch-rate", "0.2")
+	r = e.mustRun(2, "plan", "--max-mismatch-rate", "0.2")
 	if !strings.Contains(r.stdout, "[PASS] verify-recent") {
 		t.Fatalf("plan:\n%s", r.stdout)
 	}
 	e.write(false, true, []telemetry.Record{lagging})
 	e.beat("c1", cutover.ShadowRead, 3, 0.5)
 	e.beat("c2", cutover.ShadowRead, 3, 1)
-	e.mustRun(0, "advance", append(noWait, "--execute", "--to", "influx-primary")...)
+	// The query service's shadow reads: one mismatch in 1000 refuses at
+	// rate 0, passes at 0.001; comparisons of another phase version do not count.
+	err = e.state.RecordShadow(e.ctx, []cutover.ShadowCount{
+		{Phase: cutover.ShadowRead, PhaseVersion: 3, Endpoint: "latest", Comparisons: 600, Mismatches: 1},
+		{Phase: cutover.ShadowRead, PhaseVersion: 3, Endpoint: "fleet", Comparisons: 400},
+		{Phase: cutover.DualWrite, PhaseVersion: 2, Endpoint: "fleet", Comparisons: 5000},
+	}, []cutover.ShadowMismatch{{Phase: cutover.ShadowRead, PhaseVersion: 3, Endpoint: "latest", Params: "/v1/units/FP2-000001/latest",
+		PrimaryStore: "postgres", ShadowStore: "influxdb", Path: "soc_pct", PrimaryValue: `{"soc_pct":50}`, ShadowValue: `{"soc_pct":51}`}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r = e.mustRun(2, "advance", "--execute")
+	if !strings.Contains(r.stderr, "gate shadow-reads: 1000 shadow comparisons in shadow-read (version 3), 1 mismatch (rate 0.001, at most 0 allowed)") {
+		t.Fatalf("refusal:\n%s", r.stderr)
+	}
+	r = e.mustRun(0, "status")
+	for _, want := range []string{"shadow reads (query serve): 1000 comparisons in this phase, 1 mismatch (rate 0.001), 0 errors; 6000 comparisons in all phases",
+		"/v1/units/FP2-000001/latest differs at soc_pct"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Fatalf("status does not say %q:\n%s", want, r.stdout)
+		}
+	}
+	e.mustRun(0, "advance", append(noWait, "--execute", "--to", "influx-primary", "--max-mismatch-rate", "0.001")...)
 
 	// Into influx-only: the confirmation.
 	e.beat("c1", cutover.InfluxPrimary, 4, 0.5)

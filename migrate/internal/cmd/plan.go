@@ -21,7 +21,10 @@ gate guarding it, exactly as 'advance' would, without changing anything:
                         backfilled range and found no mismatch
   into influx-primary:  no open InfluxDB gap-ledger entries; a verify of the last
                         --recent (ending --max-lag ago) under --max-mismatch-rate;
-                        every live consumer's lag under --max-lag
+                        every live consumer's lag under --max-lag; at least
+                        --min-shadow-reads shadow comparisons by query serve in
+                        this shadow-read phase, at most --max-mismatch-rate of
+                        them disagreeing (evidence from real reads)
   into influx-only:     the same, plus --confirm influx-only
 
 Exit status: 0 when the gates pass, 2 when one refuses, 1 on errors.`,

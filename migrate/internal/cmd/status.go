@@ -132,6 +132,22 @@ func printStatus(w io.Writer, st control.Status) {
 		fmt.Fprintf(w, "#%d at %s by %s over [%s, %s): %d of %d windows mismatch (rate %.4g): %s\n",
 			v.ID, ts(v.At), v.Actor, ts(v.From), ts(v.To), v.Mismatched, v.Windows, v.Rate, verdict)
 	}
+	printShadow(w, st.Shadow)
 	fmt.Fprintln(w)
 	printPlan(w, st.Plan)
+}
+
+func printShadow(w io.Writer, sh *control.ShadowStatus) {
+	if sh == nil {
+		return
+	}
+	fmt.Fprintf(w, "\nshadow reads (query serve): %d comparisons in this phase, %d mismatch (rate %.4g), %d errors; %d comparisons in all phases, %d mismatch\n",
+		sh.Current.Comparisons, sh.Current.Mismatches, sh.Current.Rate, sh.Current.Errors, sh.All.Comparisons, sh.All.Mismatches)
+	for _, e := range sh.Current.Endpoints {
+		fmt.Fprintf(w, "  %-10s %d comparisons, %d mismatch, %d errors\n", e.Endpoint, e.Comparisons, e.Mismatches, e.Errors)
+	}
+	for _, m := range sh.Examples {
+		fmt.Fprintf(w, "  mismatch #%d at %s in %s: %s differs at %s\n    %s: %.200s\n    %s: %.200s\n",
+			m.ID, ts(m.At), m.Phase, m.Params, m.Path, m.PrimaryStore, m.PrimaryValue, m.ShadowStore, m.ShadowValue)
+	}
 }

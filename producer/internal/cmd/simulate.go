@@ -76,6 +76,7 @@ func simulateFlags() []cli.Flag {
 		&cli.Uint64Flag{Name: "seed", EnvVars: []string{"SIM_SEED"}, Category: cat, Usage: "random seed for a reproducible fleet (0: pick one and report it)"},
 		&cli.Float64Flag{Name: "bad-ratio", EnvVars: []string{"SIM_BAD_RATIO"}, Category: cat, Usage: "bad messages or rejected samples added per good message, 0..1"},
 		&cli.Float64Flag{Name: "offline-prob", EnvVars: []string{"SIM_OFFLINE_PROB"}, Value: 0.002, Category: cat, Usage: "chance per cadence that a generation-2 unit goes offline (negative: never)"},
+		&cli.Float64Flag{Name: "fault-prob", EnvVars: []string{"SIM_FAULT_PROB"}, Value: 0.0003, Category: cat, Usage: "chance per cadence that a unit goes into fault (mode fault for 10-59 cadences, a critical GND alarm) (0 or negative: never)"},
 		&cli.IntFlag{Name: "publishers", EnvVars: []string{"SIM_PUBLISHERS"}, Value: 4, Category: cat, Usage: "concurrent publishing workers (a unit always uses the same one, in order)"},
 		&cli.IntFlag{Name: "batch", EnvVars: []string{"SIM_BATCH"}, Value: 256, Category: cat, Usage: "most messages per publish call"},
 		&cli.DurationFlag{Name: "progress", EnvVars: []string{"SIM_PROGRESS"}, Value: 10 * time.Second, Category: cat, Usage: "interval of progress log lines"},
@@ -98,6 +99,7 @@ func runSimulate(c *cli.Context) error {
 			Seed:        c.Uint64("seed"),
 			BadRatio:    c.Float64("bad-ratio"),
 			OfflineProb: c.Float64("offline-prob"),
+			FaultProb:   c.Float64("fault-prob"),
 		},
 		Count:      c.Int64("count"),
 		Duration:   c.Duration("duration"),
@@ -112,6 +114,9 @@ func runSimulate(c *cli.Context) error {
 	}
 	if cfg.Fleet.OfflineProb == 0 {
 		cfg.Fleet.OfflineProb = -1 // 0 on the command line means never
+	}
+	if cfg.Fleet.FaultProb == 0 {
+		cfg.Fleet.FaultProb = -1
 	}
 	if s := c.String("start"); s != "" {
 		t, err := time.Parse(time.RFC3339Nano, s)
