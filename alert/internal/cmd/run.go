@@ -18,6 +18,7 @@ import (
 	"github.com/flexipack/cutover/alert/internal/source"
 	"github.com/flexipack/cutover/alert/internal/store"
 	"github.com/flexipack/cutover/shared/cliapp"
+	"github.com/flexipack/cutover/shared/kafka"
 	"github.com/flexipack/cutover/shared/obs"
 	"github.com/flexipack/cutover/shared/rabbit"
 	"github.com/flexipack/cutover/shared/retry"
@@ -36,6 +37,7 @@ const (
 	flagTick            = "tick"
 	flagInfluxPoints    = "influx-points"
 	flagID              = "alert-id"
+	flagKafkaGroup      = "alert-kafka-group"
 )
 
 // runConfig is everything alert run reads from its flags.
@@ -45,6 +47,10 @@ type runConfig struct {
 	RulesFile       string
 	AMQPURL         string
 	Topology        rabbit.Topology
+	Bus             string
+	Kafka           kafka.Config
+	KafkaTopic      string
+	KafkaGroup      string
 	Prefetch        int
 	StateDSN        string
 	AlertmanagerURL string
@@ -80,6 +86,10 @@ func runFlags() []cli.Flag {
 		&cli.BoolFlag{Name: flagInfluxPoints, EnvVars: []string{"ALERT_INFLUX_POINTS"}, Value: true, Category: "InfluxDB",
 			Usage: "write a bsu_alert point to InfluxDB on every alert state change"},
 		cliapp.HTTPAddrFlag("127.0.0.1:9104"),
+		cliapp.BusFlag(),
+		cliapp.KafkaTopicFlag(),
+		&cli.StringFlag{Name: flagKafkaGroup, EnvVars: []string{"ALERT_KAFKA_GROUP"}, Value: "alert", Category: "Kafka",
+			Usage: "with --bus kafka: the alert service's own consumer group on --kafka-topic (a new group starts at the end of the topic)"},
 	}
 	var topo []cli.Flag
 	for _, f := range rabbit.TopologyFlags() {
@@ -94,7 +104,7 @@ func runFlags() []cli.Flag {
 			influxFlags = append(influxFlags, f)
 		}
 	}
-	return cliapp.Merge(own, cliapp.AMQPFlags(), topo, cliapp.StateFlags(), influxFlags)
+	return cliapp.Merge(own, cliapp.AMQPFlags(), topo, cliapp.KafkaFlags(), cliapp.StateFlags(), influxFlags)
 }
 
 // The Alertmanager URL may carry basic-auth credentials: it gets an
@@ -112,6 +122,19 @@ func runConfigFrom(c *cli.Context) (runConfig, error) {
 		Influx: notify.InfluxConfig{URL: c.String(cliapp.FlagInfluxURL), Token: c.String(cliapp.FlagInfluxToken),
 			Org: c.String(cliapp.FlagInfluxOrg), Bucket: c.String(cliapp.FlagInfluxBucket), Timeout: c.Duration(cliapp.FlagInfluxTimeout)},
 		Service: service.Config{BatchSize: c.Int(flagBatchSize), Linger: c.Duration(flagLinger), TickInterval: c.Duration(flagTick)},
+		Bus:     c.String(cliapp.FlagBus), Kafka: cliapp.KafkaConfig(c), KafkaTopic: c.String(cliapp.FlagKafkaTopic), KafkaGroup: c.String(flagKafkaGroup),
+	}
+	switch cfg.Bus {
+	case "rabbitmq":
+	case "kafka":
+		if err := cfg.Kafka.Validate(); err != nil {
+			return cfg, err
+		}
+		if cfg.KafkaGroup == "" || cfg.KafkaGroup == "consumer" {
+			return cfg, fmt.Errorf("--%s %q: the alert service needs its own consumer group, not the consumers'", flagKafkaGroup, cfg.KafkaGroup)
+		}
+	default:
+		return cfg, fmt.Errorf("--%s %q: want rabbitmq or kafka", cliapp.FlagBus, cfg.Bus)
 	}
 	if err := topo.Validate(); err != nil {
 		return cfg, err
@@ -179,16 +202,11 @@ func runAlert(ctx context.Context, cfg runConfig, logger *slog.Logger) error {
 		return err
 	}
 	defer st.Close()
-	conn, err := rabbit.Dial(ctx, cfg.AMQPURL, cfg.ID, logger)
+	src, closeSrc, err := openSource(ctx, cfg, logger)
 	if err != nil {
 		return err
 	}
-	defer conn.Close()
-	src, err := source.NewRabbit(conn, cfg.Topology, cfg.Prefetch, cfg.ID, logger)
-	if err != nil {
-		return err
-	}
-	defer src.Close()
+	defer closeSrc()
 	am, err := notify.NewAlertmanager(cfg.AlertmanagerURL, cfg.AMTimeout)
 	if err != nil {
 		return err
@@ -238,4 +256,26 @@ func serve(ctx context.Context, cfg runConfig, srv *obs.Server, svc *service.Ser
 		return svc.Run(gctx)
 	})
 	return g.Wait()
+}
+
+// openSource opens the bus --bus names: the alert queue on RabbitMQ, or the
+// alert group on the Kafka topic.
+func openSource(ctx context.Context, cfg runConfig, logger *slog.Logger) (source.Source, func(), error) {
+	if cfg.Bus == "kafka" {
+		src, err := source.NewKafka(cfg.Kafka, cfg.KafkaTopic, cfg.KafkaGroup, logger)
+		if err != nil {
+			return nil, nil, err
+		}
+		return src, func() { _ = src.Close() }, nil
+	}
+	conn, err := rabbit.Dial(ctx, cfg.AMQPURL, cfg.ID, logger)
+	if err != nil {
+		return nil, nil, err
+	}
+	src, err := source.NewRabbit(conn, cfg.Topology, cfg.Prefetch, cfg.ID, logger)
+	if err != nil {
+		_ = conn.Close()
+		return nil, nil, err
+	}
+	return src, func() { _ = src.Close(); _ = conn.Close() }, nil
 }
