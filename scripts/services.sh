@@ -587,6 +587,12 @@ cmd_status() {
 		bad=1
 		line influxdb UNHEALTHY "http://$INFLUX_HTTP: /ping $(influx_ping && echo ok || echo failed), Flux $(influx_flux && echo ok || echo failed); log: $LOG/influxdb.log"
 	fi
+	if command -v chromium >/dev/null; then
+		line chromium installed "$(command -v chromium) (the console's browser tests)"
+	else
+		bad=1
+		line chromium MISSING "run scripts/services.sh up (installs Debian's chromium)"
+	fi
 	if minio_healthy; then
 		line minio healthy "http://$MINIO_ADDR, console http://$MINIO_CONSOLE ($(owner_note minio minio))"
 	else
@@ -603,6 +609,17 @@ cmd_status() {
 	return "$bad"
 }
 
+# chromium_up: Debian's Chromium, which the console's browser tests drive
+# headless (query/internal/console); installed only when missing.
+chromium_up() {
+	if command -v chromium >/dev/null; then
+		return
+	fi
+	apt_install chromium
+	command -v chromium >/dev/null || die "chromium is still not on PATH after apt-get install chromium" "$LOG/apt.log"
+	say "chromium installed: $(chromium --version 2>/dev/null || echo unknown version)"
+}
+
 cmd_up() {
 	local start=$SECONDS
 	mkdir -p "$LOG" "$RUN"
@@ -613,6 +630,7 @@ cmd_up() {
 	minio_up
 	kafka_up
 	am_up
+	chromium_up
 	say "all services healthy in $((SECONDS - start))s"
 }
 

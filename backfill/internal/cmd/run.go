@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/pprof"
 	"os"
@@ -375,6 +376,7 @@ func execRun(ctx context.Context, c *cli.Context, a *analysis, state *cutover.St
 		progress.Report(gctx, tracker, obs.IsTerminal(c.App.ErrWriter), c.App.ErrWriter, logger, c.Duration(flagProgressInterval), note)
 		return nil
 	})
+	g.Go(func() error { reportProgress(gctx, state, runID, tracker, th, 2*time.Second, logger); return nil })
 	var res replay.Result
 	g.Go(func() error {
 		defer stop() // replay done: stop the helpers
@@ -390,6 +392,34 @@ func execRun(ctx context.Context, c *cli.Context, a *analysis, state *cutover.St
 		err = ctx.Err()
 	}
 	return res, th, err
+}
+
+// reportProgress writes the run's progress and throttle state to the state
+// store every interval, and once more at the end, so that the console shows
+// a running backfill without reaching this process. A failed write is
+// logged and retried at the next tick: progress reports never stop a run.
+func reportProgress(ctx context.Context, state *cutover.Store, runID string, tracker *progress.Tracker, th *throttle.Throttler, interval time.Duration, logger *slog.Logger) {
+	save := func(ctx context.Context) {
+		s, ts := tracker.Snapshot(), th.Status()
+		p := cutover.BackfillProgress{PointsTotal: s.PointsTotal, PointsDone: s.PointsDone, WindowsTotal: s.WindowsTotal, WindowsDone: s.WindowsDone,
+			Rate: s.Rate, ETASeconds: s.ETASeconds, ThrottleState: ts.State, ThrottleReason: ts.Reason, RateLimit: ts.EffectiveRate}
+		if err := state.SaveBackfillProgress(ctx, runID, p); err != nil {
+			logger.Warn("could not record backfill progress in the state store", "run_id", runID, "err", err)
+		}
+	}
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			final, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			save(final)
+			cancel()
+			return
+		case <-tick.C:
+			save(ctx)
+		}
+	}
 }
 
 // watchSignals pauses on SIGUSR1 and resumes on SIGUSR2.
