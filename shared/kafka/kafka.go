@@ -227,3 +227,28 @@ func TopicReady(ctx context.Context, client *kafkago.Client, topic string) error
 	}
 	return fmt.Errorf("kafka topic %s: not in the metadata the cluster returned", topic)
 }
+
+// EnsureTopics creates those of topics the cluster does not have, with the
+// broker's default partition count and replication factor; topics that
+// exist are left alone. A broker that refuses (auto-creation managed
+// elsewhere, no permission) makes it return the error naming the topic.
+func EnsureTopics(ctx context.Context, client *kafkago.Client, topics ...string) error {
+	req := &kafkago.CreateTopicsRequest{}
+	for _, t := range topics {
+		req.Topics = append(req.Topics, kafkago.TopicConfig{Topic: t, NumPartitions: -1, ReplicationFactor: -1})
+	}
+	resp, err := client.CreateTopics(ctx, req)
+	if err != nil {
+		return fmt.Errorf("create kafka topics %v: %w", topics, err)
+	}
+	var errs []error
+	for t, e := range resp.Errors {
+		if e != nil && !errors.Is(e, kafkago.TopicAlreadyExists) {
+			errs = append(errs, fmt.Errorf("create kafka topic %s: %w", t, e))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Client returns the publisher's client for requests (metadata, topics).
+func (p *Publisher) Client() *kafkago.Client { return p.client }

@@ -17,6 +17,7 @@ import (
 	"github.com/flexipack/cutover/shared/cliapp"
 	"github.com/flexipack/cutover/shared/cutover"
 	"github.com/flexipack/cutover/shared/influx"
+	"github.com/flexipack/cutover/shared/kafka"
 	"github.com/flexipack/cutover/shared/legacy"
 	"github.com/flexipack/cutover/shared/obs"
 	"github.com/flexipack/cutover/shared/rabbit"
@@ -78,6 +79,7 @@ func runFlags() []cli.Flag {
 			Usage: "how long the group waits for a silent (killed) member before moving its partitions to the others"},
 		cliapp.HTTPAddrFlag("127.0.0.1:9100"),
 		cliapp.BusFlag(),
+		cliapp.KafkaCreateTopicsFlag(),
 	}
 	return cliapp.Merge(own, cliapp.AMQPFlags(), []cli.Flag{cliapp.AMQPManagementFlag()}, rabbit.TopologyFlags(), cliapp.KafkaFlags(), cliapp.LegacyFlags(), cliapp.StateFlags(),
 		cliapp.InfluxFlags())
@@ -248,6 +250,9 @@ func openBus(c *cli.Context, id string, logger *slog.Logger, reg *prometheus.Reg
 			deadTopic = topic + ".dead"
 		}
 		cluster := cliapp.KafkaConfig(c)
+		if c.Bool(cliapp.FlagKafkaCreateTopics) {
+			ensureKafkaTopics(ctx, cluster, logger, topic, deadTopic)
+		}
 		src, err := source.NewKafka(source.KafkaOptions{Cluster: cluster, Topic: topic, GroupID: c.String(flagKafkaGroup),
 			QueueCapacity: c.Int(flagPrefetch), SessionTimeout: c.Duration(flagKafkaSession)}, logger)
 		if err != nil {
@@ -278,4 +283,19 @@ func openWithRetry[T any](ctx context.Context, logger *slog.Logger, what string,
 		return v, fmt.Errorf("open %s: %w", what, retry.Stopped(ctx, err))
 	}
 	return v, err
+}
+
+// ensureKafkaTopics creates the telemetry and dead-letter topics when
+// missing; a failure is logged (the source's readiness reports a topic that
+// still does not exist).
+func ensureKafkaTopics(ctx context.Context, cluster kafka.Config, logger *slog.Logger, topics ...string) {
+	client, err := cluster.Client()
+	if err == nil {
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err = kafka.EnsureTopics(cctx, client, topics...)
+		cancel()
+	}
+	if err != nil {
+		logger.Warn("cannot create the kafka topics", "topics", topics, "err", err)
+	}
 }

@@ -39,6 +39,7 @@ func busFlags() []cli.Flag {
 		cliapp.KafkaFlags(),
 		[]cli.Flag{
 			cliapp.KafkaTopicFlag(),
+			cliapp.KafkaCreateTopicsFlag(),
 			&cli.DurationFlag{Name: flagConnectTimeout, EnvVars: []string{"BUS_CONNECT_TIMEOUT"}, Value: 30 * time.Second, Category: "Bus",
 				Usage: "how long to wait for the first connection to the broker before giving up"},
 		},
@@ -88,6 +89,13 @@ func openBus(c *cli.Context, command string, logger *slog.Logger, reg prometheus
 		pub, err := kafka.NewPublisher(cliapp.KafkaConfig(c), topic, kafka.Options{}, logger, reg)
 		if err != nil {
 			return nil, cli.Exit(err.Error(), cliapp.ExitFailure)
+		}
+		if c.Bool(cliapp.FlagKafkaCreateTopics) {
+			cctx, cancel := context.WithTimeout(c.Context, 10*time.Second)
+			if err := kafka.EnsureTopics(cctx, pub.Client(), topic); err != nil {
+				logger.Warn("cannot create the topic; waiting for it to exist", "topic", topic, "err", err)
+			}
+			cancel()
 		}
 		// As with RabbitMQ, start only once the broker serves the topic
 		// (a metadata request), within the connect timeout.

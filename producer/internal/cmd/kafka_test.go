@@ -51,7 +51,7 @@ func refuseProduce(c *kfake.Cluster, refuse *atomic.Bool) {
 // (not enough in-sync replicas) the answer is 503 and nothing is on the
 // topic; once it accepts, 202 and the record is there, keyed by unit.
 // Readiness is a metadata request: a topic the cluster does not have keeps
-// serve from starting.
+// serve from starting (unless it may create it, the default).
 func TestServeKafka(t *testing.T) {
 	const topic = "telemetry"
 	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, topic))
@@ -62,10 +62,16 @@ func TestServeKafka(t *testing.T) {
 	brokers := strings.Join(cluster.ListenAddrs(), ",")
 	ctx := testenv.Context(t, 90*time.Second)
 
-	_, logs, err := runApp(ctx, "serve", "--bus", "kafka", "--kafka-brokers", brokers, "--kafka-topic", "no-such-topic",
+	_, logs, err := runApp(ctx, "serve", "--bus", "kafka", "--kafka-brokers", brokers, "--kafka-topic", "no-such-topic", "--kafka-create-topics=false",
 		"--listen", fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)), "--connect-timeout", "2s")
 	if err == nil || !strings.Contains(err.Error()+logs, "no-such-topic") {
 		t.Fatalf("serve on a missing topic: err %v\n%s", err, logs)
+	}
+
+	// By default the producer creates a missing topic and starts.
+	if _, logs, err := runApp(ctx, "simulate", "--bus", "kafka", "--kafka-brokers", brokers, "--kafka-topic", "fresh",
+		"--units", "2", "--count", "10", "--time-scale", "0", "--http-addr", "", "-o", "json"); err != nil {
+		t.Fatalf("simulate on a missing topic with --kafka-create-topics: %v\n%s", err, logs)
 	}
 
 	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
