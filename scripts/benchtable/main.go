@@ -42,7 +42,51 @@ func main() {
 		fmt.Fprintln(os.Stderr, "benchtable:", err)
 		os.Exit(1)
 	}
-	rows := []row{
+	rows := tableRows()
+	tw := tabwriter.NewWriter(os.Stdout, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "benchmark\trate\tbaseline\tratio\tCPU/msg\t\tnote")
+	failed := false
+	var extra []string
+	for _, r := range rows {
+		if *only != "" && !strings.Contains(r.name, *only) {
+			continue
+		}
+		fmt.Fprintf(os.Stderr, "benchtable: running %s (%s %s)…\n", r.name, r.pkg, r.bench)
+		m, out, err := run(r, *logDir)
+		if err != nil {
+			failed = true
+			fmt.Fprintf(tw, "%s\t-\t-\t-\t-\t\tFAILED: %v\n", r.name, err)
+			continue
+		}
+		rate, base, ratio, cpu, unit, cpuUnit, note := r.pick(m)
+		cpuCol := "-"
+		if cpuUnit != "" && cpu > 0 {
+			cpuCol = fmt.Sprintf("%.1f %s", cpu, cpuUnit)
+		}
+		fmt.Fprintf(tw, "%s\t%s %s\t%s %s\t%.2f×\t%s\t\t%s\n", r.name, human(rate), unit, human(base), unit, ratio, cpuCol, note)
+		if r.lines != "" {
+			for _, l := range strings.Split(out, "\n") {
+				if rest, ok := strings.CutPrefix(l, r.lines+" "); ok {
+					extra = append(extra, rest)
+				}
+			}
+		}
+	}
+	tw.Flush()
+	if len(extra) > 0 {
+		fmt.Println()
+		for _, l := range extra {
+			fmt.Println(l)
+		}
+	}
+	if failed {
+		os.Exit(1)
+	}
+}
+
+// tableRows are the table's rows, in order.
+func tableRows() []row {
+	return []row{
 		codecRow("codec gen-2, 1 sample", "gen2-1"),
 		codecRow("codec gen-2, 100 samples", "gen2-100"),
 		codecRow("codec gen-1", "gen1"),
@@ -97,45 +141,6 @@ func main() {
 				return m["100x-peak-MiB"], m["small-peak-MiB"], m["ratio"], 0, "MiB", "",
 					"baseline: peak RSS of a snapshot 100× smaller"
 			}},
-	}
-	tw := tabwriter.NewWriter(os.Stdout, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "benchmark\trate\tbaseline\tratio\tCPU/msg\t\tnote")
-	failed := false
-	var extra []string
-	for _, r := range rows {
-		if *only != "" && !strings.Contains(r.name, *only) {
-			continue
-		}
-		fmt.Fprintf(os.Stderr, "benchtable: running %s (%s %s)…\n", r.name, r.pkg, r.bench)
-		m, out, err := run(r, *logDir)
-		if err != nil {
-			failed = true
-			fmt.Fprintf(tw, "%s\t-\t-\t-\t-\t\tFAILED: %v\n", r.name, err)
-			continue
-		}
-		rate, base, ratio, cpu, unit, cpuUnit, note := r.pick(m)
-		cpuCol := "-"
-		if cpuUnit != "" && cpu > 0 {
-			cpuCol = fmt.Sprintf("%.1f %s", cpu, cpuUnit)
-		}
-		fmt.Fprintf(tw, "%s\t%s %s\t%s %s\t%.2f×\t%s\t\t%s\n", r.name, human(rate), unit, human(base), unit, ratio, cpuCol, note)
-		if r.lines != "" {
-			for _, l := range strings.Split(out, "\n") {
-				if rest, ok := strings.CutPrefix(l, r.lines+" "); ok {
-					extra = append(extra, rest)
-				}
-			}
-		}
-	}
-	tw.Flush()
-	if len(extra) > 0 {
-		fmt.Println()
-		for _, l := range extra {
-			fmt.Println(l)
-		}
-	}
-	if failed {
-		os.Exit(1)
 	}
 }
 

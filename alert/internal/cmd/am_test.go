@@ -33,7 +33,7 @@ type amNote struct {
 	} `json:"alerts"`
 }
 
-func newWebhook(t *testing.T) *webhook {
+func newWebhook(t testing.TB) *webhook {
 	w := &webhook{}
 	w.srv = httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		var n amNote
@@ -79,14 +79,14 @@ func (w *webhook) resolvedEndsAt(unit string) time.Time {
 // privateAM is an Alertmanager of this test's own, notifying a webhook
 // within a second, on a port it can stop and start.
 type privateAM struct {
-	t    *testing.T
+	t    testing.TB
 	bin  string
 	dir  string
 	addr string
 	cmd  *exec.Cmd
 }
 
-func alertmanagerBin(t *testing.T) string {
+func alertmanagerBin(t testing.TB) string {
 	if p, err := exec.LookPath("alertmanager"); err == nil {
 		return p
 	}
@@ -98,7 +98,7 @@ func alertmanagerBin(t *testing.T) string {
 	return p
 }
 
-func startPrivateAM(t *testing.T, hook string) *privateAM {
+func startPrivateAM(t testing.TB, hook string) *privateAM {
 	am := &privateAM{t: t, bin: alertmanagerBin(t), dir: t.TempDir(), addr: fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))}
 	cfg := fmt.Sprintf(`route:
   receiver: hook

@@ -57,7 +57,7 @@ func rulesCheckAction(c *cli.Context) error {
 		return err
 	}
 	if c.NArg() == 0 {
-		return cli.Exit("rules check: name at least one rule file", cliapp.ExitFailure)
+		return cliapp.Exitf(cliapp.ExitFailure, "rules check: name at least one rule file")
 	}
 	var results []checkResult
 	bad := false
@@ -74,7 +74,7 @@ func rulesCheckAction(c *cli.Context) error {
 	}
 	printCheck(c.App.Writer, out, results)
 	if bad {
-		return cli.Exit("", cliapp.ExitGate)
+		return cliapp.Exit(nil, cliapp.ExitGate)
 	}
 	return nil
 }
@@ -113,13 +113,13 @@ func rulesTestAction(c *cli.Context) error {
 		return err
 	}
 	if c.NArg() == 0 {
-		return cli.Exit("rules test: name at least one test file", cliapp.ExitFailure)
+		return cliapp.Exitf(cliapp.ExitFailure, "rules test: name at least one test file")
 	}
 	var all []ruletest.Result
 	for _, f := range c.Args().Slice() {
 		res, err := ruletest.RunFile(f)
 		if err != nil {
-			return cli.Exit(err.Error(), cliapp.ExitFailure)
+			return cliapp.Exit(err, cliapp.ExitFailure)
 		}
 		all = append(all, res...)
 	}
@@ -145,7 +145,7 @@ func rulesTestAction(c *cli.Context) error {
 		fmt.Fprintf(c.App.Writer, "%d tests, %d failed\n", len(all), failed)
 	}
 	if failed > 0 {
-		return cli.Exit("", cliapp.ExitGate)
+		return cliapp.Exit(nil, cliapp.ExitGate)
 	}
 	return nil
 }

@@ -18,7 +18,6 @@ import (
 	"github.com/flexipack/cutover/alert/internal/source"
 	"github.com/flexipack/cutover/alert/internal/store"
 	"github.com/flexipack/cutover/shared/cliapp"
-	"github.com/flexipack/cutover/shared/kafka"
 	"github.com/flexipack/cutover/shared/obs"
 	"github.com/flexipack/cutover/shared/rabbit"
 	"github.com/flexipack/cutover/shared/retry"
@@ -37,20 +36,18 @@ const (
 	flagTick            = "tick"
 	flagInfluxPoints    = "influx-points"
 	flagID              = "alert-id"
-	flagKafkaGroup      = "alert-kafka-group"
+	flagKafkaGroup      = "kafka-group"
 )
 
 // runConfig is everything alert run reads from its flags.
 type runConfig struct {
 	ID              string
+	Bus             string // rabbitmq or kafka
+	Kafka           source.KafkaOptions
 	HTTPAddr        string
 	RulesFile       string
 	AMQPURL         string
 	Topology        rabbit.Topology
-	Bus             string
-	Kafka           kafka.Config
-	KafkaTopic      string
-	KafkaGroup      string
 	Prefetch        int
 	StateDSN        string
 	AlertmanagerURL string
@@ -89,10 +86,10 @@ func runFlags() []cli.Flag {
 		cliapp.BusFlag(),
 		cliapp.KafkaTopicFlag(),
 		&cli.StringFlag{Name: flagKafkaGroup, EnvVars: []string{"ALERT_KAFKA_GROUP"}, Value: "alert", Category: "Kafka",
-			Usage: "with --bus kafka: the alert service's own consumer group on --kafka-topic (a new group starts at the end of the topic)"},
+			Usage: "the alert service's own consumer group with --bus kafka (never the consumers' group)"},
 	}
 	var topo []cli.Flag
-	for _, f := range rabbit.TopologyFlags() {
+	for _, f := range cliapp.TopologyFlags() {
 		if f.Names()[0] != rabbit.FlagQueue {
 			topo = append(topo, f)
 		}
@@ -112,32 +109,30 @@ func runFlags() []cli.Flag {
 func init() { cliapp.SecretFlags = append(cliapp.SecretFlags, flagAlertmanagerURL) }
 
 func runConfigFrom(c *cli.Context) (runConfig, error) {
-	topo := rabbit.TopologyFromCLI(c)
+	topo := cliapp.Topology(c)
 	topo.Queue = c.String(flagQueue)
 	cfg := runConfig{
-		ID: c.String(flagID), HTTPAddr: c.String(cliapp.FlagHTTPAddr), RulesFile: c.String(flagRules),
+		ID: c.String(flagID), Bus: c.String(cliapp.FlagBus),
+		Kafka: source.KafkaOptions{Cluster: cliapp.KafkaConfig(c), Topic: c.String(cliapp.FlagKafkaTopic), GroupID: c.String(flagKafkaGroup),
+			QueueCapacity: c.Int(flagPrefetch)},
+		HTTPAddr: c.String(cliapp.FlagHTTPAddr), RulesFile: c.String(flagRules),
 		AMQPURL: c.String(cliapp.FlagAMQPURL), Topology: topo, Prefetch: c.Int(flagPrefetch),
 		StateDSN: c.String(cliapp.FlagStateDSN), AlertmanagerURL: c.String(flagAlertmanagerURL),
 		AMTimeout: c.Duration(flagAMTimeout), Resend: c.Duration(flagResend), InfluxPoints: c.Bool(flagInfluxPoints),
 		Influx: notify.InfluxConfig{URL: c.String(cliapp.FlagInfluxURL), Token: c.String(cliapp.FlagInfluxToken),
 			Org: c.String(cliapp.FlagInfluxOrg), Bucket: c.String(cliapp.FlagInfluxBucket), Timeout: c.Duration(cliapp.FlagInfluxTimeout)},
 		Service: service.Config{BatchSize: c.Int(flagBatchSize), Linger: c.Duration(flagLinger), TickInterval: c.Duration(flagTick)},
-		Bus:     c.String(cliapp.FlagBus), Kafka: cliapp.KafkaConfig(c), KafkaTopic: c.String(cliapp.FlagKafkaTopic), KafkaGroup: c.String(flagKafkaGroup),
-	}
-	switch cfg.Bus {
-	case "rabbitmq":
-	case "kafka":
-		if err := cfg.Kafka.Validate(); err != nil {
-			return cfg, err
-		}
-		if cfg.KafkaGroup == "" || cfg.KafkaGroup == "consumer" {
-			return cfg, fmt.Errorf("--%s %q: the alert service needs its own consumer group, not the consumers'", flagKafkaGroup, cfg.KafkaGroup)
-		}
-	default:
-		return cfg, fmt.Errorf("--%s %q: want rabbitmq or kafka", cliapp.FlagBus, cfg.Bus)
 	}
 	if err := topo.Validate(); err != nil {
 		return cfg, err
+	}
+	switch cfg.Bus {
+	case "rabbitmq", "kafka":
+	default:
+		return cfg, fmt.Errorf("--%s %q: want rabbitmq or kafka", cliapp.FlagBus, cfg.Bus)
+	}
+	if cfg.Bus == "kafka" && cfg.Kafka.GroupID == "consumer" {
+		return cfg, fmt.Errorf("--%s %q: the alert service needs its own consumer group, not the consumers'", flagKafkaGroup, cfg.Kafka.GroupID)
 	}
 	if cfg.Resend < time.Second {
 		return cfg, fmt.Errorf("--%s %s: want at least 1s", flagResend, cfg.Resend)
@@ -152,7 +147,8 @@ func runCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "run",
 		Usage: "evaluate the rules on the live stream and deliver alerts until stopped",
-		Description: `run declares its own queue (--alert-queue) bound to the telemetry exchange, reads batches,
+		Description: `run declares its own queue (--alert-queue) bound to the telemetry exchange (--bus rabbitmq), or
+joins its own consumer group (--kafka-group, default "alert") on --kafka-topic (--bus kafka); reads batches,
 evaluates every rule on every reading in reading time, writes state changes to the state store
 (schema "alert" of --state-dsn) and only then acks the batch. Alerts go to Alertmanager
 (--alertmanager-url, API v2): firing alerts are re-sent every --resend-interval, a resolution
@@ -165,8 +161,8 @@ SIGHUP reloads --rules, keeping the state of every rule whose name and kind are 
 file with errors is refused (logged with file:line) and the old rules stay. SIGTERM stops
 reading, writes the state and exits 0.
 
-Exit status: 0 stopped by a signal, 1 a start-up error (bad rules, unreachable services at start
-are retried until the signal).
+Exit status: 0 stopped by a signal, 1 a start-up error (rules with errors, a port in use, a bad
+flag). Services unreachable at start are retried until they answer or a signal ends the wait.
 
 /metrics, /-/healthy and /-/ready are served on --http-addr.`,
 		Flags:  runFlags(),
@@ -177,10 +173,10 @@ are retried until the signal).
 func runAction(c *cli.Context) error {
 	cfg, err := runConfigFrom(c)
 	if err != nil {
-		return cli.Exit(err.Error(), cliapp.ExitFailure)
+		return cliapp.Exit(err, cliapp.ExitFailure)
 	}
 	if err := runAlert(c.Context, cfg, cliapp.Logger(c)); err != nil {
-		return cli.Exit(err.Error(), cliapp.ExitFailure)
+		return cliapp.Exit(err, cliapp.ExitFailure)
 	}
 	return nil
 }
@@ -226,6 +222,28 @@ func runAlert(ctx context.Context, cfg runConfig, logger *slog.Logger) error {
 	return serve(ctx, cfg, srv, svc, logger)
 }
 
+// openSource opens the bus --bus names: the alert queue on RabbitMQ, or the
+// alert service's consumer group on Kafka.
+func openSource(ctx context.Context, cfg runConfig, logger *slog.Logger) (source.Source, func(), error) {
+	if cfg.Bus == "kafka" {
+		src, err := source.NewKafka(cfg.Kafka, logger)
+		if err != nil {
+			return nil, nil, err
+		}
+		return src, func() { _ = src.Close() }, nil
+	}
+	conn, err := rabbit.Dial(ctx, cfg.AMQPURL, cfg.ID, logger)
+	if err != nil {
+		return nil, nil, err
+	}
+	src, err := source.NewRabbit(conn, cfg.Topology, cfg.Prefetch, cfg.ID, logger)
+	if err != nil {
+		_ = conn.Close()
+		return nil, nil, err
+	}
+	return src, func() { _ = src.Close(); _ = conn.Close() }, nil
+}
+
 // serve runs the HTTP server, the service and the SIGHUP reloader until ctx ends.
 func serve(ctx context.Context, cfg runConfig, srv *obs.Server, svc *service.Service, logger *slog.Logger) error {
 	hup := make(chan os.Signal, 1)
@@ -256,26 +274,4 @@ func serve(ctx context.Context, cfg runConfig, srv *obs.Server, svc *service.Ser
 		return svc.Run(gctx)
 	})
 	return g.Wait()
-}
-
-// openSource opens the bus --bus names: the alert queue on RabbitMQ, or the
-// alert group on the Kafka topic.
-func openSource(ctx context.Context, cfg runConfig, logger *slog.Logger) (source.Source, func(), error) {
-	if cfg.Bus == "kafka" {
-		src, err := source.NewKafka(cfg.Kafka, cfg.KafkaTopic, cfg.KafkaGroup, logger)
-		if err != nil {
-			return nil, nil, err
-		}
-		return src, func() { _ = src.Close() }, nil
-	}
-	conn, err := rabbit.Dial(ctx, cfg.AMQPURL, cfg.ID, logger)
-	if err != nil {
-		return nil, nil, err
-	}
-	src, err := source.NewRabbit(conn, cfg.Topology, cfg.Prefetch, cfg.ID, logger)
-	if err != nil {
-		_ = conn.Close()
-		return nil, nil, err
-	}
-	return src, func() { _ = src.Close(); _ = conn.Close() }, nil
 }

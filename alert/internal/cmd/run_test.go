@@ -41,13 +41,13 @@ func gen1(unit string, at time.Time, tempC float64) []byte {
 }
 
 type runHarness struct {
-	t   *testing.T
+	t   testing.TB
 	ctx context.Context
 	cfg runConfig
 	ch  *amqp.Channel
 }
 
-func newRunHarness(t *testing.T, amURL string) *runHarness {
+func newRunHarness(t testing.TB, amURL string) *runHarness {
 	ctx := testenv.Context(t, 4*time.Minute)
 	name := testenv.Name(t, "alert")
 	dir := t.TempDir()
@@ -204,28 +204,7 @@ func TestRunAgainstAlertmanager(t *testing.T) {
 		})
 	})
 
-	t.Run("alertmanager down: retried, never lost, healthy", func(t *testing.T) {
-		am.stop()
-		h.publish(unitB, t1, 61)
-		testenv.Eventually(t, 20*time.Second, "alertmanager seen down", func() error {
-			if v := h.metric("alert_alertmanager_up"); v != "0" {
-				return fmt.Errorf("alert_alertmanager_up %q", v)
-			}
-			return nil
-		})
-		for _, p := range []string{"/-/healthy", "/-/ready"} {
-			if err := h.get(p); err != nil {
-				t.Fatalf("while alertmanager is down: %v", err)
-			}
-		}
-		am.start()
-		testenv.Eventually(t, 30*time.Second, "alert delivered after alertmanager came back", func() error {
-			if hook.count(unitB, "firing") == 0 {
-				return fmt.Errorf("no firing notification for %s", unitB)
-			}
-			return nil
-		})
-	})
+	t.Run("alertmanager down: retried, never lost, healthy", func(t *testing.T) { h.alertmanagerDown(t, am, hook, unitB, t1) })
 
 	t.Run("bsu_alert points", func(t *testing.T) {
 		testenv.Eventually(t, 20*time.Second, "points in influxdb", func() error {
@@ -251,4 +230,29 @@ func influxCount(cfg notify.InfluxConfig, unit string, want int) error {
 		}
 	}
 	return fmt.Errorf("want %d points: %s", want, body)
+}
+
+// alertmanagerDown stops Alertmanager, raises an alert, checks the service
+// stays healthy and ready, restarts Alertmanager and waits for the alert.
+func (h *runHarness) alertmanagerDown(t *testing.T, am *privateAM, hook *webhook, unitB string, at time.Time) {
+	am.stop()
+	h.publish(unitB, at, 61)
+	testenv.Eventually(t, 20*time.Second, "alertmanager seen down", func() error {
+		if v := h.metric("alert_alertmanager_up"); v != "0" {
+			return fmt.Errorf("alert_alertmanager_up %q", v)
+		}
+		return nil
+	})
+	for _, p := range []string{"/-/healthy", "/-/ready"} {
+		if err := h.get(p); err != nil {
+			t.Fatalf("while alertmanager is down: %v", err)
+		}
+	}
+	am.start()
+	testenv.Eventually(t, 30*time.Second, "alert delivered after alertmanager came back", func() error {
+		if hook.count(unitB, "firing") == 0 {
+			return fmt.Errorf("no firing notification for %s", unitB)
+		}
+		return nil
+	})
 }

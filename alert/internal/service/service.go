@@ -270,7 +270,11 @@ func (s *Service) persist(ctx context.Context, changes []engine.Change, dirty []
 	}
 	for i := range changes {
 		c := &changes[i]
-		s.deps.Logger.Info("alert "+stateName(c), "rule", c.Rule, "key", c.Key, "severity", c.Severity, "value", c.Value)
+		lvl := slog.LevelInfo
+		if c.State == engine.Pending || c.From == engine.Pending && c.State == engine.Inactive {
+			lvl = slog.LevelDebug // pending is not an alert yet
+		}
+		s.deps.Logger.Log(ctx, lvl, "alert "+stateName(c), "rule", c.Rule, "key", c.Key, "severity", c.Severity, "value", c.Value)
 	}
 	return nil
 }

@@ -8,60 +8,70 @@ import (
 	"sync"
 	"time"
 
-	kafkago "github.com/segmentio/kafka-go"
+	"github.com/segmentio/kafka-go"
 
-	"github.com/flexipack/cutover/shared/kafka"
+	sharedkafka "github.com/flexipack/cutover/shared/kafka"
 )
 
-// Kafka reads the telemetry topic as a member of the alert service's own
-// consumer group, beside the consumers' group, so alerting and storing
-// never slow each other. A batch's offsets are committed when it is acked;
-// a nacked batch is read again (the reader is replaced and resumes from the
-// group's committed offsets).
+// KafkaOptions configure the Kafka source.
+type KafkaOptions struct {
+	Cluster sharedkafka.Config
+	Topic   string
+	// GroupID is the alert service's own consumer group, so that it reads
+	// every message beside the consumers' group.
+	GroupID string
+	// QueueCapacity is how many fetched messages the reader buffers ahead.
+	QueueCapacity int
+}
+
+// Kafka reads the telemetry topic in the alert service's own consumer
+// group and commits a batch's offsets only when the batch is acked (after
+// its state is stored). A batch settled with an error is not committed: the
+// reader is replaced and resumes from the group's committed offsets.
 type Kafka struct {
-	cluster kafka.Config
-	dialer  *kafkago.Dialer
-	client  *kafkago.Client
-	topic   string
-	group   string
-	logger  *slog.Logger
+	opts   KafkaOptions
+	dialer *kafka.Dialer
+	logger *slog.Logger
 
 	mu     sync.Mutex
-	reader *kafkago.Reader // nil until the first read or after a nack
+	reader *kafka.Reader
 	closed bool
 }
 
 var _ Source = (*Kafka)(nil)
 
-// NewKafka returns a source reading topic in group; it connects on the
-// first ReadBatch.
-func NewKafka(cluster kafka.Config, topic, group string, logger *slog.Logger) (*Kafka, error) {
-	if topic == "" || group == "" {
-		return nil, errors.New("alert kafka source: a topic and a consumer group are required")
+// NewKafka returns a Kafka source; it connects on the first ReadBatch.
+func NewKafka(opts KafkaOptions, logger *slog.Logger) (*Kafka, error) {
+	if opts.Topic == "" || opts.GroupID == "" {
+		return nil, errors.New("kafka source: a topic (--kafka-topic) and a consumer group (--kafka-group) are required")
 	}
-	dialer, err := cluster.Dialer()
+	if err := opts.Cluster.Validate(); err != nil {
+		return nil, fmt.Errorf("kafka source: %w", err)
+	}
+	if opts.QueueCapacity <= 0 {
+		opts.QueueCapacity = 2000
+	}
+	dialer, err := opts.Cluster.Dialer()
 	if err != nil {
-		return nil, fmt.Errorf("alert kafka source: %w", err)
+		return nil, fmt.Errorf("kafka source: %w", err)
 	}
-	client, err := cluster.Client()
-	if err != nil {
-		return nil, fmt.Errorf("alert kafka source: %w", err)
-	}
-	return &Kafka{cluster: cluster, dialer: dialer, client: client, topic: topic, group: group,
-		logger: logger.With("component", "alert-source", "topic", topic, "group", group)}, nil
+	return &Kafka{opts: opts, dialer: dialer, logger: logger.With("component", "alert-kafka-source", "topic", opts.Topic, "group", opts.GroupID)}, nil
 }
 
-func (k *Kafka) current() (*kafkago.Reader, error) {
+func (k *Kafka) current() (*kafka.Reader, error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if k.closed {
-		return nil, errors.New("alert kafka source closed")
+		return nil, errors.New("kafka source closed")
 	}
 	if k.reader == nil {
-		k.reader = kafkago.NewReader(kafkago.ReaderConfig{Brokers: k.cluster.Brokers, Dialer: k.dialer, GroupID: k.group, Topic: k.topic,
-			MinBytes: 1, MaxBytes: 16 << 20, MaxWait: 250 * time.Millisecond, CommitInterval: 0, StartOffset: kafkago.LastOffset,
-			SessionTimeout: 10 * time.Second, HeartbeatInterval: 3 * time.Second,
-			ErrorLogger: kafkago.LoggerFunc(func(msg string, args ...any) { k.logger.Warn(fmt.Sprintf(msg, args...)) })})
+		k.reader = kafka.NewReader(kafka.ReaderConfig{
+			Brokers: k.opts.Cluster.Brokers, Dialer: k.dialer, GroupID: k.opts.GroupID, Topic: k.opts.Topic,
+			MinBytes: 1, MaxBytes: 16 << 20, MaxWait: 250 * time.Millisecond, QueueCapacity: k.opts.QueueCapacity,
+			CommitInterval: 0, // synchronous: CommitMessages returns once the offsets are stored
+			StartOffset:    kafka.FirstOffset,
+			ErrorLogger:    kafka.LoggerFunc(func(msg string, args ...any) { k.logger.Warn(fmt.Sprintf(msg, args...)) }),
+		})
 	}
 	return k.reader, nil
 }
@@ -77,9 +87,9 @@ func (k *Kafka) ReadBatch(ctx context.Context, max int, linger time.Duration) ([
 		if ctx.Err() != nil {
 			return nil, nil, ctx.Err()
 		}
-		return nil, nil, fmt.Errorf("fetch from %s: %w", k.topic, err)
+		return nil, nil, fmt.Errorf("fetch from %s: %w", k.opts.Topic, err)
 	}
-	raw := []kafkago.Message{first}
+	raw := []kafka.Message{first}
 	lctx, cancel := context.WithTimeout(ctx, linger)
 	for len(raw) < max {
 		m, err := r.FetchMessage(lctx)
@@ -90,70 +100,58 @@ func (k *Kafka) ReadBatch(ctx context.Context, max int, linger time.Duration) ([
 	}
 	cancel()
 	msgs := make([]Message, len(raw))
-	last := map[int]kafkago.Message{}
-	starts := map[int]kafkago.Message{}
+	last := map[int]kafka.Message{} // the newest message per partition is what a commit needs
 	for i := range raw {
 		msgs[i] = Message{Body: raw[i].Value, Timestamp: raw[i].Time}
 		if l, ok := last[raw[i].Partition]; !ok || raw[i].Offset > l.Offset {
 			last[raw[i].Partition] = raw[i]
 		}
-		if f, ok := starts[raw[i].Partition]; !ok || raw[i].Offset < f.Offset {
-			starts[raw[i].Partition] = raw[i]
-		}
 	}
-	commits := make([]kafkago.Message, 0, len(last))
+	commits := make([]kafka.Message, 0, len(last))
 	for _, m := range last {
 		commits = append(commits, m)
 	}
-	// A nack commits the batch's start (CommitMessages commits offset+1),
-	// so the next reader resumes there even in a group that had committed
-	// nothing yet and would otherwise start at the end of the topic.
-	rewind := make([]kafkago.Message, 0, len(starts))
-	for _, m := range starts {
-		m.Offset--
-		rewind = append(rewind, m)
-	}
-	return msgs, k.ackFunc(r, commits, rewind), nil
+	return msgs, k.ackFunc(r, commits), nil
 }
 
-func (k *Kafka) ackFunc(r *kafkago.Reader, commits, rewind []kafkago.Message) AckFunc {
+func (k *Kafka) ackFunc(r *kafka.Reader, commits []kafka.Message) AckFunc {
 	return func(err error) error {
 		k.mu.Lock()
 		stale := k.reader != r
-		if err != nil && !stale {
-			k.reader = nil // the next read resumes from the committed offsets
-		}
 		k.mu.Unlock()
 		if stale {
 			return ErrStale
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if err != nil {
-			if cerr := r.CommitMessages(ctx, rewind...); cerr != nil {
-				k.logger.Warn("record the failed batch's start", "err", cerr)
-			}
-			if cerr := r.Close(); cerr != nil {
-				k.logger.Warn("close reader after a failed batch", "err", cerr)
+		if err == nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			if cerr := r.CommitMessages(ctx, commits...); cerr != nil {
+				return fmt.Errorf("commit offsets: %w", cerr)
 			}
 			return nil
 		}
-		if cerr := r.CommitMessages(ctx, commits...); cerr != nil {
-			return fmt.Errorf("commit offsets: %w", cerr)
+		// The reader has moved past these messages: replace it so that the
+		// group resumes from the last commit.
+		k.mu.Lock()
+		if k.reader == r {
+			k.reader = nil
 		}
-		return nil
+		k.mu.Unlock()
+		return r.Close()
 	}
 }
 
-// Check implements Source: the cluster answers a metadata request for the
-// topic.
-func (k *Kafka) Check(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	return kafka.TopicReady(ctx, k.client, k.topic)
+// Check implements Source: kafka-go reconnects on its own; ready unless closed.
+func (k *Kafka) Check(context.Context) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.closed {
+		return errors.New("kafka source closed")
+	}
+	return nil
 }
 
-// Close implements Source: leaves the group.
+// Close leaves the group; uncommitted messages are read again.
 func (k *Kafka) Close() error {
 	k.mu.Lock()
 	r := k.reader

@@ -1,9 +1,7 @@
 // Package source reads telemetry messages for the alert service from its
 // own RabbitMQ queue, bound to the telemetry exchange beside the
-// consumer's ingest queue, or from its own Kafka consumer group on the
-// telemetry topic, so that alerting never slows the store writers nor they
-// it. Batches are acked (one cumulative ack, or an offset commit) after
-// evaluation.
+// consumer's ingest queue, so that alerting never slows the store writers
+// nor they it. Batches are acked (one cumulative ack) after evaluation.
 package source
 
 import (

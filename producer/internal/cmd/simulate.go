@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -55,10 +56,8 @@ Examples:
   producer simulate --units 200 --duration 1m --time-scale 1440     # a day of data in a minute
   producer simulate --units 50 --count 100000 --time-scale 0 -o json  # as fast as possible
   producer simulate --units 20 --bad-ratio 0.05 --bus kafka --kafka-brokers 127.0.0.1:9092`,
-		Flags: cliapp.Merge(simulateFlags(), busFlags()),
-		Action: func(c *cli.Context) error {
-			return runSimulate(c)
-		},
+		Flags:  cliapp.Merge(simulateFlags(), busFlags()),
+		Action: cliapp.Action(simulateConfigFrom, runSimulate),
 	}
 }
 
@@ -85,11 +84,18 @@ func simulateFlags() []cli.Flag {
 	}
 }
 
-func runSimulate(c *cli.Context) error {
-	logger := cliapp.Logger(c).With("command", "simulate")
+// simulateConfig is what simulate runs with.
+type simulateConfig struct {
+	Run      sim.RunConfig
+	Output   string
+	HTTPAddr string
+	Bus      busConfig
+}
+
+func simulateConfigFrom(c *cli.Context) (simulateConfig, error) {
 	output, err := cliapp.Output(c)
 	if err != nil {
-		return err
+		return simulateConfig{}, err
 	}
 	cfg := sim.RunConfig{
 		Fleet: sim.Config{
@@ -121,29 +127,37 @@ func runSimulate(c *cli.Context) error {
 	if s := c.String("start"); s != "" {
 		t, err := time.Parse(time.RFC3339Nano, s)
 		if err != nil {
-			return cli.Exit(fmt.Sprintf("--start %q: want RFC 3339, e.g. 2026-11-20T00:00:00Z", s), cliapp.ExitFailure)
+			return simulateConfig{}, cliapp.Exitf(cliapp.ExitFailure, "--start %q: want RFC 3339, e.g. 2026-11-20T00:00:00Z", s)
 		}
 		cfg.Start = t
 	}
 	if _, err := sim.NewFleet(cfg.Fleet); err != nil {
-		return cli.Exit("simulate: "+err.Error(), cliapp.ExitFailure)
+		return simulateConfig{}, cliapp.Exitf(cliapp.ExitFailure, "simulate: %w", err)
 	}
+	bus, err := busConfigFrom(c)
+	if err != nil {
+		return simulateConfig{}, err
+	}
+	return simulateConfig{Run: cfg, Output: output, HTTPAddr: c.String(cliapp.FlagHTTPAddr), Bus: bus}, nil
+}
 
+func runSimulate(ctx context.Context, env cliapp.Env, sc simulateConfig) error {
+	logger := env.Logger.With("command", "simulate")
 	reg := obs.NewRegistry()
-	srv := obs.NewServer(c.String(cliapp.FlagHTTPAddr), reg, logger)
+	srv := obs.NewServer(sc.HTTPAddr, reg, logger)
 	if err := srv.Listen(); err != nil {
 		return err
 	}
-	bc, err := openBus(c, "simulate", logger, reg)
+	bc, err := openBus(ctx, sc.Bus, "simulate", logger, reg)
 	if err != nil {
 		return err
 	}
 	srv.AddReadiness(obs.ReadinessCheck{Name: "bus", Check: bc.ready})
 
-	srvCtx, stopSrv := context.WithCancel(context.WithoutCancel(c.Context))
+	srvCtx, stopSrv := context.WithCancel(context.WithoutCancel(ctx))
 	var g errgroup.Group
 	g.Go(func() error { return srv.Run(srvCtx) })
-	summary, runErr := sim.Run(c.Context, cfg, bc.pub, logger, reg)
+	summary, runErr := sim.Run(ctx, sc.Run, bc.pub, logger, reg)
 	srv.SetDraining()
 	stopSrv()
 	closeErr := bc.close()
@@ -153,7 +167,7 @@ func runSimulate(c *cli.Context) error {
 		"rejected_samples", summary.RejectedSamples, "bad_messages", summary.BadMessages,
 		"msgs_per_s", summary.MessagesPerSecond, "elapsed", time.Duration(summary.ElapsedSeconds*float64(time.Second)).Round(time.Millisecond).String(),
 		"interrupted", summary.Interrupted, "to", bc.desc)
-	if err := printSummary(c, output, summary); err != nil {
+	if err := printSummary(env.Out, sc.Output, summary); err != nil {
 		return err
 	}
 	if runErr != nil {
@@ -165,8 +179,7 @@ func runSimulate(c *cli.Context) error {
 	return srvErr
 }
 
-func printSummary(c *cli.Context, output string, s sim.Summary) error {
-	w := c.App.Writer
+func printSummary(w io.Writer, output string, s sim.Summary) error {
 	if output == "json" {
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")

@@ -206,11 +206,11 @@ func withMaxConns(dsn string, n int) string {
 func runServe(c *cli.Context) error {
 	cfg, err := parseServe(c)
 	if err != nil {
-		return cli.Exit(err.Error(), cliapp.ExitFailure)
+		return cliapp.Exit(err, cliapp.ExitFailure)
 	}
 	logger := cliapp.Logger(c)
 	if err := serve(c.Context, cfg, logger); err != nil {
-		return cli.Exit(redact.Error(err).Error(), cliapp.ExitFailure)
+		return cliapp.Exit(redact.Error(err), cliapp.ExitFailure)
 	}
 	return nil
 }
