@@ -96,13 +96,23 @@ func dlqKafkaReplay(ctx context.Context, env cliapp.Env, cfg dlqKafkaConfig) err
 	} else {
 		writeEntries(env.Out, res.Entries)
 		if execute {
-			fmt.Fprintf(env.Out, "replayed %d of %d matching dead letters (%d read) to topic %q; progress recorded under group %q\n", res.Replayed, res.Matched, res.Read, d.Original, d.Group)
+			fmt.Fprintf(env.Out, "replayed %d of %d matching dead letters (%d read) to topic %q; skipped %d; progress recorded under group %q\n",
+				res.Replayed, res.Matched, res.Read, d.Original, res.Skipped, d.Group)
 		} else {
-			fmt.Fprintf(env.Out, "dry run: would replay %d of %d dead letters to topic %q; add --execute to replay\n", res.Matched, res.Read, d.Original)
+			fmt.Fprintf(env.Out, "dry run: would replay %d of %d dead letters to topic %q (%d would be skipped); add --execute to replay\n",
+				res.Matched-res.Skipped, res.Read, d.Original, res.Skipped)
+		}
+		for _, e := range res.Entries {
+			if e.Skipped != "" {
+				fmt.Fprintf(env.Out, "  skipped %d (id %q): %s\n", e.Position, e.ID, e.Skipped)
+			}
 		}
 	}
 	if rerr != nil {
 		return cliapp.Exitf(cliapp.ExitFailure, "dlq replay: %w", rerr)
+	}
+	if res.Skipped > 0 {
+		return cli.Exit(fmt.Sprintf("dlq replay: %d dead letters skipped (see above); the others were replayed", res.Skipped), cliapp.ExitNoRecords)
 	}
 	return nil
 }
