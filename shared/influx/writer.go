@@ -203,6 +203,36 @@ func (w *Writer) Write(ctx context.Context, recs []telemetry.Record) error {
 	return nil
 }
 
+// WriteLines writes line protocol that is not records (the rollups), with
+// millisecond timestamps, in requests of at most BatchLines lines, retried
+// like Write. lines must end with a newline. A refused point is an error
+// (naming InfluxDB's reason): such lines are a bug of their writer, not
+// bad input.
+func (w *Writer) WriteLines(ctx context.Context, lines []byte) error {
+	for len(lines) > 0 {
+		end, n := 0, 0
+		for end < len(lines) && n < w.cfg.BatchLines {
+			i := bytes.IndexByte(lines[end:], '\n')
+			if i < 0 {
+				end = len(lines)
+				break
+			}
+			end += i + 1
+			n++
+		}
+		if err := w.send(ctx, lines[:end]); err != nil {
+			var ref *refusal
+			if errors.As(err, &ref) {
+				return fmt.Errorf("influx: write to %s: points refused: %s", w.cfg.Bucket, ref.msg)
+			}
+			return err
+		}
+		w.metrics.Points.Add(float64(n))
+		lines = lines[end:]
+	}
+	return nil
+}
+
 // writeRange writes records [lo, hi), bisecting when InfluxDB refuses points.
 func (w *Writer) writeRange(ctx context.Context, recs []telemetry.Record, enc *encoded, lo, hi int, rejected *[]Rejected) error {
 	lines := enc.lineCount(lo, hi)

@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/signal"
 	"sort"
-	"strings"
 	"syscall"
 	"time"
 
@@ -27,7 +26,6 @@ import (
 	"github.com/flexipack/cutover/shared/influx"
 	"github.com/flexipack/cutover/shared/obs"
 	"github.com/flexipack/cutover/shared/rabbit"
-	"github.com/flexipack/cutover/shared/redact"
 	"github.com/flexipack/cutover/shared/snapshot"
 	"github.com/flexipack/cutover/shared/window"
 )
@@ -60,6 +58,7 @@ func runFlags() []cli.Flag {
 		&cli.StringFlag{Name: flagControlFile, Usage: "watch this file for commands, one per line: pause, resume, rate N (applied when the file changes)", Category: "Control"},
 		cliapp.HTTPAddrFlag("127.0.0.1:9102"),
 		cliapp.ControlTokenFlag(),
+		&cli.BoolFlag{Name: flagNoRollup, EnvVars: []string{"BACKFILL_NO_ROLLUP"}, Usage: "do not rebuild the dashboards' 5-minute rollups over the repaired windows (then run backfill rollup yourself)", Category: "Control"},
 		&cli.BoolFlag{Name: flagPprof, EnvVars: []string{"BACKFILL_PPROF"}, Usage: "also serve /debug/pprof/ (goroutine dumps, CPU profiles) on --http-addr; keep --http-addr on loopback then", Category: "Control"},
 		&cli.BoolFlag{Name: flagResume, Usage: "continue an interrupted run (the latest unfinished one, or --run-id) with its original range and selection, skipping the windows it finished", Category: "Control"},
 		&cli.StringFlag{Name: flagRunID, Usage: "the run to continue with --resume", Category: "Control"},
@@ -145,6 +144,9 @@ type summary struct {
 	Skipped               bool             `json:"skipped_anything"`
 	// PeakRSSMiB is the process's peak memory (Linux), for capacity planning.
 	PeakRSSMiB float64 `json:"peak_rss_mib,omitempty"`
+	// RollupPoints are the dashboards' 5-minute rollup points rebuilt over
+	// the repaired windows (shared/rollup).
+	RollupPoints int64 `json:"rollup_points"`
 }
 
 func newRunID(now time.Time) string {
@@ -290,6 +292,19 @@ func runRun(c *cli.Context) error {
 		}
 	}
 
+	if res.PointsWritten > 0 && !c.Bool(flagNoRollup) {
+		// The dashboards' rollups follow only the last hour: rebuild them
+		// over the repaired windows.
+		var starts []time.Time
+		for k := range targets {
+			starts = append(starts, k.Start)
+		}
+		if sum.RollupPoints, err = rollupRepaired(ctx, cliapp.InfluxConfig(c), starts, a.w, logger); err != nil {
+			return fmt.Errorf("run %s wrote its readings, but rebuilding the dashboards' rollups failed (repeat with: backfill rollup --from %s --to %s): %w",
+				runID, a.from.Format(time.RFC3339), a.to.Format(time.RFC3339), err)
+		}
+	}
+
 	replayTook := time.Since(replayStart)
 	sum.ReplayTook = replayTook.Round(time.Millisecond).String()
 	sum.ReplayPointsPerSecond = float64(res.PointsWritten) / replayTook.Seconds()
@@ -425,11 +440,11 @@ func printSummary(c *cli.Context, s summary, a *analysis, counts map[string]int6
 		fmt.Fprintf(w, "  windows skipped   %d, finished before the resume\n", s.DoneBefore)
 	}
 	if s.Result.PointsWritten > 0 {
-		// The continuous queries behind the fleet dashboards' 5-minute
-		// rollups only look back an hour; repaired history needs them rebuilt.
-		db, _, _ := strings.Cut(c.String(cliapp.FlagInfluxBucket), "/")
-		fmt.Fprintf(w, "  dashboards        rebuild the 5-minute rollups of this range (InfluxDB 1.8; see docs/dashboards.md for 2.x):\n")
-		fmt.Fprintf(w, "                    deploy/influxdb/resample.sh %s %s %s %s\n", a.from.Format(time.RFC3339), a.to.Format(time.RFC3339), redact.URL(c.String(cliapp.FlagInfluxURL)), db)
+		if c.Bool(flagNoRollup) {
+			fmt.Fprintf(w, "  dashboards        rollups not rebuilt (--no-rollup); run: backfill rollup --from %s --to %s\n", a.from.Format(time.RFC3339), a.to.Format(time.RFC3339))
+		} else {
+			fmt.Fprintf(w, "  dashboards        %d 5-minute rollup points rebuilt over the repaired windows\n", s.RollupPoints)
+		}
 	}
 	if s.Result.PointsRejected > 0 {
 		fmt.Fprintf(w, "  refused by InfluxDB %d readings, e.g. %v\n", s.Result.PointsRejected, s.Result.Rejected[:min(3, len(s.Result.Rejected))])
