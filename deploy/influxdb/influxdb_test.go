@@ -342,4 +342,3 @@ func TestRollupMatchesContinuousQueries(t *testing.T) {
 		t.Fatal("no expected values computed")
 	}
 }
-
