@@ -72,6 +72,11 @@ func main() {
 				return m["influxql_readings/s"], m["flux_readings/s"], m["ratio"], 0, "reading/s", "",
 					"baseline: the Flux window()/count() it replaced; per unit and 1h window"
 			}},
+		{name: "rollup job (Go, InfluxQL + line protocol)", pkg: "./deploy/influxdb", bench: "^BenchmarkRollup$", benchtime: "1x",
+			pick: func(m map[string]float64) (float64, float64, float64, float64, string, string, string) {
+				return m["job_readings/s"], m["cq_readings/s"], m["ratio"], 0, "reading/s", "",
+					"baseline: the continuous queries' SELECT … INTO over the same day (fleetbench data set)"
+			}},
 		{name: "backfill peak RSS, 100× snapshot", pkg: "./backfill/internal/cmd", bench: "^BenchmarkPeakRSS$", benchtime: "1x",
 			pick: func(m map[string]float64) (float64, float64, float64, float64, string, string, string) {
 				return m["100x-peak-MiB"], m["small-peak-MiB"], m["ratio"], 0, "MiB", "",
