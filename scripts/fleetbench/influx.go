@@ -14,7 +14,7 @@ import (
 )
 
 // influx talks to an InfluxDB 1.8 over HTTP: InfluxQL on /query, line
-// protocol on /write, Flux on /api/v2/query.
+// protocol on /write.
 type influx struct {
 	base string
 	hc   *http.Client
