@@ -227,52 +227,57 @@ func drainDeadLetters(t *testing.T, amqpURL, queue string) deadLetters {
 		if !ok {
 			break
 		}
-		dl.Raw++
-		sum := sha256.Sum256(d.Body)
-		if seen[sum] {
-			continue
-		}
-		seen[sum] = true
-		dl.Distinct++
-		h := func(k string) string {
+		dl.add(t, seen, d.MessageId, d.Body, func(k string) string {
 			if v, ok := d.Headers[k]; ok {
 				return fmt.Sprint(v)
 			}
 			return ""
-		}
-		reason := h("x-reason")
-		if reason == "" {
-			dl.NoReason++
-		}
-		class := reason
-		if i := strings.IndexByte(class, ':'); i >= 0 {
-			class = class[:i]
-		}
-		switch kind := h("x-kind"); kind {
-		case "partial":
-			dl.Partial++
-			n, err := strconv.Atoi(h("x-rejected-samples"))
-			if err != nil || n < 1 {
-				t.Errorf("partial dead letter %s: x-rejected-samples %q", d.MessageId, h("x-rejected-samples"))
-			}
-			dl.Samples += n
-			class = "partial"
-		case "rejected":
-			if m := samplesRejected.FindStringSubmatch(reason); m != nil {
-				n, _ := strconv.Atoi(m[1])
-				dl.AllRejected++
-				dl.Samples += n
-				class = "every sample rejected"
-			} else {
-				dl.Whole++
-				dl.ByKind[h("sim_bad")]++
-			}
-		default:
-			t.Errorf("dead letter %s: x-kind %q, want rejected or partial", d.MessageId, kind)
-		}
-		dl.ByReason[class]++
+		})
 	}
 	return dl
+}
+
+// add classifies one dead letter (id, body, header lookup); copies of a
+// letter already seen (by body) count only in Raw.
+func (dl *deadLetters) add(t *testing.T, seen map[[32]byte]bool, id string, body []byte, h func(string) string) {
+	dl.Raw++
+	sum := sha256.Sum256(body)
+	if seen[sum] {
+		return
+	}
+	seen[sum] = true
+	dl.Distinct++
+	reason := h("x-reason")
+	if reason == "" {
+		dl.NoReason++
+	}
+	class := reason
+	if i := strings.IndexByte(class, ':'); i >= 0 {
+		class = class[:i]
+	}
+	switch kind := h("x-kind"); kind {
+	case "partial":
+		dl.Partial++
+		n, err := strconv.Atoi(h("x-rejected-samples"))
+		if err != nil || n < 1 {
+			t.Errorf("partial dead letter %s: x-rejected-samples %q", id, h("x-rejected-samples"))
+		}
+		dl.Samples += n
+		class = "partial"
+	case "rejected":
+		if m := samplesRejected.FindStringSubmatch(reason); m != nil {
+			n, _ := strconv.Atoi(m[1])
+			dl.AllRejected++
+			dl.Samples += n
+			class = "every sample rejected"
+		} else {
+			dl.Whole++
+			dl.ByKind[h("sim_bad")]++
+		}
+	default:
+		t.Errorf("dead letter %s: x-kind %q, want rejected or partial", id, kind)
+	}
+	dl.ByReason[class]++
 }
 
 // queueState returns the messages and consumers of a queue (AMQP passive

@@ -3,11 +3,11 @@
 # loopback, from nothing.
 #
 #   scripts/services.sh up              install, build, start and wait for everything (idempotent)
-#   scripts/services.sh down            stop what this script started (InfluxDB, MinIO)
+#   scripts/services.sh down            stop what this script started (InfluxDB, MinIO, Kafka)
 #   scripts/services.sh status          one line per service; exit 1 if any is unhealthy
 #   scripts/services.sh env             export lines for the binaries and tests (eval "$(...)")
-#   scripts/services.sh start SERVICE   start one of: influxdb, minio
-#   scripts/services.sh stop SERVICE    stop one of: influxdb, minio
+#   scripts/services.sh start SERVICE   start one of: influxdb, minio, kafka
+#   scripts/services.sh stop SERVICE    stop one of: influxdb, minio, kafka
 #
 # Services:
 #   RabbitMQ 127.0.0.1:5672 (guest/guest) with the management API on :15672;
@@ -18,6 +18,10 @@
 #     built once with go install into GOPATH/bin, run from .data/influxdb.
 #   MinIO http://127.0.0.1:9000 (minioadmin/minioadmin), bucket bsu-snapshots;
 #     built once with go install into GOPATH/bin, run from .data/minio.
+#   Kafka protocol 127.0.0.1:9092: scripts/kafkabroker, franz-go's kfake, an
+#     IN-MEMORY test broker (topics telemetry and telemetry.dead, 6 partitions;
+#     nothing survives its restart); built into .data/bin. docker-compose.yml
+#     runs a real Kafka instead. `env` keeps BUS=rabbitmq.
 #
 # Data and logs live under .data/ at the repository root (git-ignored);
 # logs in .data/log/. The system RabbitMQ and PostgreSQL are never stopped.
@@ -51,6 +55,8 @@ WAIT_RABBIT=${WAIT_RABBIT:-120}
 WAIT_PG=${WAIT_PG:-60}
 WAIT_INFLUX=${WAIT_INFLUX:-90}
 WAIT_MINIO=${WAIT_MINIO:-90}
+WAIT_KAFKA=${WAIT_KAFKA:-60}
+KAFKA_ADDR=${SERVICES_KAFKA_ADDR:-127.0.0.1:9092}
 
 say() { printf 'services: %s\n' "$*" >&2; }
 
@@ -436,6 +442,45 @@ minio_bucket() {
 		die "minio: creating bucket $S3_BUCKET_NAME failed" "$log"
 }
 
+# ---------------------------------------------------------------- Kafka (kfake)
+
+kafka_bin() { printf '%s/bin/kafkabroker\n' "$DATA"; }
+
+# kafka_healthy: one real metadata request (the broker must parse and answer
+# a Kafka request, not just accept a connection).
+kafka_healthy() { [[ -x $(kafka_bin) ]] && "$(kafka_bin)" -check "$KAFKA_ADDR" -timeout 3s >/dev/null 2>&1; }
+
+kafka_build() {
+	local log=$LOG/build-kafkabroker.log
+	mkdir -p "$DATA/bin"
+	(cd "$ROOT" && go build -o "$(kafka_bin)" ./scripts/kafkabroker) >"$log" 2>&1 ||
+		die "building scripts/kafkabroker failed" "$log"
+}
+
+kafka_up() {
+	local log=$LOG/kafka.log pid=
+	kafka_build
+	if kafka_healthy; then return; fi
+	if port_open "${KAFKA_ADDR%:*}" "${KAFKA_ADDR#*:}"; then
+		pid=$(owned_pid kafka kafkabroker) ||
+			die "kafka: $KAFKA_ADDR is taken by a process this script did not start, and it does not answer a Kafka metadata request"
+	else
+		say "starting the Kafka test broker (kfake, in memory) on $KAFKA_ADDR; log: $log"
+		start_daemon kafka "$log" "$(kafka_bin)" -addr "$KAFKA_ADDR"
+		pid=$(<"$(pidfile kafka)")
+	fi
+	wait_for "kafka (metadata request to $KAFKA_ADDR)" "$WAIT_KAFKA" "$log" "$pid" kafka_healthy
+}
+
+kafka_status() {
+	if kafka_healthy; then
+		line kafka healthy "$KAFKA_ADDR, in-memory kfake test broker ($(owner_note kafka kafkabroker))"
+	else
+		line kafka UNHEALTHY "$KAFKA_ADDR does not answer a metadata request; log: $LOG/kafka.log"
+		return 1
+	fi
+}
+
 # ---------------------------------------------------------------- commands
 
 cmd_env() {
@@ -454,6 +499,8 @@ export S3_PREFIX=snapshots
 export AWS_ACCESS_KEY_ID=$MINIO_USER
 export AWS_SECRET_ACCESS_KEY=$MINIO_PASSWORD
 export AWS_REGION=us-east-1
+export KAFKA_BROKERS=$KAFKA_ADDR
+export BUS=rabbitmq
 EOF
 }
 
@@ -494,6 +541,7 @@ cmd_status() {
 		bad=1
 		line minio UNHEALTHY "http://$MINIO_ADDR/minio/health/live failed; log: $LOG/minio.log"
 	fi
+	kafka_status || bad=1
 	return "$bad"
 }
 
@@ -505,12 +553,14 @@ cmd_up() {
 	pg_up
 	influx_up
 	minio_up
+	kafka_up
 	say "all services healthy in $((SECONDS - start))s"
 }
 
 cmd_down() {
 	stop_daemon influxdb influxd || say "influxdb: nothing started by services.sh is running"
 	stop_daemon minio minio || say "minio: nothing started by services.sh is running"
+	stop_daemon kafka kafkabroker || say "kafka: nothing started by services.sh is running"
 	say "left the system RabbitMQ and PostgreSQL running (never stopped by this script)"
 }
 
@@ -532,9 +582,11 @@ main() {
 		case $1:$2 in
 		start:influxdb) influx_up ;;
 		start:minio) minio_up ;;
+		start:kafka) kafka_up ;;
+		stop:kafka) stop_daemon kafka kafkabroker || die "kafka: no Kafka test broker started by services.sh is running (pid file $(pidfile kafka))" ;;
 		stop:influxdb) stop_daemon influxdb influxd || die "influxdb: no InfluxDB started by services.sh is running (pid file $(pidfile influxdb))" ;;
 		stop:minio) stop_daemon minio minio || die "minio: no MinIO started by services.sh is running (pid file $(pidfile minio))" ;;
-		*) die "$1 $2: unknown service; want influxdb or minio" ;;
+		*) die "$1 $2: unknown service; want influxdb, minio or kafka" ;;
 		esac
 		;;
 	-h | --help | help) usage ;;

@@ -11,6 +11,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/flexipack/cutover/shared/retry"
 )
 
 // influx talks to an InfluxDB 1.8 over HTTP: InfluxQL on /query, line
@@ -89,28 +91,28 @@ func (c *influx) databaseExists(ctx context.Context, db string) (bool, error) {
 // network errors, with back-off.
 func (c *influx) write(ctx context.Context, db string, lines []byte) error {
 	u := c.base + "/write?precision=ms&db=" + url.QueryEscape(db)
-	backoff := 250 * time.Millisecond
-	for attempt := 1; ; attempt++ {
+	attempt := 0
+	err := retry.Do(ctx, retry.Policy{Initial: 250 * time.Millisecond, Max: 8 * time.Second, MaxAttempts: 10}, func(ctx context.Context) error {
+		attempt++
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(lines))
 		if err != nil {
-			return err
+			return retry.Permanent(err)
 		}
 		_, err = c.do(req)
 		var se *statusError
-		retry := err != nil && ctx.Err() == nil && (!errors.As(err, &se) || se.code == http.StatusTooManyRequests || se.code >= 500)
-		if !retry || attempt == 10 {
-			if err != nil {
-				return fmt.Errorf("write to %s (attempt %d): %w", db, attempt, err)
-			}
-			return nil
+		if err != nil && errors.As(err, &se) && se.code != http.StatusTooManyRequests && se.code < 500 {
+			return retry.Permanent(err)
 		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, 8*time.Second)
+		return err
+	})
+	var stopped *retry.StoppedError
+	switch {
+	case errors.As(err, &stopped):
+		return stopped.Err
+	case err != nil:
+		return fmt.Errorf("write to %s (attempt %d): %w", db, attempt, err)
 	}
+	return nil
 }
 
 // statusError is a non-2xx answer.

@@ -5,8 +5,12 @@ package bus
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
+	"unicode/utf8"
 )
 
 // Message is one telemetry message for the bus.
@@ -46,6 +50,34 @@ const (
 
 // ErrClosed is returned by Publish after Close.
 var ErrClosed = errors.New("publisher closed")
+
+// ErrUnpublishable marks a message no retry can publish (a routing key or
+// header name longer than the bus allows): it fails alone, its batch
+// neighbours and the connection are unaffected, and callers must not retry it.
+var ErrUnpublishable = errors.New("message can never be published")
+
+// MaxShortString is the longest AMQP short string (message id, routing key,
+// header name), in bytes.
+const MaxShortString = 255
+
+// boundedIDPrefix is how much of an over-long id BoundID keeps readable.
+const boundedIDPrefix = 64
+
+// BoundID returns id when it fits in MaxShortString bytes; otherwise a
+// stable replacement: its first 64 bytes (cut on a character boundary),
+// "~sha256:" and the hex SHA-256 of the whole id, so the same long id
+// always maps to the same short one and duplicates stay recognisable.
+func BoundID(id string) string {
+	if len(id) <= MaxShortString {
+		return id
+	}
+	sum := sha256.Sum256([]byte(id))
+	cut := boundedIDPrefix
+	for cut > 0 && !utf8.RuneStart(id[cut]) {
+		cut--
+	}
+	return strings.ToValidUTF8(id[:cut], "") + "~sha256:" + hex.EncodeToString(sum[:])
+}
 
 // MessageError is the failure of one message in a batch, returned (joined
 // with the others) by Publish.

@@ -66,11 +66,12 @@ func AMQPManagementFlag() cli.Flag {
 	return &cli.StringFlag{Name: FlagAMQPMgmtURL, EnvVars: []string{EnvAMQPMgmtURL}, Value: "http://guest:guest@127.0.0.1:15672", Usage: "RabbitMQ management API URL, with credentials", Category: "RabbitMQ"}
 }
 
-// KafkaFlags are the Kafka connection flags.
+// KafkaFlags are the Kafka connection flags: brokers, TLS and SASL.
 func KafkaFlags() []cli.Flag {
-	return []cli.Flag{
-		&cli.StringSliceFlag{Name: FlagKafkaBrokers, EnvVars: []string{EnvKafkaBrokers}, Usage: "Kafka bootstrap brokers, host:port (comma-separated)", Category: "Kafka"},
+	flags := []cli.Flag{
+		&cli.StringSliceFlag{Name: FlagKafkaBrokers, EnvVars: []string{EnvKafkaBrokers}, Value: cli.NewStringSlice("127.0.0.1:9092"), Usage: "Kafka bootstrap brokers, host:port (comma-separated)", Category: "Kafka"},
 	}
+	return append(flags, KafkaSecurityFlags()...)
 }
 
 // BusFlag selects the message bus: rabbitmq or kafka.

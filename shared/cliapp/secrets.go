@@ -32,7 +32,7 @@ const (
 // add secret flags append their names here in an init function.
 var SecretFlags = []string{
 	FlagAMQPURL, FlagAMQPMgmtURL, FlagPGDSN, FlagStateDSN, FlagInfluxURL, FlagInfluxToken,
-	FlagAWSKeyID, FlagAWSSecret, FlagControlToken,
+	FlagAWSKeyID, FlagAWSSecret, FlagControlToken, FlagKafkaSASLPassword,
 }
 
 // ControlTokenFlag is the token that state-changing HTTP endpoints require

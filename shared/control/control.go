@@ -13,6 +13,7 @@ import (
 
 	"github.com/flexipack/cutover/shared/cutover"
 	"github.com/flexipack/cutover/shared/gates"
+	"github.com/flexipack/cutover/shared/window"
 )
 
 // Errors that mean "refused" (exit status 2) rather than "broken".
@@ -51,7 +52,8 @@ type Options struct {
 	// RepairMargin widens the repair window printed when leaving
 	// influx-only, to cover readings that arrive late (default 1h before).
 	RepairMargin time.Duration
-	// Now is the clock (default time.Now).
+	// Now is the clock (default time.Now). WaitForConsumers measures
+	// ConsumerTimeout with it, so an injected clock must advance.
 	Now func() time.Time
 }
 
@@ -92,18 +94,12 @@ type Outcome struct {
 	// LegacyGap is, when leaving influx-only, the time during which the
 	// legacy store received nothing, and RepairCommand the command that
 	// copies it back from InfluxDB.
-	LegacyGap     *Span  `json:"legacy_gap,omitempty"`
-	RepairCommand string `json:"repair_command,omitempty"`
+	LegacyGap     *window.Span `json:"legacy_gap,omitempty"`
+	RepairCommand string       `json:"repair_command,omitempty"`
 	// OpenLegacyGaps counts open legacy gap-ledger entries (recorded while
 	// the legacy store was repairable), reported when rolling back.
 	OpenLegacyGaps int64  `json:"open_legacy_gaps,omitempty"`
 	Message        string `json:"message"`
-}
-
-// Span is a time range [From, To).
-type Span struct {
-	From time.Time `json:"from"`
-	To   time.Time `json:"to"`
 }
 
 // Advance moves the cutover one phase forward: it checks the gates into
@@ -189,7 +185,7 @@ func Rollback(ctx context.Context, ph Phases, hb gates.Consumers, ledger gates.L
 		// influx-only and start again when they apply the rollback; reading
 		// times lag consumption, and buffered samples arrive late, hence the
 		// margins of the repair command.
-		out.LegacyGap = &Span{From: st.Since.UTC(), To: now}
+		out.LegacyGap = &window.Span{From: st.Since.UTC(), To: now}
 		rfrom := st.Since.UTC().Add(-opts.RepairMargin).Truncate(time.Minute)
 		rto := now.Add(max(opts.ConsumerTimeout, 0) + time.Minute).Truncate(time.Minute).Add(time.Minute)
 		out.RepairCommand = fmt.Sprintf("migrate repair-legacy --from %s --to %s --execute", rfrom.Format(time.RFC3339), rto.Format(time.RFC3339))
@@ -294,7 +290,7 @@ func Followed(h cutover.Heartbeat, phase cutover.Phase, version int64) bool {
 // counting; with no live consumer it returns at once.
 func WaitForConsumers(ctx context.Context, hb gates.Consumers, phase cutover.Phase, version int64, opts Options) (Follow, error) {
 	opts = opts.withDefaults()
-	start := time.Now()
+	start := opts.Now()
 	deadline := start.Add(opts.ConsumerTimeout)
 	f := Follow{Phase: phase, Version: version}
 	for {
@@ -313,11 +309,12 @@ func WaitForConsumers(ctx context.Context, hb gates.Consumers, phase cutover.Pha
 					h.ConsumerID, h.Host, h.Phase, h.PhaseVersion, h.BeatAt.UTC().Format(time.RFC3339)))
 			}
 		}
-		f.Waited = time.Since(start).Round(time.Millisecond).String()
+		now := opts.Now()
+		f.Waited = now.Sub(start).Round(time.Millisecond).String()
 		if len(lag) == 0 {
 			return f, nil
 		}
-		if !time.Now().Before(deadline) {
+		if !now.Before(deadline) {
 			return f, fmt.Errorf("%w: the phase is now %s (version %d), but %d of %d live consumers did not apply it within %s: %s; "+
 				"the change is recorded — check those consumers' logs, and 'migrate status' shows when they follow",
 				ErrNotFollowed, phase, version, len(lag), len(hbs), opts.ConsumerTimeout, strings.Join(lag, ", "))
@@ -325,7 +322,7 @@ func WaitForConsumers(ctx context.Context, hb gates.Consumers, phase cutover.Pha
 		select {
 		case <-ctx.Done():
 			return f, fmt.Errorf("waiting for consumers to apply %s: %w", phase, ctx.Err())
-		case <-time.After(min(opts.Poll, time.Until(deadline)+time.Millisecond)):
+		case <-time.After(min(opts.Poll, deadline.Sub(now)+time.Millisecond)):
 		}
 	}
 }

@@ -110,18 +110,46 @@ func (c *Checker) now() time.Time {
 	return time.Now().UTC()
 }
 
+// gate is one gate: its name and how it is evaluated for the move into a phase.
+type gate struct {
+	name string
+	eval func(c *Checker, ctx context.Context, to cutover.Phase) (ok bool, detail string, err error)
+}
+
+// Each gate, once.
+var (
+	gateNoOpenGaps       = gate{NoOpenGaps, (*Checker).noOpenGaps}
+	gateVerifyBackfilled = gate{VerifyBackfilled, func(c *Checker, ctx context.Context, _ cutover.Phase) (bool, string, error) {
+		return c.verifyBackfilled(ctx)
+	}}
+	gateVerifyRecent = gate{VerifyRecent, func(c *Checker, ctx context.Context, _ cutover.Phase) (bool, string, error) {
+		return c.verifyRecent(ctx)
+	}}
+	gateConsumerLag = gate{ConsumerLag, func(c *Checker, ctx context.Context, _ cutover.Phase) (bool, string, error) {
+		return c.consumerLag(ctx)
+	}}
+	gateConfirm = gate{Confirm, func(c *Checker, _ context.Context, to cutover.Phase) (bool, string, error) {
+		ok, detail := c.confirm(to)
+		return ok, detail, nil
+	}}
+)
+
+// phaseGates is the one table of which gates guard the move into each
+// phase, in the order they are evaluated and reported. A phase not listed
+// has none.
+var phaseGates = map[cutover.Phase][]gate{
+	cutover.ShadowRead:    {gateNoOpenGaps, gateVerifyBackfilled},
+	cutover.InfluxPrimary: {gateNoOpenGaps, gateVerifyRecent, gateConsumerLag},
+	cutover.InfluxOnly:    {gateNoOpenGaps, gateVerifyRecent, gateConsumerLag, gateConfirm},
+}
+
 // For lists the gates guarding the move into phase to.
 func For(to cutover.Phase) []string {
-	switch to {
-	case cutover.ShadowRead:
-		return []string{NoOpenGaps, VerifyBackfilled}
-	case cutover.InfluxPrimary:
-		return []string{NoOpenGaps, VerifyRecent, ConsumerLag}
-	case cutover.InfluxOnly:
-		return []string{NoOpenGaps, VerifyRecent, ConsumerLag, Confirm}
-	default:
-		return nil
+	var names []string
+	for _, g := range phaseGates[to] {
+		names = append(names, g.name)
 	}
+	return names
 }
 
 // Check evaluates every gate guarding the move into phase to. A gate that
@@ -129,21 +157,10 @@ func For(to cutover.Phase) []string {
 // result is never an error.
 func (c *Checker) Check(ctx context.Context, to cutover.Phase) []cutover.GateResult {
 	var out []cutover.GateResult
-	for _, name := range For(to) {
-		r := cutover.GateResult{Name: name}
+	for _, g := range phaseGates[to] {
+		r := cutover.GateResult{Name: g.name}
 		var err error
-		switch name {
-		case NoOpenGaps:
-			r.OK, r.Detail, err = c.noOpenGaps(ctx, to)
-		case VerifyBackfilled:
-			r.OK, r.Detail, err = c.verifyBackfilled(ctx)
-		case VerifyRecent:
-			r.OK, r.Detail, err = c.verifyRecent(ctx)
-		case ConsumerLag:
-			r.OK, r.Detail, err = c.consumerLag(ctx)
-		case Confirm:
-			r.OK, r.Detail = c.confirm(to)
-		}
+		r.OK, r.Detail, err = g.eval(c, ctx, to)
 		if err != nil {
 			r.OK, r.Detail = false, "could not evaluate: "+err.Error()
 		}

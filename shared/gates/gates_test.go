@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -203,6 +204,28 @@ func TestRunRange(t *testing.T) {
 		}
 		if err == nil || !strings.Contains(err.Error(), tt.err) {
 			t.Errorf("RunRange(%s) error = %v, want %q", tt.params, err, tt.err)
+		}
+	}
+}
+
+// TestForListsWhatCheckEvaluates: the gates For announces (plan, the audit
+// log) are exactly those Check evaluates, in the same order, for every phase.
+func TestForListsWhatCheckEvaluates(t *testing.T) {
+	want := map[cutover.Phase][]string{
+		cutover.Legacy:        nil,
+		cutover.DualWrite:     nil,
+		cutover.ShadowRead:    {NoOpenGaps, VerifyBackfilled},
+		cutover.InfluxPrimary: {NoOpenGaps, VerifyRecent, ConsumerLag},
+		cutover.InfluxOnly:    {NoOpenGaps, VerifyRecent, ConsumerLag, Confirm},
+	}
+	for _, p := range cutover.Phases {
+		st := fakeState{}
+		var checked []string
+		for _, r := range st.checker(Config{}).Check(context.Background(), p) {
+			checked = append(checked, r.Name)
+		}
+		if !slices.Equal(For(p), want[p]) || !slices.Equal(checked, want[p]) {
+			t.Errorf("into %s: For %v, Check evaluated %v; want %v", p, For(p), checked, want[p])
 		}
 	}
 }

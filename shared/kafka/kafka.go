@@ -9,14 +9,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	kafkago "github.com/segmentio/kafka-go"
-	"github.com/urfave/cli/v2"
 
 	"github.com/flexipack/cutover/shared/bus"
+	"github.com/flexipack/cutover/shared/obs"
 )
 
 // Header names added to every Kafka message besides bus.Message.Headers.
@@ -47,20 +46,26 @@ type Options struct {
 
 // Publisher publishes to one Kafka topic. It is safe for concurrent use.
 type Publisher struct {
-	w       *kafkago.Writer
-	brokers []string
-	opts    Options
-	logger  *slog.Logger
-	m       *metrics
+	w      *kafkago.Writer
+	cfg    Config
+	client *kafkago.Client
+	opts   Options
+	logger *slog.Logger
+	m      *metrics
 }
 
 var _ bus.Publisher = (*Publisher)(nil)
 
-// NewPublisher returns a publisher to topic on the cluster of brokers
-// (host:port). It does not connect until the first Publish. reg may be nil.
-func NewPublisher(brokers []string, topic string, opts Options, logger *slog.Logger, reg prometheus.Registerer) (*Publisher, error) {
-	if len(brokers) == 0 {
-		return nil, errors.New("kafka: no brokers (set --kafka-brokers or KAFKA_BROKERS)")
+// NewPublisher returns a publisher to topic on the cluster of cfg. It does
+// not connect until the first Publish or Check. reg may be nil.
+func NewPublisher(cfg Config, topic string, opts Options, logger *slog.Logger, reg prometheus.Registerer) (*Publisher, error) {
+	transport, err := cfg.Transport()
+	if err != nil {
+		return nil, err
+	}
+	client, err := cfg.Client()
+	if err != nil {
+		return nil, err
 	}
 	if topic == "" {
 		return nil, errors.New("kafka: empty topic")
@@ -83,15 +88,13 @@ func NewPublisher(brokers []string, topic string, opts Options, logger *slog.Log
 	if opts.Name == "" {
 		opts.Name = "producer"
 	}
-	m, err := newMetrics(reg, opts.Name)
-	if err != nil {
-		return nil, err
-	}
+	m := newMetrics(reg, opts.Name)
 	logger = logger.With("component", "kafka-publisher", "topic", topic)
 	w := &kafkago.Writer{
-		Addr:     kafkago.TCP(brokers...),
-		Topic:    topic,
-		Balancer: &kafkago.Hash{},
+		Addr:      kafkago.TCP(cfg.Brokers...),
+		Transport: transport,
+		Topic:     topic,
+		Balancer:  &kafkago.Hash{},
 		// Every in-sync replica, so an acknowledged message survives a
 		// broker loss.
 		RequiredAcks:    kafkago.RequireAll,
@@ -105,7 +108,7 @@ func NewPublisher(brokers []string, topic string, opts Options, logger *slog.Log
 			logger.Warn("kafka-go: " + fmt.Sprintf(msg, args...))
 		}),
 	}
-	return &Publisher{w: w, brokers: brokers, opts: opts, logger: logger, m: m}, nil
+	return &Publisher{w: w, cfg: cfg, client: client, opts: opts, logger: logger, m: m}, nil
 }
 
 // Publish writes msgs, keyed by Message.Key, and returns nil once every one
@@ -166,67 +169,58 @@ type metrics struct {
 	latency                      prometheus.Observer
 }
 
-func newMetrics(reg prometheus.Registerer, name string) (*metrics, error) {
+func newMetrics(reg prometheus.Registerer, name string) *metrics {
 	const ns = "kafka_publisher"
-	counter := func(n, help string) *prometheus.CounterVec {
-		return prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: n, Help: help}, []string{"publisher"})
+	counter := func(n, help string) prometheus.Counter {
+		return obs.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: n, Help: help}, []string{"publisher"})).WithLabelValues(name)
 	}
-	cols := []prometheus.Collector{
-		counter("published_total", "Messages handed to the Kafka writer."),
-		counter("confirmed_total", "Messages acknowledged by all in-sync replicas."),
-		counter("failed_total", "Messages the writer gave up on."),
-		prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "inflight_messages", Help: "Messages written and not yet acknowledged."}, []string{"publisher"}),
-		prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Name: "publish_latency_seconds", Help: "Time for one Publish call to be acknowledged.",
-			Buckets: prometheus.ExponentialBuckets(0.0005, 2.5, 12)}, []string{"publisher"}),
+	return &metrics{
+		published: counter("published_total", "Messages handed to the Kafka writer."),
+		confirmed: counter("confirmed_total", "Messages acknowledged by all in-sync replicas."),
+		failed:    counter("failed_total", "Messages the writer gave up on."),
+		inflight: obs.Register(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "inflight_messages",
+			Help: "Messages written and not yet acknowledged."}, []string{"publisher"})).WithLabelValues(name),
+		latency: obs.Register(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Name: "publish_latency_seconds",
+			Help: "Time for one Publish call to be acknowledged.", Buckets: prometheus.ExponentialBuckets(0.0005, 2.5, 12)}, []string{"publisher"})).WithLabelValues(name),
 	}
-	if reg != nil {
-		for i, c := range cols {
-			if err := reg.Register(c); err != nil {
-				var are prometheus.AlreadyRegisteredError
-				if !errors.As(err, &are) {
-					return nil, fmt.Errorf("register kafka metrics: %w", err)
-				}
-				cols[i] = are.ExistingCollector
+}
+
+// Check is the readiness check: nil when the cluster answers a metadata
+// request for the topic and the topic exists with at least one partition,
+// each with a leader. A TCP dial is not enough: a broker that accepts
+// connections but cannot serve the topic would take 202s it cannot keep.
+func (p *Publisher) Check(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	return TopicReady(ctx, p.client, p.w.Topic)
+}
+
+// TopicReady asks the cluster of client for the metadata of topic and
+// reports whether every partition has a leader.
+func TopicReady(ctx context.Context, client *kafkago.Client, topic string) error {
+	resp, err := client.Metadata(ctx, &kafkago.MetadataRequest{Topics: []string{topic}})
+	if err != nil {
+		return fmt.Errorf("kafka metadata request: %w", err)
+	}
+	for _, t := range resp.Topics {
+		if t.Name != topic {
+			continue
+		}
+		if t.Error != nil {
+			return fmt.Errorf("kafka topic %s: %w", topic, t.Error)
+		}
+		if len(t.Partitions) == 0 {
+			return fmt.Errorf("kafka topic %s has no partitions", topic)
+		}
+		for _, pt := range t.Partitions {
+			if pt.Error != nil {
+				return fmt.Errorf("kafka topic %s partition %d: %w", topic, pt.ID, pt.Error)
+			}
+			if pt.Leader.Host == "" {
+				return fmt.Errorf("kafka topic %s partition %d has no leader", topic, pt.ID)
 			}
 		}
+		return nil
 	}
-	cv := func(i int) prometheus.Counter { return cols[i].(*prometheus.CounterVec).WithLabelValues(name) }
-	return &metrics{
-		published: cv(0),
-		confirmed: cv(1),
-		failed:    cv(2),
-		inflight:  cols[3].(*prometheus.GaugeVec).WithLabelValues(name),
-		latency:   cols[4].(*prometheus.HistogramVec).WithLabelValues(name),
-	}, nil
-}
-
-// Flag and environment variable of the topic.
-const (
-	FlagTopic = "kafka-topic"
-	EnvTopic  = "KAFKA_TOPIC"
-)
-
-// TopicFlag is the Kafka topic telemetry is published to and consumed from.
-func TopicFlag() cli.Flag {
-	return &cli.StringFlag{Name: FlagTopic, EnvVars: []string{EnvTopic}, Value: "telemetry", Category: "Kafka",
-		Usage: "Kafka topic of the telemetry (messages keyed by unit)"}
-}
-
-// Check is a readiness check: nil when a broker accepts a TCP connection
-// within 2 s (kafka-go connects per request, so there is no connection to
-// watch).
-func (p *Publisher) Check(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	var d net.Dialer
-	var errs []error
-	for _, b := range p.brokers {
-		c, err := d.DialContext(ctx, "tcp", b)
-		if err == nil {
-			_ = c.Close()
-			return nil
-		}
-		errs = append(errs, err)
-	}
-	return fmt.Errorf("no kafka broker reachable: %w", errors.Join(errs...))
+	return fmt.Errorf("kafka topic %s: not in the metadata the cluster returned", topic)
 }

@@ -42,7 +42,7 @@ func TestKeyedOrderAndBytes(t *testing.T) {
 	defer cancel()
 
 	reg := prometheus.NewRegistry()
-	p, err := kafka.NewPublisher(cluster.ListenAddrs(), topic, kafka.Options{}, slog.New(slog.NewTextHandler(io.Discard, nil)), reg)
+	p, err := kafka.NewPublisher(kafka.Config{Brokers: cluster.ListenAddrs()}, topic, kafka.Options{}, slog.New(slog.NewTextHandler(io.Discard, nil)), reg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,7 +133,7 @@ func TestKeyedOrderAndBytes(t *testing.T) {
 func TestPublishFailsWithoutBroker(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
-	p, err := kafka.NewPublisher([]string{"127.0.0.1:1"}, "t", kafka.Options{MaxAttempts: 2}, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
+	p, err := kafka.NewPublisher(kafka.Config{Brokers: []string{"127.0.0.1:1"}}, "t", kafka.Options{MaxAttempts: 2}, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,7 +141,7 @@ func TestPublishFailsWithoutBroker(t *testing.T) {
 	if err := p.Publish(ctx, []bus.Message{{ID: "a", Key: "u", Body: []byte("x")}}); err == nil {
 		t.Fatal("publish without a broker succeeded")
 	}
-	if _, err := kafka.NewPublisher(nil, "t", kafka.Options{}, slog.Default(), nil); err == nil {
+	if _, err := kafka.NewPublisher(kafka.Config{}, "t", kafka.Options{}, slog.Default(), nil); err == nil {
 		t.Fatal("no brokers: want an error")
 	}
 }

@@ -5,13 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"sync"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/flexipack/cutover/shared/redact"
+	"github.com/flexipack/cutover/shared/retry"
 )
 
 // ErrConnClosed is returned by Conn.Channel after Close.
@@ -59,20 +59,13 @@ func Dial(ctx context.Context, url, name string, logger *slog.Logger) (*Conn, er
 		reconnect: make(chan struct{}),
 		done:      make(chan struct{}),
 	}
-	backoff := newBackoff()
-	for {
-		conn, err := c.dial()
-		if err == nil {
-			c.setUp(conn)
-			break
-		}
-		c.logger.Warn("rabbitmq dial failed, retrying", "err", err, "retry_in", backoff.peek())
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("connect to rabbitmq %s: %w (last error: %v)", redact.URL(url), ctx.Err(), err)
-		case <-time.After(backoff.next()):
-		}
+	conn, err := retry.Value(ctx, retry.Policy{OnRetry: func(_ int, err error, wait time.Duration) {
+		c.logger.Warn("rabbitmq dial failed, retrying", "err", err, "retry_in", wait)
+	}}, func(context.Context) (*amqp.Connection, error) { return c.dial() })
+	if err != nil {
+		return nil, fmt.Errorf("connect to rabbitmq %s: %w", redact.URL(url), retry.Stopped(ctx, err))
 	}
+	c.setUp(conn)
 	c.wg.Add(1)
 	go c.watch()
 	return c, nil
@@ -131,7 +124,7 @@ func (c *Conn) watch() {
 			c.mu.Unlock()
 			c.logger.Warn("rabbitmq connection lost, redialling", "err", err)
 		}
-		backoff := newBackoff()
+		backoff := retry.NewBackoff(retry.Policy{})
 		for {
 			conn, err := c.dial()
 			if err == nil {
@@ -142,7 +135,7 @@ func (c *Conn) watch() {
 			c.mu.Lock()
 			c.lastErr = err
 			c.mu.Unlock()
-			wait := backoff.next()
+			wait := backoff.Next()
 			c.logger.Warn("rabbitmq redial failed", "err", err, "retry_in", wait)
 			select {
 			case <-c.done:
@@ -272,22 +265,4 @@ func (c *Conn) Close() error {
 		}
 	}
 	return nil
-}
-
-// backoff is exponential with full jitter on the upper half.
-type backoff struct{ cur time.Duration }
-
-const (
-	backoffMin = 100 * time.Millisecond
-	backoffMax = 5 * time.Second
-)
-
-func newBackoff() *backoff { return &backoff{cur: backoffMin} }
-
-func (b *backoff) peek() time.Duration { return b.cur }
-
-func (b *backoff) next() time.Duration {
-	d := b.cur/2 + rand.N(b.cur/2+1)
-	b.cur = min(b.cur*2, backoffMax)
-	return d
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -12,6 +13,8 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/flexipack/cutover/shared/bus"
+	"github.com/flexipack/cutover/shared/obs"
+	"github.com/flexipack/cutover/shared/retry"
 )
 
 // Errors a message in a batch can fail with (inside a *bus.MessageError,
@@ -113,10 +116,7 @@ func NewPublisher(ctx context.Context, conn *Conn, t Topology, opts PublisherOpt
 			return nil, err
 		}
 	}
-	m, err := newPublisherMetrics(reg, opts.Name)
-	if err != nil {
-		return nil, err
-	}
+	m := newPublisherMetrics(reg, opts.Name)
 	runCtx, cancel := context.WithCancel(context.Background())
 	p := &Publisher{
 		conn:   conn,
@@ -209,7 +209,7 @@ func (p *Publisher) run(s *session) {
 			return
 		}
 		p.logger.Warn("rabbitmq channel closed, reopening", "err", err, "unconfirmed", p.unconfirmed())
-		b := newBackoff()
+		b := retry.NewBackoff(retry.Policy{})
 		for {
 			next, err := p.open(p.ctx)
 			if err == nil {
@@ -223,7 +223,7 @@ func (p *Publisher) run(s *session) {
 			p.mu.Lock()
 			p.lastErr = err
 			p.mu.Unlock()
-			wait := b.next()
+			wait := b.Next()
 			p.logger.Warn("reopen rabbitmq channel failed", "err", err, "retry_in", wait)
 			select {
 			case <-p.ctx.Done():
@@ -415,6 +415,43 @@ func (p *Publisher) Publish(ctx context.Context, msgs []bus.Message) error {
 // and the caller may retry them all. While the broker is unreachable it
 // waits (bounded by ctx) for the connection to come back.
 func (p *Publisher) PublishTo(ctx context.Context, exchange string, msgs []bus.Message) error {
+	// A frame the client cannot encode makes amqp091-go drop the whole
+	// connection, so what can never be published fails here, alone.
+	var refused []error
+	for i := range msgs {
+		if err := checkMessage(exchange, &msgs[i]); err != nil {
+			if refused == nil {
+				msgs = slices.Clone(msgs)
+			}
+			refused = append(refused, &bus.MessageError{ID: bus.BoundID(msgs[i].ID), Err: err})
+		}
+	}
+	if refused != nil {
+		ok := slices.DeleteFunc(msgs, func(m bus.Message) bool { return checkMessage(exchange, &m) != nil })
+		p.m.refused.Add(float64(len(refused)))
+		return errors.Join(append(refused, p.publishTo(ctx, exchange, ok))...)
+	}
+	return p.publishTo(ctx, exchange, msgs)
+}
+
+// checkMessage says why m can never be published to exchange, or nil.
+// Message ids need no check: newEntry bounds them.
+func checkMessage(exchange string, m *bus.Message) error {
+	if len(exchange) > bus.MaxShortString {
+		return fmt.Errorf("exchange name of %d bytes (most %d): %w", len(exchange), bus.MaxShortString, bus.ErrUnpublishable)
+	}
+	if len(m.RoutingKey) > bus.MaxShortString {
+		return fmt.Errorf("routing key of %d bytes (most %d): %w", len(m.RoutingKey), bus.MaxShortString, bus.ErrUnpublishable)
+	}
+	for k := range m.Headers {
+		if len(k) > bus.MaxShortString {
+			return fmt.Errorf("header name of %d bytes (most %d): %w", len(k), bus.MaxShortString, bus.ErrUnpublishable)
+		}
+	}
+	return nil
+}
+
+func (p *Publisher) publishTo(ctx context.Context, exchange string, msgs []bus.Message) error {
 	if len(msgs) == 0 {
 		return nil
 	}
@@ -493,8 +530,9 @@ func (p *Publisher) newEntry(exchange string, m *bus.Message, b *batch) *entry {
 			headers[k] = v
 		}
 	}
+	id := bus.BoundID(m.ID)
 	return &entry{
-		id:       m.ID,
+		id:       id,
 		exchange: exchange,
 		key:      m.RoutingKey,
 		batch:    b,
@@ -502,7 +540,7 @@ func (p *Publisher) newEntry(exchange string, m *bus.Message, b *batch) *entry {
 			Headers:      headers,
 			ContentType:  p.opts.ContentType,
 			DeliveryMode: amqp.Persistent,
-			MessageId:    m.ID,
+			MessageId:    id,
 			Timestamp:    p.opts.Now(),
 			Body:         m.Body,
 		},
@@ -532,42 +570,32 @@ func (p *Publisher) Close() error {
 
 type publisherMetrics struct {
 	published, confirmed, returned, nacked, republished prometheus.Counter
+	refused                                             prometheus.Counter
 	inflight                                            prometheus.Gauge
 	latency                                             prometheus.Observer
 }
 
-func newPublisherMetrics(reg prometheus.Registerer, name string) (*publisherMetrics, error) {
-	counter := func(n, help string) *prometheus.CounterVec {
-		return prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "rabbitmq_publisher", Name: n, Help: help}, []string{"publisher"})
+func newPublisherMetrics(reg prometheus.Registerer, name string) *publisherMetrics {
+	counter := func(n, help string) prometheus.Counter {
+		return obs.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "rabbitmq_publisher", Name: n, Help: help}, []string{"publisher"})).WithLabelValues(name)
 	}
 	published := counter("published_total", "Messages sent to the broker, first attempts only.")
 	confirmed := counter("confirmed_total", "Messages the broker confirmed (stored).")
 	returned := counter("returned_total", "Messages the broker returned as unroutable.")
 	nacked := counter("nacked_total", "Messages the broker nacked.")
 	republished := counter("republished_total", "Unconfirmed messages sent again after a channel or connection loss.")
-	inflight := prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "rabbitmq_publisher", Name: "inflight_messages", Help: "Messages published and not yet confirmed."}, []string{"publisher"})
-	latency := prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: "rabbitmq_publisher", Name: "confirm_latency_seconds", Help: "Time from first publish to the broker's confirm.",
-		Buckets: prometheus.ExponentialBuckets(0.0005, 2.5, 12)}, []string{"publisher"})
-	cols := []prometheus.Collector{published, confirmed, returned, nacked, republished, inflight, latency}
-	if reg != nil {
-		for i, c := range cols {
-			if err := reg.Register(c); err != nil {
-				var are prometheus.AlreadyRegisteredError
-				if !errors.As(err, &are) {
-					return nil, fmt.Errorf("register publisher metrics: %w", err)
-				}
-				cols[i] = are.ExistingCollector
-			}
-		}
-	}
-	cv := func(i int) prometheus.Counter { return cols[i].(*prometheus.CounterVec).WithLabelValues(name) }
+	inflight := obs.Register(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "rabbitmq_publisher", Name: "inflight_messages", Help: "Messages published and not yet confirmed."}, []string{"publisher"}))
+	latency := obs.Register(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: "rabbitmq_publisher", Name: "confirm_latency_seconds", Help: "Time from first publish to the broker's confirm.",
+		Buckets: prometheus.ExponentialBuckets(0.0005, 2.5, 12)}, []string{"publisher"}))
+	refused := counter("refused_total", "Messages refused before sending because they can never be published (routing key or header name over 255 bytes).")
 	return &publisherMetrics{
-		published:   cv(0),
-		confirmed:   cv(1),
-		returned:    cv(2),
-		nacked:      cv(3),
-		republished: cv(4),
-		inflight:    cols[5].(*prometheus.GaugeVec).WithLabelValues(name),
-		latency:     cols[6].(*prometheus.HistogramVec).WithLabelValues(name),
-	}, nil
+		published:   published,
+		confirmed:   confirmed,
+		returned:    returned,
+		nacked:      nacked,
+		republished: republished,
+		refused:     refused,
+		inflight:    inflight.WithLabelValues(name),
+		latency:     latency.WithLabelValues(name),
+	}
 }

@@ -161,6 +161,17 @@ func (e *StoppedError) Error() string { return fmt.Sprintf("%v (last error: %v)"
 // Unwrap returns the context's error, so errors.Is(err, context.Canceled) holds.
 func (e *StoppedError) Unwrap() error { return e.Err }
 
+// Stopped returns err as a *StoppedError when ctx has ended and err is not
+// one already: for callers of Do whose fn ignores ctx, so that an error
+// after cancellation always says so (errors.Is(err, context.Canceled)).
+func Stopped(ctx context.Context, err error) error {
+	var stopped *StoppedError
+	if err == nil || ctx.Err() == nil || errors.As(err, &stopped) {
+		return err
+	}
+	return &StoppedError{Err: ctx.Err(), Last: err}
+}
+
 // Do calls fn until it returns nil and returns nil then. It stops early and
 // returns:
 //   - the error itself (unwrapped) when fn marks it Permanent;

@@ -216,3 +216,23 @@ func ExampleDo() {
 	// attempt 2 failed: connection refused
 	// err: <nil>
 }
+
+func TestStopped(t *testing.T) {
+	errDial := errors.New("dial: refused")
+	if got := retry.Stopped(context.Background(), errDial); got != errDial {
+		t.Fatalf("live context: %v, want the error as is", got)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	got := retry.Stopped(ctx, errDial)
+	var stopped *retry.StoppedError
+	if !errors.As(got, &stopped) || stopped.Last != errDial || !errors.Is(got, context.Canceled) {
+		t.Fatalf("ended context: %#v, want a StoppedError around %v", got, errDial)
+	}
+	if again := retry.Stopped(ctx, got); again != got {
+		t.Fatalf("a StoppedError is wrapped again: %v", again)
+	}
+	if retry.Stopped(ctx, nil) != nil {
+		t.Fatal("Stopped(nil) is not nil")
+	}
+}

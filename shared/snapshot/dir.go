@@ -87,6 +87,11 @@ func (d *DirStore) Get(ctx context.Context, key string) (io.ReadCloser, int64, e
 	if err != nil {
 		return nil, 0, err
 	}
+	// Stat before opening: opening a FIFO would block, a device (a symlink
+	// to /dev/zero) would never end.
+	if st, err := os.Stat(p); err == nil && !st.IsDir() && !st.Mode().IsRegular() {
+		return nil, 0, fmt.Errorf("get %s: %w (%s)", key, ErrNotRegular, st.Mode().Type())
+	}
 	f, err := os.Open(p)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, 0, fmt.Errorf("get %s: %w", key, ErrNotFound)
@@ -102,6 +107,10 @@ func (d *DirStore) Get(ctx context.Context, key string) (io.ReadCloser, int64, e
 	if st.IsDir() {
 		f.Close()
 		return nil, 0, fmt.Errorf("get %s: is a folder: %w", key, ErrNotFound)
+	}
+	if !st.Mode().IsRegular() { // replaced between the two looks
+		f.Close()
+		return nil, 0, fmt.Errorf("get %s: %w (%s)", key, ErrNotRegular, st.Mode().Type())
 	}
 	return f, st.Size(), nil
 }

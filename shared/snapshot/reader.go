@@ -185,12 +185,19 @@ func (r *Reader) ReadPart(ctx context.Context, m *Manifest, p Part, fn func(rec 
 		return st, nil
 	}
 	key := PartKey(r.prefix, m.SnapshotID, p.Key)
-	rc, _, err := r.store.Get(ctx, key)
+	rc, size, err := r.store.Get(ctx, key)
 	if errors.Is(err, ErrNotFound) {
 		return corrupt("missing from the store")
 	}
+	if errors.Is(err, ErrNotRegular) {
+		return corrupt("%v", err)
+	}
 	if err != nil {
 		return st, fmt.Errorf("read part %s: %w", key, err)
+	}
+	if size >= 0 && size != p.Bytes {
+		rc.Close()
+		return corrupt("size %d bytes, manifest says %d", size, p.Bytes)
 	}
 	f, err := os.CreateTemp(r.opts.TempDir, "snapshot-verify-*.gz")
 	if err != nil {
@@ -202,19 +209,27 @@ func (r *Reader) ReadPart(ctx context.Context, m *Manifest, p Part, fn func(rec 
 		os.Remove(f.Name())
 	}()
 	sum := sha256.New()
-	n, err := io.Copy(io.MultiWriter(f, sum), rc)
+	// Never more than the manifest's size + 1 byte: a part that grew (or a
+	// store that did not say its size) cannot fill the disk.
+	n, err := io.Copy(io.MultiWriter(f, sum), ctxReader{ctx, io.LimitReader(rc, p.Bytes+1)})
 	rc.Close()
 	if err != nil {
 		return st, fmt.Errorf("read part %s: %w", key, err)
 	}
 	if n != p.Bytes {
+		if n > p.Bytes {
+			return corrupt("larger than the %d bytes the manifest says", p.Bytes)
+		}
 		return corrupt("size %d bytes, manifest says %d", n, p.Bytes)
 	}
 	if got := hex.EncodeToString(sum.Sum(nil)); !strings.EqualFold(got, p.SHA256) {
 		return corrupt("sha256 %s, manifest says %s", got, p.SHA256)
 	}
 	// Pass 1: the whole stream must decompress before any record counts.
-	lines, err := countLines(f)
+	lines, err := countLines(ctx, f)
+	if ctx.Err() != nil {
+		return st, ctx.Err()
+	}
 	if err != nil {
 		return corrupt("%v", err)
 	}
@@ -316,7 +331,7 @@ func readLine(br *bufio.Reader, long *[]byte) (line []byte, tooLong bool, err er
 
 // countLines decompresses f from its start and counts its lines; an error
 // means f is not a whole gzip stream.
-func countLines(f *os.File) (int64, error) {
+func countLines(ctx context.Context, f *os.File) (int64, error) {
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return 0, err
 	}
@@ -328,7 +343,10 @@ func countLines(f *os.File) (int64, error) {
 	buf := make([]byte, 256<<10)
 	var lines int64
 	last := byte('\n')
-	for {
+	for i := 0; ; i++ {
+		if i%64 == 0 && ctx.Err() != nil {
+			return 0, ctx.Err()
+		}
 		n, err := gz.Read(buf)
 		if n > 0 {
 			lines += int64(bytes.Count(buf[:n], []byte{'\n'}))

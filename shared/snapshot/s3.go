@@ -140,7 +140,11 @@ func (s *S3Store) Get(ctx context.Context, key string) (io.ReadCloser, int64, er
 		}
 		return nil, 0, fmt.Errorf("get s3://%s/%s: %w", s.bucket, key, err)
 	}
-	return out.Body, aws.ToInt64(out.ContentLength), nil
+	size := int64(-1)
+	if out.ContentLength != nil {
+		size = *out.ContentLength
+	}
+	return out.Body, size, nil
 }
 
 // Put uploads r to key: one PutObject when it fits in one part, otherwise a

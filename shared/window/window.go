@@ -32,7 +32,8 @@ func Align(t time.Time, d time.Duration) time.Time {
 
 // Span is a half-open time range [From, To).
 type Span struct {
-	From, To time.Time
+	From time.Time `json:"from"`
+	To   time.Time `json:"to"`
 }
 
 // String formats the span for logs and tables.

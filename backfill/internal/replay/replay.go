@@ -22,6 +22,7 @@ import (
 	"github.com/flexipack/cutover/backfill/internal/throttle"
 	"github.com/flexipack/cutover/shared/cutover"
 	"github.com/flexipack/cutover/shared/influx"
+	"github.com/flexipack/cutover/shared/obs"
 	"github.com/flexipack/cutover/shared/telemetry"
 	"github.com/flexipack/cutover/shared/window"
 )
@@ -96,9 +97,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		EffectiveRate: prometheus.NewGauge(prometheus.GaugeOpts{Name: "backfill_throttle_effective_points_per_second", Help: "The write rate limit in force (0 = unlimited)."}),
 		Paused:        prometheus.NewGauge(prometheus.GaugeOpts{Name: "backfill_paused", Help: "1 while the backfill is paused."}),
 	}
-	if reg != nil {
-		reg.MustRegister(m.Points, m.Windows, m.WriteSeconds, m.EffectiveRate, m.Paused)
-	}
+	m.Points = obs.Register(reg, m.Points)
+	m.Windows = obs.Register(reg, m.Windows)
+	m.WriteSeconds = obs.Register(reg, m.WriteSeconds)
+	m.EffectiveRate = obs.Register(reg, m.EffectiveRate)
+	m.Paused = obs.Register(reg, m.Paused)
 	return m
 }
 

@@ -82,6 +82,10 @@ type Throttler struct {
 	achieved    float64 // points/s over the last evaluations (moving average)
 	lastEval    time.Time
 	now         func() time.Time
+	// changed is closed (and replaced) whenever the limit in force
+	// changes, so a wait booked at the old rate is rebooked at once.
+	changed chan struct{}
+	lastEff float64
 }
 
 // New returns a throttler; call Run to evaluate its bounds.
@@ -92,16 +96,22 @@ func New(cfg Config) *Throttler {
 	if cfg.QueueInterval <= 0 {
 		cfg.QueueInterval = 5 * time.Second
 	}
-	t := &Throttler{cfg: cfg, target: math.Max(cfg.Rate, 0), factor: 1, now: time.Now, resumed: make(chan struct{})}
+	t := &Throttler{cfg: cfg, target: math.Max(cfg.Rate, 0), factor: 1, now: time.Now, resumed: make(chan struct{}), changed: make(chan struct{}), lastEff: -1}
 	t.limiter = rate.NewLimiter(rate.Inf, MaxBatch)
 	t.lastEval = t.now()
 	t.applyLocked()
 	return t
 }
 
-// applyLocked sets the token bucket from target and factor.
+// applyLocked sets the token bucket from target and factor, and wakes the
+// writers waiting at the old limit.
 func (t *Throttler) applyLocked() {
 	eff := t.effectiveLocked()
+	if eff != t.lastEff {
+		t.lastEff = eff
+		close(t.changed)
+		t.changed = make(chan struct{})
+	}
 	if eff <= 0 {
 		t.limiter.SetLimit(rate.Inf)
 		t.limiter.SetBurst(MaxBatch)
@@ -161,12 +171,12 @@ func (t *Throttler) Wait(ctx context.Context, n int) error {
 		if take < 1 {
 			take = 1
 		}
-		if err := t.limiter.WaitN(ctx, take); err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			// The burst shrank under us (rate lowered): try again.
-			continue
+		booked, err := t.wait(ctx, take)
+		if err != nil {
+			return err
+		}
+		if !booked {
+			continue // the limit changed, or a pause came: look again
 		}
 		n -= take
 		t.mu.Lock()
@@ -174,6 +184,36 @@ func (t *Throttler) Wait(ctx context.Context, n int) error {
 		t.mu.Unlock()
 	}
 	return nil
+}
+
+// wait takes n tokens, sleeping as long as the bucket says. It returns
+// false, with the tokens given back, when the limit changes or a pause
+// starts during the sleep, so the caller books again under the new
+// conditions instead of sleeping out a wait booked at the old rate.
+func (t *Throttler) wait(ctx context.Context, n int) (bool, error) {
+	t.mu.Lock()
+	changed := t.changed
+	t.mu.Unlock()
+	r := t.limiter.ReserveN(time.Now(), n)
+	if !r.OK() {
+		return false, nil // the burst shrank under us (rate lowered)
+	}
+	d := r.Delay()
+	if d <= 0 {
+		return true, nil
+	}
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+		return true, nil
+	case <-changed:
+		r.Cancel()
+		return false, nil
+	case <-ctx.Done():
+		r.Cancel()
+		return false, ctx.Err()
+	}
 }
 
 // ObserveWrite feeds one write request's latency into the moving average.
@@ -211,6 +251,8 @@ func (t *Throttler) Pause(why string) {
 	if !t.paused {
 		t.paused = true
 		t.resumed = make(chan struct{})
+		close(t.changed) // writers waiting for tokens stop at once
+		t.changed = make(chan struct{})
 	}
 }
 
@@ -262,8 +304,8 @@ func (t *Throttler) Run(ctx context.Context) error {
 			return nil
 		case <-tick.C:
 		}
-		if t.cfg.QueueDepth != nil && t.cfg.MaxQueueDepth > 0 && time.Since(lastQueue) >= t.cfg.QueueInterval {
-			lastQueue = time.Now()
+		if t.cfg.QueueDepth != nil && t.cfg.MaxQueueDepth > 0 && t.now().Sub(lastQueue) >= t.cfg.QueueInterval {
+			lastQueue = t.now()
 			qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 			d, err := t.cfg.QueueDepth(qctx)
 			cancel()

@@ -196,3 +196,31 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// Raising the rate (here to unlimited) shortens a wait already booked at
+// the old rate at once; so does a pause stop it.
+func TestRateChangeTakesEffectAtOnce(t *testing.T) {
+	th := New(Config{Rate: 0.1}) // one point per 10 s, burst 1
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	done := make(chan time.Duration, 1)
+	start := time.Now()
+	go func() {
+		if err := th.Wait(ctx, 3); err != nil {
+			t.Error(err)
+		}
+		done <- time.Since(start)
+	}()
+	time.Sleep(200 * time.Millisecond) // the second point is booked 10 s out
+	if err := th.SetRate(0); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case took := <-done:
+		if took > 2*time.Second {
+			t.Fatalf("wait took %s after the rate went unlimited", took)
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("a wait booked at 0.1 points/s outlived a change to unlimited by 3 s")
+	}
+}

@@ -29,13 +29,13 @@ func dlqFilterFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: flagDLQReason, Category: "Filter", Usage: "only dead letters whose reason contains this text (case-insensitive)"},
 		&cli.StringFlag{Name: flagDLQKind, Category: "Filter", Usage: "only dead letters of this kind: rejected (whole message refused), partial (some samples refused) or broker (dead-lettered by RabbitMQ itself)"},
-		&cli.StringFlag{Name: flagDLQUnit, Category: "Filter", Usage: "only dead letters of this unit"},
+		&cli.StringFlag{Name: flagDLQUnit, Category: "Filter", Usage: "only dead letters of this unit (as the message body names it)"},
 		&cli.IntFlag{Name: flagDLQLimit, Value: 0, DefaultText: "all", Usage: "read at most this many dead letters from the head of the queue"},
 	}
 }
 
 func dlqCommand() *cli.Command {
-	common := cliapp.Merge(dlqFilterFlags(), cliapp.AMQPFlags(), rabbit.TopologyFlags(), []cli.Flag{cliapp.BusFlag(), cliapp.OutputFlag()})
+	common := cliapp.Merge(dlqFilterFlags(), cliapp.AMQPFlags(), rabbit.TopologyFlags(), dlqKafkaFlags(), []cli.Flag{cliapp.BusFlag(), cliapp.OutputFlag()})
 	return &cli.Command{
 		Name:  "dlq",
 		Usage: "inspect and re-drive dead letters (messages the consumer could not store)",
@@ -46,7 +46,10 @@ carries x-reason, x-first-failure, x-original-routing-key, x-kind and x-consumer
 
 'dlq list' shows them without consuming them; 'dlq replay' re-publishes the ones matching a
 filter to their original routing key once the cause is fixed (a new codec version, a corrected
-unit). Only RabbitMQ's dead-letter queue (--dead-queue) is supported.`,
+unit). On RabbitMQ they are the dead-letter queue (--dead-queue); on Kafka (--bus kafka) the
+topic --kafka-dead-topic (default <topic>.dead), a log that keeps every letter until its
+retention ends: replay records its progress under --kafka-replay-group and starts where the
+last replay stopped (--from-start rescans the whole topic).`,
 		Subcommands: []*cli.Command{
 			{
 				Name:  "list",
@@ -72,12 +75,20 @@ keeps x-first-failure, and x-replays counts its replays; if it fails again it co
 fresh reason. Without --execute it prints what it would replay and changes nothing.
 Dead letters that do not match stay in the queue, in place.
 
-Exit status: 0 when done (or nothing matched), 1 when a publish or ack failed (what was
-replayed so far is reported).
+Letters are routed only by the routing key they were dead-lettered under (never by a header
+the original message carried), and only when that key matches --binding-key, so a letter
+cannot be steered to another queue. --unit matches the unit the body names. Each letter is
+settled on its own: one that cannot be replayed (unroutable, outside the binding, refused)
+stays in the queue, the others are replayed, and the summary lists every skipped one and why.
+
+Exit status: 0 when every matching letter was replayed (or nothing matched), 3 when some were
+skipped (the others were replayed), 1 when the queue or the broker failed (what was replayed
+so far is reported).
 
   consumer dlq replay --kind rejected --reason "unknown root"            # dry run
   consumer dlq replay --kind rejected --reason "unknown root" --execute`,
-				Flags:  cliapp.Merge(common, []cli.Flag{&cli.BoolFlag{Name: flagDLQExecute, Usage: "replay for real; without it, a dry run"}}),
+				Flags: cliapp.Merge(common, []cli.Flag{&cli.BoolFlag{Name: flagDLQExecute, Usage: "replay for real; without it, a dry run"},
+					&cli.BoolFlag{Name: flagDLQFromStart, Category: "Kafka", Usage: "on Kafka: scan the dead-letter topic from its start, not from where the last replay stopped"}}),
 				Action: dlqReplayAction,
 			},
 		},
@@ -90,13 +101,13 @@ func dlqSetup(c *cli.Context) (*rabbit.Conn, rabbit.Topology, dlq.Filter, string
 		return nil, rabbit.Topology{}, dlq.Filter{}, "", err
 	}
 	if b := c.String(cliapp.FlagBus); b != "rabbitmq" {
-		return nil, rabbit.Topology{}, dlq.Filter{}, "", cli.Exit(fmt.Sprintf("dlq: --bus %s: only the RabbitMQ dead-letter queue can be listed and replayed; Kafka dead letters are in the topic --kafka-dead-topic (default <topic>.dead)", b), cliapp.ExitFailure)
+		return nil, rabbit.Topology{}, dlq.Filter{}, "", cli.Exit(fmt.Sprintf("dlq: --bus %q: want rabbitmq or kafka", b), cliapp.ExitFailure)
 	}
 	topo := rabbit.TopologyFromCLI(c)
 	if err := topo.Validate(); err != nil {
 		return nil, topo, dlq.Filter{}, "", cli.Exit(err.Error(), cliapp.ExitFailure)
 	}
-	f := dlq.Filter{Reason: c.String(flagDLQReason), Kind: c.String(flagDLQKind), Unit: c.String(flagDLQUnit)}
+	f := dlq.Filter{Reason: c.String(flagDLQReason), Kind: c.String(flagDLQKind), Unit: c.String(flagDLQUnit), Binding: topo.BindingKey}
 	switch f.Kind {
 	case "", dlq.KindRejected, dlq.KindPartial, "broker":
 	default:
@@ -123,6 +134,9 @@ func dlqSetup(c *cli.Context) (*rabbit.Conn, rabbit.Topology, dlq.Filter, string
 }
 
 func dlqListAction(c *cli.Context) error {
+	if c.String(cliapp.FlagBus) == "kafka" {
+		return dlqKafkaList(c)
+	}
 	conn, topo, f, out, err := dlqSetup(c)
 	if err != nil {
 		return err
@@ -146,6 +160,9 @@ func dlqListAction(c *cli.Context) error {
 }
 
 func dlqReplayAction(c *cli.Context) error {
+	if c.String(cliapp.FlagBus) == "kafka" {
+		return dlqKafkaReplay(c)
+	}
 	conn, topo, f, out, err := dlqSetup(c)
 	if err != nil {
 		return err
@@ -173,13 +190,21 @@ func dlqReplayAction(c *cli.Context) error {
 	} else {
 		writeEntries(c.App.Writer, res.Entries)
 		if execute {
-			fmt.Fprintf(c.App.Writer, "replayed %d of %d matching dead letters (%d read) to exchange %q\n", res.Replayed, res.Matched, res.Read, topo.Exchange)
+			fmt.Fprintf(c.App.Writer, "replayed %d of %d matching dead letters (%d read) to exchange %q; skipped %d (left in %q)\n", res.Replayed, res.Matched, res.Read, topo.Exchange, res.Skipped, topo.DeadQueue)
+			for _, e := range res.Entries {
+				if e.Skipped != "" {
+					fmt.Fprintf(c.App.Writer, "  skipped %d (id %q): %s\n", e.Position, e.ID, e.Skipped)
+				}
+			}
 		} else {
 			fmt.Fprintf(c.App.Writer, "dry run: would replay %d of %d dead letters to exchange %q; add --execute to replay\n", res.Matched, res.Read, topo.Exchange)
 		}
 	}
 	if rerr != nil {
 		return cli.Exit(fmt.Sprintf("dlq replay: %v", rerr), cliapp.ExitFailure)
+	}
+	if res.Skipped > 0 {
+		return cli.Exit(fmt.Sprintf("dlq replay: %d dead letters skipped (see above); the others were replayed", res.Skipped), cliapp.ExitNoRecords)
 	}
 	return nil
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/flexipack/cutover/shared/legacy"
 	"github.com/flexipack/cutover/shared/obs"
 	"github.com/flexipack/cutover/shared/rabbit"
+	"github.com/flexipack/cutover/shared/retry"
 )
 
 // Flag names of consumer run.
@@ -35,6 +36,7 @@ const (
 	flagKafkaTopic      = "kafka-topic"
 	flagKafkaGroup      = "kafka-group"
 	flagKafkaDeadTopic  = "kafka-dead-topic"
+	flagKafkaSession    = "kafka-session-timeout"
 	flagLegacyAttempts  = "legacy-attempts"
 )
 
@@ -72,6 +74,8 @@ func runFlags() []cli.Flag {
 			Usage: "consumer group; consumers in one group share the topic's partitions"},
 		&cli.StringFlag{Name: flagKafkaDeadTopic, EnvVars: []string{"KAFKA_DEAD_TOPIC"}, DefaultText: "<kafka-topic>.dead", Category: "Kafka",
 			Usage: "topic dead letters go to with --bus kafka"},
+		&cli.DurationFlag{Name: flagKafkaSession, EnvVars: []string{"KAFKA_SESSION_TIMEOUT"}, Value: 10 * time.Second, Category: "Kafka",
+			Usage: "how long the group waits for a silent (killed) member before moving its partitions to the others"},
 		cliapp.HTTPAddrFlag("127.0.0.1:9100"),
 		cliapp.BusFlag(),
 	}
@@ -243,13 +247,17 @@ func openBus(c *cli.Context, id string, logger *slog.Logger, reg *prometheus.Reg
 		if deadTopic == "" {
 			deadTopic = topic + ".dead"
 		}
-		brokers := c.StringSlice(cliapp.FlagKafkaBrokers)
-		src, err := source.NewKafka(source.KafkaOptions{Brokers: brokers, Topic: topic, GroupID: c.String(flagKafkaGroup),
-			QueueCapacity: c.Int(flagPrefetch)}, logger)
+		cluster := cliapp.KafkaConfig(c)
+		src, err := source.NewKafka(source.KafkaOptions{Cluster: cluster, Topic: topic, GroupID: c.String(flagKafkaGroup),
+			QueueCapacity: c.Int(flagPrefetch), SessionTimeout: c.Duration(flagKafkaSession)}, logger)
 		if err != nil {
 			return nil, nil, nil, err
 		}
-		w := dlq.NewKafkaWriter(brokers, deadTopic, id)
+		w, err := dlq.NewKafkaWriter(cluster, deadTopic, id, logger, reg)
+		if err != nil {
+			_ = src.Close()
+			return nil, nil, nil, fmt.Errorf("dead-letter producer: %w", err)
+		}
 		return src, w, func() { _ = w.Close() }, nil
 	default:
 		return nil, nil, nil, fmt.Errorf("--%s %q: want rabbitmq or kafka", cliapp.FlagBus, bus)
@@ -259,21 +267,15 @@ func openBus(c *cli.Context, id string, logger *slog.Logger, reg *prometheus.Reg
 // openWithRetry opens a store, retrying with back-off until ctx ends, so
 // the consumer can start before its stores.
 func openWithRetry[T any](ctx context.Context, logger *slog.Logger, what string, open func(context.Context) (T, error)) (T, error) {
-	wait := 200 * time.Millisecond
-	for {
-		octx, cancel := context.WithTimeout(ctx, 15*time.Second)
-		v, err := open(octx)
-		cancel()
-		if err == nil {
-			return v, nil
-		}
+	v, err := retry.Value(ctx, retry.Policy{OnRetry: func(_ int, err error, wait time.Duration) {
 		logger.Warn("cannot open "+what+", retrying", "err", err, "retry_in", wait)
-		select {
-		case <-ctx.Done():
-			var zero T
-			return zero, fmt.Errorf("open %s: %w (last error: %v)", what, ctx.Err(), err)
-		case <-time.After(wait):
-		}
-		wait = min(wait*2, 5*time.Second)
+	}}, func(ctx context.Context) (T, error) {
+		octx, cancel := context.WithTimeout(ctx, 15*time.Second)
+		defer cancel()
+		return open(octx)
+	})
+	if err != nil && ctx.Err() != nil {
+		return v, fmt.Errorf("open %s: %w", what, retry.Stopped(ctx, err))
 	}
+	return v, err
 }

@@ -2,6 +2,7 @@ package dlq
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/flexipack/cutover/shared/bus"
+	"github.com/flexipack/cutover/shared/telemetry"
 )
 
 // Entry is one dead letter as List and Replay show it.
@@ -25,13 +27,22 @@ type Entry struct {
 	Rejected     int       `json:"rejected_samples,omitempty"`
 	Consumer     string    `json:"consumer,omitempty"`
 	Replays      int       `json:"replays,omitempty"`
+	// Skipped says why Replay left this letter in the queue ("" if it did not).
+	Skipped string `json:"skipped,omitempty"`
+	// Partition and Offset locate a Kafka dead letter (nil on RabbitMQ).
+	Partition *int   `json:"partition,omitempty"`
+	Offset    *int64 `json:"offset,omitempty"`
 }
 
 // Filter selects dead letters; empty fields match everything.
 type Filter struct {
 	Reason string // substring of the reason, case-insensitive
 	Kind   string // exact kind
-	Unit   string // exact unit
+	Unit   string // exact unit, as decoded from the body (never a header)
+	// Binding, when set, is the ingest queue's binding key (a topic
+	// pattern): Replay skips letters whose routing key it does not match,
+	// so a letter cannot be steered to another queue bound to the exchange.
+	Binding string
 }
 
 // Match reports whether e passes the filter.
@@ -53,9 +64,13 @@ type Channeler interface {
 	Channel(ctx context.Context) (*amqp.Channel, error)
 }
 
-// EntryOf describes a delivery from the dead-letter queue. Messages the
-// broker dead-lettered itself (rejected without requeue, expired) carry no
-// x-kind; their x-death header supplies the reason, time and routing key.
+// EntryOf describes a delivery from the dead-letter queue. Its routing key
+// is the one the letter was dead-lettered under (by the consumer: the key it
+// received the message with; by the broker: the original key), and its unit
+// is the one its body names: headers a producer could forge never route or
+// select a letter. Messages the broker dead-lettered itself (rejected
+// without requeue, expired) carry no x-kind; their x-death header supplies
+// the reason and time.
 func EntryOf(d *amqp.Delivery) (Entry, map[string]string) {
 	h := map[string]string{}
 	for k, v := range d.Headers {
@@ -70,7 +85,7 @@ func EntryOf(d *amqp.Delivery) (Entry, map[string]string) {
 		ID:         d.MessageId,
 		Kind:       h[HeaderKind],
 		Reason:     h[HeaderReason],
-		RoutingKey: h[HeaderRoutingKey],
+		RoutingKey: d.RoutingKey,
 		Size:       len(d.Body),
 		Consumer:   h[HeaderConsumer],
 	}
@@ -89,17 +104,43 @@ func EntryOf(d *amqp.Delivery) (Entry, map[string]string) {
 				if t, ok := x["time"].(time.Time); ok && e.FirstFailure.IsZero() {
 					e.FirstFailure = t.UTC()
 				}
-				if rks, ok := x["routing-keys"].([]any); ok && len(rks) > 0 && e.RoutingKey == "" {
-					e.RoutingKey, _ = rks[0].(string)
-				}
 			}
 		}
 	}
-	if e.RoutingKey == "" {
-		e.RoutingKey = d.RoutingKey
+	if sum, err := telemetry.Inspect(d.Body); err == nil || sum.Unit != "" {
+		e.Unit = sum.Unit
 	}
-	e.Unit = UnitOf(h, e.RoutingKey)
 	return e, h
+}
+
+// TopicMatch reports whether routingKey matches the AMQP topic pattern
+// (words separated by dots; * is one word, # is zero or more).
+func TopicMatch(pattern, routingKey string) bool {
+	return topicMatch(strings.Split(pattern, "."), strings.Split(routingKey, "."))
+}
+
+func topicMatch(p, k []string) bool {
+	for len(p) > 0 {
+		switch p[0] {
+		case "#":
+			for i := 0; i <= len(k); i++ {
+				if topicMatch(p[1:], k[i:]) {
+					return true
+				}
+			}
+			return false
+		case "*":
+			if len(k) == 0 {
+				return false
+			}
+		default:
+			if len(k) == 0 || k[0] != p[0] {
+				return false
+			}
+		}
+		p, k = p[1:], k[1:]
+	}
+	return len(k) == 0
 }
 
 // browse reads up to limit messages (0 = all) from queue with basic.get and
@@ -112,7 +153,18 @@ func browse(ctx context.Context, conn Channeler, queue string, limit int, fn fun
 		return fmt.Errorf("open channel: %w", err)
 	}
 	defer ch.Close()
-	for pos := 1; limit <= 0 || pos <= limit; pos++ {
+	// Read only what the queue held when we started: letters that a replay
+	// sends back (rejected again by the consumer) arrive at its tail and
+	// must not be read, and replayed, a second time by the same run.
+	//nolint:staticcheck // QueueInspect is the passive declare that does not need the queue's arguments.
+	q, err := ch.QueueInspect(queue)
+	if err != nil {
+		return fmt.Errorf("inspect dead-letter queue %q: %w", queue, err)
+	}
+	if limit <= 0 || limit > q.Messages {
+		limit = q.Messages
+	}
+	for pos := 1; pos <= limit; pos++ {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
@@ -154,68 +206,76 @@ type ReplayResult struct {
 	Read     int     `json:"read"`
 	Matched  int     `json:"matched"`
 	Replayed int     `json:"replayed"`
+	Skipped  int     `json:"skipped"`
 	Executed bool    `json:"executed"`
 	Entries  []Entry `json:"entries"`
 }
 
-// replayChunk is how many letters Replay publishes per confirm round trip.
-const replayChunk = 200
-
 // Replay re-publishes the dead letters of queue that match f to exchange
-// under their original routing key, with confirms, and only then acks them
-// from the dead-letter queue (so a crash in between duplicates, never
-// loses). Without execute it only reports what it would replay. It reads at
-// most limit messages (0 = all); progress, if not nil, is called after each
-// published chunk.
+// under the routing key they were dead-lettered with, one by one: each is
+// acked from the dead-letter queue only once the broker confirmed its
+// re-publication (so a crash in between duplicates, never loses). A letter
+// that cannot be replayed (no routing key, a key outside f.Binding,
+// unroutable, refused) is skipped, stays in the queue, and its entry says
+// why; the others are replayed regardless. Without execute it only reports
+// what it would replay. It reads at most limit messages (0 = all); progress,
+// if not nil, is called every 200 replayed letters. The error is only for
+// failures that stop the whole replay (the queue or the broker gone).
 func Replay(ctx context.Context, conn Channeler, pub Publisher, exchange, queue string, f Filter, limit int, execute bool, now func() time.Time, progress func(replayed, matched int)) (ReplayResult, error) {
 	res := ReplayResult{Executed: execute}
-	var (
-		pend []bus.Message
-		tags []uint64
-	)
-	flush := func(ch *amqp.Channel) error {
-		if len(pend) == 0 {
-			return nil
-		}
-		if err := pub.PublishTo(ctx, exchange, pend); err != nil {
-			return fmt.Errorf("re-publish %d dead letters (none acked from %q): %w", len(pend), queue, err)
-		}
-		for _, t := range tags {
-			if err := ch.Ack(t, false); err != nil {
-				return fmt.Errorf("ack replayed dead letter from %q (it was re-published and may be replayed twice): %w", queue, err)
-			}
-		}
-		res.Replayed += len(pend)
-		pend, tags = pend[:0], tags[:0]
-		if progress != nil {
-			progress(res.Replayed, res.Matched)
-		}
-		return nil
-	}
 	err := browse(ctx, conn, queue, limit, func(ch *amqp.Channel, d *amqp.Delivery, e Entry, h map[string]string) error {
 		res.Read++
 		if !f.Match(&e) {
 			return nil
 		}
 		res.Matched++
-		res.Entries = append(res.Entries, e)
 		if !execute {
+			res.Entries = append(res.Entries, e)
 			return nil
 		}
-		if e.RoutingKey == "" {
-			return fmt.Errorf("dead letter %d (id %q) has no original routing key; cannot replay it", e.Position, e.ID)
+		skip, err := replayOne(ctx, ch, pub, exchange, f, d, &e, h, now)
+		if err != nil {
+			return err
 		}
-		for _, k := range []string{HeaderReason, HeaderKind, HeaderConsumer, HeaderRejected} {
-			delete(h, k)
+		if skip != "" {
+			e.Skipped = skip
+			res.Skipped++
+		} else {
+			res.Replayed++
+			if progress != nil && res.Replayed%200 == 0 {
+				progress(res.Replayed, res.Matched)
+			}
 		}
-		h[HeaderReplayedAt] = now().UTC().Format(time.RFC3339)
-		h[HeaderReplays] = strconv.Itoa(e.Replays + 1)
-		pend = append(pend, bus.Message{ID: d.MessageId, Key: e.Unit, RoutingKey: e.RoutingKey, Headers: h, Body: d.Body})
-		tags = append(tags, d.DeliveryTag)
-		if len(pend) >= replayChunk {
-			return flush(ch)
-		}
+		res.Entries = append(res.Entries, e)
 		return nil
-	}, flush)
+	}, nil)
 	return res, err
+}
+
+// replayOne re-publishes one letter and acks it. It returns why the letter
+// was skipped ("" when replayed), or an error that stops the replay.
+func replayOne(ctx context.Context, ch *amqp.Channel, pub Publisher, exchange string, f Filter, d *amqp.Delivery, e *Entry, h map[string]string, now func() time.Time) (string, error) {
+	switch {
+	case e.RoutingKey == "":
+		return "no routing key", nil
+	case f.Binding != "" && !TopicMatch(f.Binding, e.RoutingKey):
+		return fmt.Sprintf("routing key %q is outside the ingest binding %q", e.RoutingKey, f.Binding), nil
+	}
+	for _, k := range []string{HeaderReason, HeaderKind, HeaderConsumer, HeaderRejected, HeaderRoutingKey} {
+		delete(h, k)
+	}
+	h[HeaderReplayedAt] = now().UTC().Format(time.RFC3339)
+	h[HeaderReplays] = strconv.Itoa(e.Replays + 1)
+	msg := bus.Message{ID: d.MessageId, Key: e.Unit, RoutingKey: e.RoutingKey, Headers: h, Body: d.Body}
+	if err := pub.PublishTo(ctx, exchange, []bus.Message{msg}); err != nil {
+		var me *bus.MessageError
+		if ctx.Err() != nil || !errors.As(err, &me) {
+			return "", fmt.Errorf("re-publish dead letter %d (id %q; not acked, still in the queue): %w", e.Position, e.ID, err)
+		}
+		return "not re-published: " + me.Err.Error(), nil
+	}
+	if err := ch.Ack(d.DeliveryTag, false); err != nil {
+		return "", fmt.Errorf("ack replayed dead letter %d (it was re-published and may be replayed twice): %w", e.Position, err)
+	}
+	return "", nil
 }

@@ -1,11 +1,10 @@
 package pipeline
 
 import (
-	"fmt"
-
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/flexipack/cutover/shared/cutover"
+	"github.com/flexipack/cutover/shared/obs"
 )
 
 // metrics are the pipeline's Prometheus metrics.
@@ -27,7 +26,7 @@ type metrics struct {
 	inflight        prometheus.Gauge
 }
 
-func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+func newMetrics(reg prometheus.Registerer) *metrics {
 	sizes := prometheus.ExponentialBuckets(1, 2, 13) // 1 .. 4096
 	lat := prometheus.ExponentialBuckets(0.001, 2, 15)
 	m := &metrics{
@@ -63,15 +62,22 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		m.ledgerReadings.WithLabelValues(s)
 		m.recordsWritten.WithLabelValues(s)
 	}
-	if reg != nil {
-		for _, c := range []prometheus.Collector{m.deliveries, m.batchMessages, m.batchRecords, m.batchSeconds, m.sinkSeconds, m.sinkUp,
-			m.recordsWritten, m.ledgerEntries, m.ledgerReadings, m.rejectedSamples, m.phase, m.phaseVersion, m.lagMessages, m.lagSeconds, m.inflight} {
-			if err := reg.Register(c); err != nil {
-				return nil, fmt.Errorf("register consumer metrics: %w", err)
-			}
-		}
-	}
-	return m, nil
+	m.deliveries = obs.Register(reg, m.deliveries)
+	m.batchMessages = obs.Register(reg, m.batchMessages)
+	m.batchRecords = obs.Register(reg, m.batchRecords)
+	m.batchSeconds = obs.Register(reg, m.batchSeconds)
+	m.sinkSeconds = obs.Register(reg, m.sinkSeconds)
+	m.sinkUp = obs.Register(reg, m.sinkUp)
+	m.recordsWritten = obs.Register(reg, m.recordsWritten)
+	m.ledgerEntries = obs.Register(reg, m.ledgerEntries)
+	m.ledgerReadings = obs.Register(reg, m.ledgerReadings)
+	m.rejectedSamples = obs.Register(reg, m.rejectedSamples)
+	m.phase = obs.Register(reg, m.phase)
+	m.phaseVersion = obs.Register(reg, m.phaseVersion)
+	m.lagMessages = obs.Register(reg, m.lagMessages)
+	m.lagSeconds = obs.Register(reg, m.lagSeconds)
+	m.inflight = obs.Register(reg, m.inflight)
+	return m
 }
 
 func (m *metrics) setPhase(st cutover.State) {

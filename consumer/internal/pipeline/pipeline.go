@@ -21,7 +21,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"os"
 	"runtime"
 	"sort"
@@ -36,6 +35,7 @@ import (
 	"github.com/flexipack/cutover/consumer/internal/source"
 	"github.com/flexipack/cutover/shared/cutover"
 	"github.com/flexipack/cutover/shared/influx"
+	"github.com/flexipack/cutover/shared/retry"
 	"github.com/flexipack/cutover/shared/telemetry"
 )
 
@@ -172,10 +172,7 @@ func New(cfg Config, d Deps) (*Pipeline, error) {
 	if d.Source == nil || d.State == nil || d.Ledger == nil || d.DeadLetter == nil || d.Logger == nil {
 		return nil, errors.New("pipeline: source, state store, ledger, dead-letter writer and logger are required")
 	}
-	m, err := newMetrics(d.Registry)
-	if err != nil {
-		return nil, err
-	}
+	m := newMetrics(d.Registry)
 	p := &Pipeline{cfg: cfg, src: d.Source, state: d.State, ledger: d.Ledger, dead: d.DeadLetter,
 		logger: d.Logger.With("component", "pipeline", "consumer_id", cfg.ConsumerID), m: m,
 		inflight: map[uint64]cutover.State{}}
@@ -329,7 +326,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 // read reads batches until ctx ends and hands them to the workers (work) and
 // to the acker (order, in read order). slots bounds the batches in flight.
 func (p *Pipeline) read(ctx context.Context, work, order chan<- *batch, slots chan struct{}) error {
-	backoff := 100 * time.Millisecond
+	backoff := retry.NewBackoff(retry.Policy{})
 	for {
 		select {
 		case slots <- struct{}{}:
@@ -345,16 +342,14 @@ func (p *Pipeline) read(ctx context.Context, work, order chan<- *batch, slots ch
 			if ctx.Err() != nil || errors.Is(err, source.ErrStopped) {
 				return err
 			}
-			p.logger.Warn("read from the bus failed, retrying", "err", err, "retry_in", backoff)
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-time.After(backoff):
+			wait := backoff.Next()
+			p.logger.Warn("read from the bus failed, retrying", "err", err, "retry_in", wait)
+			if err := retry.Sleep(ctx, wait); err != nil {
+				return err
 			}
-			backoff = min(backoff*2, 5*time.Second)
 			continue
 		}
-		backoff = 100 * time.Millisecond
+		backoff.Reset()
 		st := *p.latest.Load()
 		p.mu.Lock()
 		p.seq++
@@ -556,7 +551,7 @@ func (p *Pipeline) write(ctx context.Context, s *sinkState, role cutover.Role, b
 			return nil, p.recordGaps(ctx, s, b, d.recs, nil, reason)
 		}
 	}
-	wait := 100 * time.Millisecond
+	backoff := retry.NewBackoff(retry.Policy{Max: p.cfg.RetryMax})
 	for attempt := 1; ; attempt++ {
 		start := p.cfg.Now()
 		err := s.Sink.Write(ctx, d.recs)
@@ -588,13 +583,9 @@ func (p *Pipeline) write(ctx context.Context, s *sinkState, role cutover.Role, b
 		if role == cutover.Required && attempt%10 == 0 {
 			p.logger.Warn("required store still failing; holding the batch (not acked)", "sink", s.Name, "batch", b.seq, "attempts", attempt, "err", err)
 		}
-		pause := wait/2 + rand.N(wait/2+1)
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("write %d records to %s: %w (last error: %v)", len(d.recs), s.Name, ctx.Err(), err)
-		case <-time.After(pause):
+		if serr := retry.Sleep(ctx, backoff.Next()); serr != nil {
+			return nil, fmt.Errorf("write %d records to %s: %w (last error: %v)", len(d.recs), s.Name, serr, err)
 		}
-		wait = min(wait*2, p.cfg.RetryMax)
 	}
 }
 
@@ -692,51 +683,42 @@ func (p *Pipeline) recordGaps(ctx context.Context, s *sinkState, b *batch, recs 
 
 // retry calls fn until it succeeds or ctx ends, with back-off.
 func (p *Pipeline) retry(ctx context.Context, what string, fn func() error) error {
-	wait := 100 * time.Millisecond
-	for attempt := 1; ; attempt++ {
-		err := fn()
-		if err == nil {
-			return nil
-		}
-		if ctx.Err() != nil {
-			return fmt.Errorf("%s: %w", what, err)
-		}
+	err := retry.Do(ctx, retry.Policy{Max: p.cfg.RetryMax, OnRetry: func(attempt int, err error, _ time.Duration) {
 		if attempt == 1 || attempt%10 == 0 {
 			p.logger.Error("write failed; holding the batch (not acked)", "what", what, "attempts", attempt, "err", err)
 		}
-		d := wait/2 + rand.N(wait/2+1)
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%s: %w (last error: %v)", what, ctx.Err(), err)
-		case <-time.After(d):
-		}
-		wait = min(wait*2, p.cfg.RetryMax)
+	}}, func(context.Context) error { return fn() })
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
 	}
+	return nil
 }
 
 // firstState reads the cutover state before anything is consumed, retrying
 // until ctx ends: the consumer never guesses a phase.
 func (p *Pipeline) firstState(ctx context.Context) error {
-	wait := 200 * time.Millisecond
-	for {
-		st, err := p.state.Current(ctx)
-		if err == nil {
-			if _, perr := cutover.ParsePhase(string(st.Phase)); perr != nil {
-				return fmt.Errorf("cutover state: %w", perr)
-			}
-			p.latest.Store(&st)
-			p.m.setPhase(st)
-			p.logger.Info("cutover phase read", "phase", st.Phase, "version", st.Version)
-			return nil
-		}
+	st, err := retry.Value(ctx, retry.Policy{OnRetry: func(_ int, err error, wait time.Duration) {
 		p.logger.Warn("cannot read the cutover phase; not consuming until it can", "err", err, "retry_in", wait)
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("read cutover phase: %w (last error: %v)", ctx.Err(), err)
-		case <-time.After(wait):
+	}}, func(ctx context.Context) (cutover.State, error) {
+		st, err := p.state.Current(ctx)
+		if err != nil {
+			return st, err
 		}
-		wait = min(wait*2, 5*time.Second)
+		if _, perr := cutover.ParsePhase(string(st.Phase)); perr != nil {
+			return st, retry.Permanent(fmt.Errorf("cutover state: %w", perr))
+		}
+		return st, nil
+	})
+	if err != nil && ctx.Err() != nil {
+		return fmt.Errorf("read cutover phase: %w", retry.Stopped(ctx, err))
 	}
+	if err != nil {
+		return err // a phase this consumer does not know
+	}
+	p.latest.Store(&st)
+	p.m.setPhase(st)
+	p.logger.Info("cutover phase read", "phase", st.Phase, "version", st.Version)
+	return nil
 }
 
 // pollState rereads the cutover state and writes the heartbeat every PhasePoll.

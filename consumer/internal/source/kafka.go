@@ -9,16 +9,23 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+
+	sharedkafka "github.com/flexipack/cutover/shared/kafka"
 )
 
 // KafkaOptions configure a Kafka source.
 type KafkaOptions struct {
-	Brokers []string
+	// Cluster is how to reach the brokers (TLS, SASL).
+	Cluster sharedkafka.Config
 	Topic   string
 	GroupID string
 	// QueueCapacity is how many fetched messages the reader buffers ahead
 	// (the Kafka counterpart of a prefetch).
 	QueueCapacity int
+	// SessionTimeout is how long the group waits for a silent member (a
+	// killed process) before giving its partitions to the others
+	// (default 10 s; the broker's minimum is usually 6 s).
+	SessionTimeout time.Duration
 }
 
 // Kafka reads a topic as a member of a consumer group. It commits a batch's
@@ -30,6 +37,8 @@ type KafkaOptions struct {
 type Kafka struct {
 	opts   KafkaOptions
 	logger *slog.Logger
+	dialer *kafka.Dialer
+	client *kafka.Client
 
 	mu     sync.Mutex
 	reader *kafka.Reader // nil until the first read or after a nack
@@ -42,8 +51,6 @@ var _ Source = (*Kafka)(nil)
 // NewKafka returns a Kafka source; it connects on the first ReadBatch.
 func NewKafka(opts KafkaOptions, logger *slog.Logger) (*Kafka, error) {
 	switch {
-	case len(opts.Brokers) == 0:
-		return nil, errors.New("kafka source: no brokers (--kafka-brokers)")
 	case opts.Topic == "":
 		return nil, errors.New("kafka source: no topic (--kafka-topic)")
 	case opts.GroupID == "":
@@ -52,7 +59,19 @@ func NewKafka(opts KafkaOptions, logger *slog.Logger) (*Kafka, error) {
 	if opts.QueueCapacity <= 0 {
 		opts.QueueCapacity = 4000
 	}
-	return &Kafka{opts: opts, logger: logger.With("component", "kafka-source", "topic", opts.Topic, "group", opts.GroupID)}, nil
+	if opts.SessionTimeout <= 0 {
+		opts.SessionTimeout = 10 * time.Second
+	}
+	dialer, err := opts.Cluster.Dialer()
+	if err != nil {
+		return nil, fmt.Errorf("kafka source: %w", err)
+	}
+	client, err := opts.Cluster.Client()
+	if err != nil {
+		return nil, fmt.Errorf("kafka source: %w", err)
+	}
+	return &Kafka{opts: opts, dialer: dialer, client: client,
+		logger: logger.With("component", "kafka-source", "topic", opts.Topic, "group", opts.GroupID)}, nil
 }
 
 func (k *Kafka) current() (*kafka.Reader, uint64, error) {
@@ -63,16 +82,21 @@ func (k *Kafka) current() (*kafka.Reader, uint64, error) {
 	}
 	if k.reader == nil {
 		k.reader = kafka.NewReader(kafka.ReaderConfig{
-			Brokers:        k.opts.Brokers,
-			GroupID:        k.opts.GroupID,
-			Topic:          k.opts.Topic,
-			MinBytes:       1,
-			MaxBytes:       16 << 20,
-			MaxWait:        250 * time.Millisecond,
-			QueueCapacity:  k.opts.QueueCapacity,
-			CommitInterval: 0, // synchronous commits: CommitMessages returns once stored
-			StartOffset:    kafka.FirstOffset,
-			ErrorLogger:    kafka.LoggerFunc(func(msg string, args ...any) { k.logger.Warn(fmt.Sprintf(msg, args...)) }),
+			Brokers:        k.opts.Cluster.Brokers,
+			Dialer:         k.dialer,
+			SessionTimeout: k.opts.SessionTimeout,
+			// A third of the session, as Kafka recommends.
+			HeartbeatInterval: k.opts.SessionTimeout / 3,
+			RebalanceTimeout:  k.opts.SessionTimeout,
+			GroupID:           k.opts.GroupID,
+			Topic:             k.opts.Topic,
+			MinBytes:          1,
+			MaxBytes:          16 << 20,
+			MaxWait:           250 * time.Millisecond,
+			QueueCapacity:     k.opts.QueueCapacity,
+			CommitInterval:    0, // synchronous commits: CommitMessages returns once stored
+			StartOffset:       kafka.FirstOffset,
+			ErrorLogger:       kafka.LoggerFunc(func(msg string, args ...any) { k.logger.Warn(fmt.Sprintf(msg, args...)) }),
 		})
 		k.gen++
 	}
@@ -129,9 +153,11 @@ func fromKafka(m *kafka.Message) Message {
 	for _, kh := range m.Headers {
 		h[kh.Key] = string(kh.Value)
 	}
-	id, _ := h["message-id"].(string)
+	// shared/kafka's publisher writes message_id; "message-id" is what
+	// earlier dead letters carried.
+	id, _ := h[sharedkafka.HeaderMessageID].(string)
 	if id == "" {
-		id, _ = h["id"].(string)
+		id, _ = h["message-id"].(string)
 	}
 	return Message{ID: id, RoutingKey: m.Topic, Key: string(m.Key), Headers: h, Timestamp: m.Time, Body: m.Value}
 }
@@ -164,26 +190,29 @@ func (k *Kafka) ackFunc(r *kafka.Reader, gen uint64, commits []kafka.Message) Ac
 	}
 }
 
-// Lag implements Source with the reader's own estimate.
-func (k *Kafka) Lag(context.Context) (int64, error) {
-	k.mu.Lock()
-	r := k.reader
-	k.mu.Unlock()
-	if r == nil {
-		return 0, nil
+// Lag implements Source: the group's committed offsets against the
+// partitions' end offsets, summed over the topic (records fetched and not
+// yet committed count, as unacknowledged messages do on RabbitMQ).
+func (k *Kafka) Lag(ctx context.Context) (int64, error) {
+	l, err := sharedkafka.GroupLag(ctx, k.client, k.opts.Topic, k.opts.GroupID)
+	if err != nil {
+		return 0, err
 	}
-	return r.Stats().Lag, nil
+	return l.Total, nil
 }
 
-// Check implements Source: kafka-go reconnects on its own; the source is
-// ready unless closed.
-func (k *Kafka) Check(context.Context) error {
+// Check implements Source: ready while not closed and the cluster answers
+// a metadata request for the topic.
+func (k *Kafka) Check(ctx context.Context) error {
 	k.mu.Lock()
-	defer k.mu.Unlock()
-	if k.closed {
+	closed := k.closed
+	k.mu.Unlock()
+	if closed {
 		return ErrStopped
 	}
-	return nil
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	return sharedkafka.TopicReady(ctx, k.client, k.opts.Topic)
 }
 
 // Close leaves the group; uncommitted messages are read again by whichever

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sync"
 	"testing"
 	"time"
 
@@ -13,6 +14,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/flexipack/cutover/consumer/internal/source"
+	sharedkafka "github.com/flexipack/cutover/shared/kafka"
+	"github.com/flexipack/cutover/shared/testenv"
 )
 
 func kafkaCluster(t *testing.T, topic string) []string {
@@ -43,7 +46,7 @@ func produce(t *testing.T, brokers []string, topic string, n int) {
 
 func newKafka(t *testing.T, brokers []string, topic, group string) *source.Kafka {
 	t.Helper()
-	k, err := source.NewKafka(source.KafkaOptions{Brokers: brokers, Topic: topic, GroupID: group}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	k, err := source.NewKafka(source.KafkaOptions{Cluster: sharedkafka.Config{Brokers: brokers}, Topic: topic, GroupID: group, SessionTimeout: 6 * time.Second}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,4 +126,69 @@ func TestKafkaCommitsOnlyAcked(t *testing.T) {
 	if len(seen) != 1 {
 		t.Fatalf("resumed group saw %v", seen)
 	}
+}
+
+// Three members of one group on the local stack's broker share a
+// 6-partition topic; a member closed with an unsettled batch leaves its
+// records to the others (the group rebalances), and a member added
+// mid-run takes partitions over. Every message is read, none lost.
+func TestKafkaGroupRebalance(t *testing.T) {
+	kt := testenv.Kafka(t, 6)
+	const n = 3000
+	produce(t, kt.Brokers, kt.Topic, n)
+	a := newKafka(t, kt.Brokers, kt.Topic, kt.Group)
+	b := newKafka(t, kt.Brokers, kt.Topic, kt.Group)
+
+	var mu sync.Mutex
+	seen := map[string]int{}
+	perMember := map[string]int{}
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	consume := func(name string, k *source.Kafka, stopAfter int) {
+		for i := 0; ctx.Err() == nil; i++ {
+			msgs, ack, err := k.ReadBatch(ctx, 50, 20*time.Millisecond)
+			if err != nil {
+				return
+			}
+			if i == stopAfter {
+				_ = k.Close() // leaves the group with this batch unsettled
+				return
+			}
+			mu.Lock()
+			for _, m := range msgs {
+				seen[m.ID]++
+			}
+			perMember[name] += len(msgs)
+			mu.Unlock()
+			if err := ack(ctx, nil); err != nil && !errors.Is(err, source.ErrStale) {
+				t.Errorf("%s: ack: %v", name, err)
+			}
+		}
+	}
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); consume("a", a, 5) }()
+	go func() { defer wg.Done(); consume("b", b, -1) }()
+	testenv.Eventually(t, 60*time.Second, "a third of the messages read", func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(seen) < n/3 {
+			return fmt.Errorf("%d read", len(seen))
+		}
+		return nil
+	})
+	c := newKafka(t, kt.Brokers, kt.Topic, kt.Group)
+	wg.Add(1)
+	go func() { defer wg.Done(); consume("c", c, -1) }()
+	testenv.Eventually(t, 80*time.Second, "every message read", func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(seen) < n {
+			return fmt.Errorf("%d of %d read (per member %v)", len(seen), n, perMember)
+		}
+		return nil
+	})
+	cancel()
+	wg.Wait()
+	t.Logf("per member %v, deliveries %d for %d messages", perMember, perMember["a"]+perMember["b"]+perMember["c"], n)
 }

@@ -5,14 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/flexipack/cutover/shared/obs"
 	"github.com/flexipack/cutover/shared/rabbit"
+	"github.com/flexipack/cutover/shared/retry"
 )
 
 // RabbitOptions configure a RabbitMQ source.
@@ -71,13 +72,8 @@ func NewRabbit(conn *rabbit.Conn, opts RabbitOptions, logger *slog.Logger, reg p
 		reconnects: prometheus.NewCounter(prometheus.CounterOpts{Name: "consumer_source_reopened_total", Help: "Times the consumer reopened its channel after a channel or connection close."}),
 		stale:      prometheus.NewCounter(prometheus.CounterOpts{Name: "consumer_source_stale_messages_total", Help: "Messages whose ack was dropped because their channel closed (the broker redelivers them)."}),
 	}
-	if reg != nil {
-		for _, c := range []prometheus.Collector{m.reconnects, m.stale} {
-			if err := reg.Register(c); err != nil {
-				return nil, fmt.Errorf("register source metrics: %w", err)
-			}
-		}
-	}
+	m.reconnects = obs.Register(reg, m.reconnects)
+	m.stale = obs.Register(reg, m.stale)
 	t := time.NewTimer(time.Hour)
 	t.Stop()
 	return &Rabbit{conn: conn, opts: opts, logger: logger.With("component", "rabbitmq-source", "queue", opts.Topology.Queue), m: m, timer: t}, nil
@@ -86,27 +82,23 @@ func NewRabbit(conn *rabbit.Conn, opts RabbitOptions, logger *slog.Logger, reg p
 // open opens a channel, declares the topology, sets QoS and starts
 // consuming, retrying with backoff until ctx ends.
 func (r *Rabbit) open(ctx context.Context) error {
-	wait := 100 * time.Millisecond
-	for {
+	err := retry.Do(ctx, retry.Policy{OnRetry: func(_ int, err error, wait time.Duration) {
+		r.logger.Warn("cannot consume, retrying", "err", err, "retry_in", wait)
+	}}, func(ctx context.Context) error {
 		ch, deliveries, err := r.tryOpen(ctx)
-		if err == nil {
-			r.mu.Lock()
-			r.ch, r.deliveries = ch, deliveries
-			r.mu.Unlock()
-			return nil
-		}
-		if ctx.Err() != nil {
+		if err != nil {
 			return err
 		}
-		d := wait/2 + rand.N(wait/2+1)
-		r.logger.Warn("cannot consume, retrying", "err", err, "retry_in", d)
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("consume %q: %w (last error: %v)", r.opts.Topology.Queue, ctx.Err(), err)
-		case <-time.After(d):
-		}
-		wait = min(wait*2, 5*time.Second)
+		r.mu.Lock()
+		r.ch, r.deliveries = ch, deliveries
+		r.mu.Unlock()
+		return nil
+	})
+	var stopped *retry.StoppedError
+	if errors.As(err, &stopped) {
+		return fmt.Errorf("consume %q: %w", r.opts.Topology.Queue, err)
 	}
+	return err
 }
 
 func (r *Rabbit) tryOpen(ctx context.Context) (*amqp.Channel, <-chan amqp.Delivery, error) {

@@ -37,7 +37,7 @@ func busFlags() []cli.Flag {
 		},
 		cliapp.KafkaFlags(),
 		[]cli.Flag{
-			kafka.TopicFlag(),
+			cliapp.KafkaTopicFlag(),
 			&cli.DurationFlag{Name: flagConnectTimeout, EnvVars: []string{"BUS_CONNECT_TIMEOUT"}, Value: 30 * time.Second, Category: "Bus",
 				Usage: "how long to wait for the first connection to the broker before giving up"},
 		},
@@ -83,13 +83,37 @@ func openBus(c *cli.Context, command string, logger *slog.Logger, reg prometheus
 			desc:  "rabbitmq exchange " + topo.Exchange,
 		}, nil
 	case "kafka":
-		topic := c.String(kafka.FlagTopic)
-		pub, err := kafka.NewPublisher(c.StringSlice(cliapp.FlagKafkaBrokers), topic, kafka.Options{}, logger, reg)
+		topic := c.String(cliapp.FlagKafkaTopic)
+		pub, err := kafka.NewPublisher(cliapp.KafkaConfig(c), topic, kafka.Options{}, logger, reg)
 		if err != nil {
 			return nil, cli.Exit(err.Error(), cliapp.ExitFailure)
+		}
+		// As with RabbitMQ, start only once the broker serves the topic
+		// (a metadata request), within the connect timeout.
+		if err := waitReady(c.Context, pub.Check, c.Duration(flagConnectTimeout)); err != nil {
+			_ = pub.Close()
+			return nil, fmt.Errorf("kafka topic %s: %w", topic, err)
 		}
 		return &busConn{pub: pub, ready: pub.Check, close: pub.Close, desc: "kafka topic " + topic}, nil
 	default:
 		return nil, cli.Exit(fmt.Sprintf("--bus %q: want rabbitmq or kafka", b), cliapp.ExitFailure)
+	}
+}
+
+// waitReady polls check until it passes or timeout ends, returning the
+// last error.
+func waitReady(ctx context.Context, check func(context.Context) error, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	for {
+		err := check(ctx)
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("not ready within %s: %w", timeout, err)
+		case <-time.After(500 * time.Millisecond):
+		}
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/flexipack/cutover/shared/bus"
+	"github.com/flexipack/cutover/shared/obs"
 	"github.com/flexipack/cutover/shared/rabbit"
 	"github.com/flexipack/cutover/shared/redact"
 	"github.com/flexipack/cutover/shared/telemetry"
@@ -26,7 +27,8 @@ import (
 // HeaderMessageID is the request header a client may set to name its
 // message (kept as the bus message id, so a client's retry of the same
 // message is recognisable downstream). Without it the id is the unit and a
-// hash of the body.
+// hash of the body. An id over 255 bytes is replaced by bus.BoundID's
+// stable short form, which the 202 answer reports.
 const HeaderMessageID = "X-Message-Id"
 
 // Options tune a Handler.
@@ -66,9 +68,8 @@ func NewHandler(pub bus.Publisher, opts Options, logger *slog.Logger, reg promet
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "producer_ingest_requests_total", Help: "Ingest requests by HTTP status code."}, []string{"code"}),
 		latency:  prometheus.NewHistogram(prometheus.HistogramOpts{Name: "producer_ingest_duration_seconds", Help: "Time to answer an ingest request, broker confirm included.", Buckets: prometheus.ExponentialBuckets(0.0005, 2.5, 12)}),
 	}
-	if reg != nil {
-		reg.MustRegister(m.requests, m.latency)
-	}
+	m.requests = obs.Register(reg, m.requests)
+	m.latency = obs.Register(reg, m.latency)
 	return &Handler{pub: pub, opts: opts, logger: logger, m: m}
 }
 
@@ -123,6 +124,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) int {
 		sha := sha256.Sum256(body)
 		id = sum.Unit + ":" + hex.EncodeToString(sha[:12])
 	}
+	id = bus.BoundID(id) // an AMQP message id is at most 255 bytes
 	msg := bus.Message{
 		ID:         id,
 		Key:        sum.Unit,
@@ -138,6 +140,9 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) int {
 	ctx, cancel := context.WithTimeout(r.Context(), h.opts.ConfirmTimeout)
 	defer cancel()
 	if err := h.pub.Publish(ctx, []bus.Message{msg}); err != nil {
+		if errors.Is(err, bus.ErrUnpublishable) {
+			return fail(w, http.StatusBadRequest, "can never be published: "+err.Error())
+		}
 		if errors.Is(err, rabbit.ErrUnroutable) {
 			// A configuration problem, not the client's: nothing stored.
 			h.logger.Error("ingest: message unroutable", "id", id, "err", err)

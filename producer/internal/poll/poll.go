@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -21,7 +20,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/flexipack/cutover/shared/bus"
+	"github.com/flexipack/cutover/shared/obs"
 	"github.com/flexipack/cutover/shared/rabbit"
+	"github.com/flexipack/cutover/shared/retry"
 	"github.com/flexipack/cutover/shared/telemetry"
 )
 
@@ -60,6 +61,7 @@ type endpoint struct {
 	mu       sync.Mutex
 	next     time.Time
 	failures int
+	backoff  *retry.Backoff // the wait after each consecutive failure
 	etag     string
 	lastHash [32]byte
 	busy     bool
@@ -103,7 +105,8 @@ func New(cfg Config, pub bus.Publisher, logger *slog.Logger, reg prometheus.Regi
 			continue
 		}
 		seen[raw] = true
-		p.eps = append(p.eps, &endpoint{url: raw, redacted: u.Redacted()})
+		p.eps = append(p.eps, &endpoint{url: raw, redacted: u.Redacted(),
+			backoff: retry.NewBackoff(retry.Policy{Initial: min(2*p.cfg.Interval, p.cfg.MaxBackoff), Max: p.cfg.MaxBackoff})})
 	}
 	p.m = &metrics{
 		requests:  prometheus.NewCounterVec(prometheus.CounterOpts{Name: "producer_poll_requests_total", Help: "Endpoint polls by result: published, unchanged, empty, error."}, []string{"result"}),
@@ -111,9 +114,10 @@ func New(cfg Config, pub bus.Publisher, logger *slog.Logger, reg prometheus.Regi
 		inspect:   prometheus.NewCounter(prometheus.CounterOpts{Name: "producer_poll_inspect_errors_total", Help: "Polled messages published with an inspect_error header."}),
 		backoff:   prometheus.NewGauge(prometheus.GaugeOpts{Name: "producer_poll_endpoints_backing_off", Help: "Endpoints whose last poll failed."}),
 	}
-	if reg != nil {
-		reg.MustRegister(p.m.requests, p.m.published, p.m.inspect, p.m.backoff)
-	}
+	p.m.requests = obs.Register(reg, p.m.requests)
+	p.m.published = obs.Register(reg, p.m.published)
+	p.m.inspect = obs.Register(reg, p.m.inspect)
+	p.m.backoff = obs.Register(reg, p.m.backoff)
 	return p, nil
 }
 
@@ -179,9 +183,7 @@ func (p *Poller) pollOne(ctx context.Context, e *endpoint) {
 			p.m.backoff.Inc()
 		}
 		e.failures++
-		wait := p.cfg.Interval << min(e.failures, 16)
-		wait = min(wait, p.cfg.MaxBackoff)
-		wait = wait/2 + rand.N(wait/2+1)
+		wait := e.backoff.Next()
 		e.next = time.Now().Add(wait)
 		p.logger.Warn("poll failed", "endpoint", e.redacted, "err", err, "failures", e.failures, "retry_in", wait.Round(time.Millisecond))
 		return
@@ -191,6 +193,7 @@ func (p *Poller) pollOne(ctx context.Context, e *endpoint) {
 		p.logger.Info("endpoint recovered", "endpoint", e.redacted, "after_failures", e.failures)
 	}
 	e.failures = 0
+	e.backoff.Reset()
 	e.next = e.next.Add(p.cfg.Interval)
 	if e.next.Before(time.Now()) {
 		e.next = time.Now().Add(p.cfg.Interval)
@@ -260,23 +263,23 @@ func (p *Poller) fetchAndPublish(ctx context.Context, e *endpoint) (string, erro
 // publish retries until the bus confirms or ctx ends: the body was fetched
 // and must not be dropped.
 func (p *Poller) publish(ctx context.Context, msg bus.Message) error {
-	backoff := 100 * time.Millisecond
-	for {
+	err := retry.Do(ctx, retry.Policy{OnRetry: func(_ int, err error, wait time.Duration) {
+		p.logger.Warn("publish failed, retrying", "id", msg.ID, "err", err, "retry_in", wait)
+	}}, func(ctx context.Context) error {
 		err := p.pub.Publish(ctx, []bus.Message{msg})
-		if err == nil {
-			return nil
+		if errors.Is(err, bus.ErrUnpublishable) {
+			return retry.Permanent(fmt.Errorf("publish %s, not retried: %w", msg.ID, err))
 		}
-		if ctx.Err() != nil {
-			return fmt.Errorf("publish: %w", err)
-		}
-		p.logger.Warn("publish failed, retrying", "id", msg.ID, "err", err, "retry_in", backoff)
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("publish: %w", ctx.Err())
-		case <-time.After(backoff):
-		}
-		backoff = min(backoff*2, 5*time.Second)
+		return err
+	})
+	var stopped *retry.StoppedError
+	if errors.As(err, &stopped) {
+		return fmt.Errorf("publish: %w", stopped.Err)
 	}
+	if err != nil {
+		return fmt.Errorf("publish: %w", err)
+	}
+	return nil
 }
 
 // Message wraps a polled body for the bus, as is. telemetry.Inspect only

@@ -15,7 +15,9 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/flexipack/cutover/shared/bus"
+	"github.com/flexipack/cutover/shared/obs"
 	"github.com/flexipack/cutover/shared/rabbit"
+	"github.com/flexipack/cutover/shared/retry"
 )
 
 // RunConfig says how long and how fast to run a fleet.
@@ -131,9 +133,10 @@ func newRunMetrics(reg prometheus.Registerer) *runMetrics {
 		simTime:  prometheus.NewGauge(prometheus.GaugeOpts{Name: "producer_sim_time_seconds", Help: "Simulated clock, Unix seconds."}),
 		retries:  prometheus.NewCounter(prometheus.CounterOpts{Name: "producer_sim_publish_retries_total", Help: "Batches published again after an error."}),
 	}
-	if reg != nil {
-		reg.MustRegister(m.messages, m.readings, m.simTime, m.retries)
-	}
+	m.messages = obs.Register(reg, m.messages)
+	m.readings = obs.Register(reg, m.readings)
+	m.simTime = obs.Register(reg, m.simTime)
+	m.retries = obs.Register(reg, m.retries)
 	return m
 }
 
@@ -429,25 +432,27 @@ func publishWorker(ctx context.Context, in <-chan Message, cfg RunConfig, pub bu
 // publishRetry publishes msgs, retrying the whole batch with backoff, and
 // returns how many retries it took.
 func publishRetry(ctx context.Context, pub bus.Publisher, msgs []bus.Message, attempts int, m *runMetrics, logger *slog.Logger) (int, error) {
-	backoff := 100 * time.Millisecond
-	for attempt := 1; ; attempt++ {
-		err := pub.Publish(ctx, msgs)
-		if err == nil {
-			return attempt - 1, nil
-		}
-		if errors.Is(err, rabbit.ErrUnroutable) {
-			return attempt - 1, fmt.Errorf("publish: %w (is the ingest queue bound to the exchange?)", err)
-		}
-		if attempt >= attempts || ctx.Err() != nil {
-			return attempt - 1, fmt.Errorf("publish %d messages, attempt %d: %w", len(msgs), attempt, err)
-		}
+	calls := 0
+	err := retry.Do(ctx, retry.Policy{MaxAttempts: attempts, OnRetry: func(attempt int, err error, wait time.Duration) {
 		m.retries.Inc()
-		logger.Warn("publish failed, retrying the batch", "messages", len(msgs), "attempt", attempt, "err", err, "retry_in", backoff)
-		select {
-		case <-ctx.Done():
-			return attempt, fmt.Errorf("publish %d messages: %w", len(msgs), ctx.Err())
-		case <-time.After(backoff):
+		logger.Warn("publish failed, retrying the batch", "messages", len(msgs), "attempt", attempt, "err", err, "retry_in", wait)
+	}}, func(ctx context.Context) error {
+		calls++
+		err := pub.Publish(ctx, msgs)
+		if errors.Is(err, rabbit.ErrUnroutable) {
+			return retry.Permanent(fmt.Errorf("publish: %w (is the ingest queue bound to the exchange?)", err))
 		}
-		backoff = min(backoff*2, 5*time.Second)
+		return err
+	})
+	var stopped *retry.StoppedError
+	switch {
+	case err == nil:
+		return calls - 1, nil
+	case errors.As(err, &stopped):
+		return calls, fmt.Errorf("publish %d messages: %w", len(msgs), stopped.Err)
+	case errors.Is(err, rabbit.ErrUnroutable):
+		return calls - 1, err
+	default:
+		return calls - 1, fmt.Errorf("publish %d messages, attempt %d: %w", len(msgs), calls, err)
 	}
 }
