@@ -292,8 +292,13 @@ func TestRollupMatchesContinuousQueries(t *testing.T) {
 		}
 	}
 
-	// Independent check of the site rollup: sum and count of SoC, power as
-	// the sum of the units' 5-minute means, from the readings themselves.
+	checkSiteRollup(t, cq, recs)
+}
+
+// checkSiteRollup checks the site rollup against the readings themselves:
+// sum and count of SoC, power as the sum of the units' 5-minute means.
+func checkSiteRollup(t *testing.T, cq point, recs []telemetry.Record) {
+	t.Helper()
 	type agg struct{ sum, n float64 }
 	type siteWindow struct {
 		site string

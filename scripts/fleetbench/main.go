@@ -215,31 +215,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 	rep.WriteSeconds = time.Since(t0).Seconds()
 	logf(stderr, "wrote %d readings in %s (%.0f readings/s)", rep.Readings, round(time.Since(t0)), float64(rep.Readings)/rep.WriteSeconds)
 
-	icfg := sinflux.Config{URL: c.url, Bucket: c.db + "/autogen"}
-	qc, err := sinflux.NewClient(icfg)
+	qc, err := rollUp(ctx, c, &rep, start, end, fleetRaw, fleetRoll, stderr)
 	if err != nil {
 		return err
 	}
 	defer qc.Close()
-	w, err := sinflux.NewWriter(icfg, nil)
-	if err != nil {
-		return err
-	}
-	defer w.Close()
-	// The rollup job (shared/rollup) over every day, as backfill rollup
-	// runs it.
-	t1 := time.Now()
-	rres, err := rollup.New(qc, w, nil).Range(ctx, start, end)
-	if err != nil {
-		return err
-	}
-	rep.Downsample = append(rep.Downsample, cqTiming{CQ: "rollup job (bsu_5m, bsu_site_5m)", Days: c.days, Seconds: time.Since(t1).Seconds()})
-	logf(stderr, "rolled up %d days (%d points) with the rollup job in %s", c.days, rres.Points, round(time.Since(t1)))
-
-	if rep.Check, err = checkAgreement(ctx, qc, fleetRaw, fleetRoll, end.Add(-24*time.Hour), end); err != nil {
-		return err
-	}
-	logf(stderr, "check: %s", rep.Check)
 
 	unit := f.Units[len(f.Units)-1].ID // a generation-2 unit
 	for _, span := range c.ranges {
@@ -291,6 +271,37 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 		}
 	}
 	return printReport(stdout, c, rep)
+}
+
+// rollUp rolls the loaded days up with the rollup job (as backfill rollup
+// runs it), records its timing and checks the fleet panel's raw and 5m
+// targets agree; it returns the InfluxQL client the timings use.
+func rollUp(ctx context.Context, c config, rep *report, start, end time.Time, fleetRaw, fleetRoll string, stderr io.Writer) (*sinflux.Client, error) {
+	icfg := sinflux.Config{URL: c.url, Bucket: c.db + "/autogen"}
+	qc, err := sinflux.NewClient(icfg)
+	if err != nil {
+		return nil, err
+	}
+	w, err := sinflux.NewWriter(icfg, nil)
+	if err != nil {
+		qc.Close()
+		return nil, err
+	}
+	defer w.Close()
+	t1 := time.Now()
+	rres, err := rollup.New(qc, w, nil).Range(ctx, start, end)
+	if err != nil {
+		qc.Close()
+		return nil, err
+	}
+	rep.Downsample = append(rep.Downsample, cqTiming{CQ: "rollup job (bsu_5m, bsu_site_5m)", Days: c.days, Seconds: time.Since(t1).Seconds()})
+	logf(stderr, "rolled up %d days (%d points) with the rollup job in %s", c.days, rres.Points, round(time.Since(t1)))
+	if rep.Check, err = checkAgreement(ctx, qc, fleetRaw, fleetRoll, end.Add(-24*time.Hour), end); err != nil {
+		qc.Close()
+		return nil, err
+	}
+	logf(stderr, "check: %s", rep.Check)
+	return qc, nil
 }
 
 // load writes the fleet's readings in time order (as live ingest would),

@@ -171,3 +171,29 @@ func BenchmarkGapCounts(b *testing.B) {
 	b.ReportMetric(n/tFlux.Seconds(), "flux_readings/s")
 	b.ReportMetric(tFlux.Seconds()/tQL.Seconds(), "ratio")
 }
+
+// BenchmarkVerifyParts times each store's stream alone over the data set's
+// day (what bounds BenchmarkVerify: the two run concurrently).
+func BenchmarkVerifyParts(b *testing.B) {
+	d := loadBench(b)
+	ql, err := influx.NewReader(influx.Config{URL: d.db.URL, Token: d.db.Token, Org: d.db.Org, Bucket: d.db.Bucket}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ql.Close()
+	ctx := context.Background()
+	stream := func(src verify.Source) func() error {
+		return func() error {
+			var h uint64
+			return src.Stream(ctx, d.from, d.to, nil, func(r *telemetry.Record) error { h += verify.RecordHash(r); return nil })
+		}
+	}
+	var tLeg, tQL time.Duration
+	for b.Loop() {
+		tLeg += timed(b, stream(d.legacy))
+		tQL += timed(b, stream(ql))
+	}
+	n := float64(b.N) * float64(d.readings)
+	b.ReportMetric(n/tLeg.Seconds(), "legacy_readings/s")
+	b.ReportMetric(n/tQL.Seconds(), "influxql_readings/s")
+}

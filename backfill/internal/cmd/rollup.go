@@ -157,6 +157,21 @@ func followRollups(ctx context.Context, cfg rollupConfig, job *rollup.Job, logge
 	return err
 }
 
+// rollupAfterRun rebuilds the dashboards' rollups over the windows a run
+// repaired: the rollup job's follow mode looks back only an hour.
+func rollupAfterRun(ctx context.Context, c *cli.Context, a *analysis, targets map[window.Key]bool, runID string) (int64, error) {
+	starts := make([]time.Time, 0, len(targets))
+	for k := range targets {
+		starts = append(starts, k.Start)
+	}
+	n, err := rollupRepaired(ctx, cliapp.InfluxConfig(c), starts, a.w, cliapp.Logger(c))
+	if err != nil {
+		return n, fmt.Errorf("run %s wrote its readings, but rebuilding the dashboards' rollups failed (repeat with: backfill rollup --from %s --to %s): %w",
+			runID, a.from.Format(time.RFC3339), a.to.Format(time.RFC3339), err)
+	}
+	return n, nil
+}
+
 // rollupRepaired rolls up the windows backfill run wrote into (their
 // starts, each w wide), merged into contiguous spans, and returns the
 // points written.

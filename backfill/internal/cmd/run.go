@@ -293,15 +293,8 @@ func runRun(c *cli.Context) error {
 	}
 
 	if res.PointsWritten > 0 && !c.Bool(flagNoRollup) {
-		// The dashboards' rollups follow only the last hour: rebuild them
-		// over the repaired windows.
-		var starts []time.Time
-		for k := range targets {
-			starts = append(starts, k.Start)
-		}
-		if sum.RollupPoints, err = rollupRepaired(ctx, cliapp.InfluxConfig(c), starts, a.w, logger); err != nil {
-			return fmt.Errorf("run %s wrote its readings, but rebuilding the dashboards' rollups failed (repeat with: backfill rollup --from %s --to %s): %w",
-				runID, a.from.Format(time.RFC3339), a.to.Format(time.RFC3339), err)
+		if sum.RollupPoints, err = rollupAfterRun(ctx, c, a, targets, runID); err != nil {
+			return err
 		}
 	}
 
