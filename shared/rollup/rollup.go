@@ -32,6 +32,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/flexipack/cutover/shared/influx"
 )
 
@@ -77,9 +79,10 @@ type LineWriter interface {
 
 // Job rolls raw readings up.
 type Job struct {
-	q      Querier
-	w      LineWriter
-	logger *slog.Logger
+	q       Querier
+	w       LineWriter
+	logger  *slog.Logger
+	metrics *Metrics
 	// Chunk is how much time one pass of the statements covers (default
 	// one day): it bounds each query's answer.
 	Chunk time.Duration
@@ -90,7 +93,13 @@ func New(q Querier, w LineWriter, logger *slog.Logger) *Job {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Job{q: q, w: w, logger: logger, Chunk: 24 * time.Hour}
+	return &Job{q: q, w: w, logger: logger, metrics: NewMetrics(nil), Chunk: 24 * time.Hour}
+}
+
+// WithMetrics registers the job's metrics with reg and returns j.
+func (j *Job) WithMetrics(reg prometheus.Registerer) *Job {
+	j.metrics = NewMetrics(reg)
+	return j
 }
 
 // Result says what a Range did.
@@ -130,6 +139,7 @@ func (j *Job) Range(ctx context.Context, from, to time.Time) (Result, error) {
 				return res, fmt.Errorf("rollup: %s over [%s, %s): %w", st.into, s.Format(time.RFC3339), e.Format(time.RFC3339), err)
 			}
 			res.Points += n
+			j.metrics.Points.Add(float64(n))
 		}
 	}
 	res.Elapsed = time.Since(start)
@@ -276,10 +286,16 @@ func (j *Job) Follow(ctx context.Context, lookback, delay time.Duration, now fun
 		if ctx.Err() != nil {
 			return nil
 		}
+		j.metrics.PassSeconds.Observe(res.Elapsed.Seconds())
 		if err != nil {
+			j.metrics.Passes.WithLabelValues("error").Inc()
 			j.logger.Warn("rollup pass failed, retrying at the next window", "error", err)
-		} else if onPass != nil {
-			onPass(res)
+		} else {
+			j.metrics.Passes.WithLabelValues("ok").Inc()
+			j.metrics.LastSuccess.Set(float64(res.To.Unix()))
+			if onPass != nil {
+				onPass(res)
+			}
 		}
 		next := boundary.Add(Interval + delay)
 		if err := sleep(ctx, next.Sub(now())); err != nil {

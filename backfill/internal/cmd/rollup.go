@@ -99,7 +99,13 @@ func runRollup(c *cli.Context) error {
 	}
 	defer closeJob()
 	if cfg.Follow {
-		return followRollups(c.Context, cfg, job, logger)
+		pc, err := influx.NewClient(cfg.Influx)
+		if err != nil {
+			return cli.Exit(err.Error(), cliapp.ExitFailure)
+		}
+		defer pc.Close()
+		ping := func(ctx context.Context) error { _, err := pc.Ping(ctx); return err }
+		return followRollups(c.Context, cfg, job, ping, logger)
 	}
 	res, err := job.Range(c.Context, cfg.From, cfg.To)
 	if err != nil {
@@ -136,9 +142,11 @@ func newRollupJob(cfg influx.Config, logger *slog.Logger) (*rollup.Job, func(), 
 }
 
 // followRollups runs the follow loop with the HTTP endpoints alongside.
-func followRollups(ctx context.Context, cfg rollupConfig, job *rollup.Job, logger *slog.Logger) error {
+func followRollups(ctx context.Context, cfg rollupConfig, job *rollup.Job, ping func(context.Context) error, logger *slog.Logger) error {
 	reg := obs.NewRegistry()
+	job.WithMetrics(reg)
 	srv := obs.NewServer(cfg.HTTPAddr, reg, logger)
+	srv.AddReadiness(obs.ReadinessCheck{Name: "influxdb", Check: ping})
 	if err := srv.Listen(); err != nil {
 		return cli.Exit(err.Error(), cliapp.ExitFailure)
 	}
