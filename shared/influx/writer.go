@@ -343,13 +343,13 @@ func (w *Writer) send(ctx context.Context, body []byte) error {
 			w.metrics.RequestSeconds.WithLabelValues("retry").Observe(elapsed)
 			w.metrics.Retries.WithLabelValues(c.reason).Inc()
 			d := nextWait(bo, c.retryAfter)
-			w.logger.Warn("influx write failed, retrying", "bucket", w.cfg.Bucket, "reason", c.reason, "error", c.msg, "attempt", attempt+1, "delay", d)
+			w.logger.Warn("influx write failed, retrying", "bucket", w.cfg.Bucket, "reason", c.reason, "error", redact.String(c.msg), "attempt", attempt+1, "delay", d)
 			if err := w.sleep(ctx, d); err != nil {
 				return fmt.Errorf("influx: write to %s: %w", w.cfg.Bucket, err)
 			}
 		default:
 			w.metrics.RequestSeconds.WithLabelValues("error").Observe(elapsed)
-			return fmt.Errorf("influx: write to %s at %s failed after %d attempt(s): %w: %s", w.cfg.Bucket, redact.URL(w.cfg.URL), attempt+1, ErrUnavailable, c.msg)
+			return fmt.Errorf("influx: write to %s at %s failed after %d attempt(s): %w: %s", w.cfg.Bucket, redact.URL(w.cfg.URL), attempt+1, ErrUnavailable, redact.String(c.msg))
 		}
 	}
 }
