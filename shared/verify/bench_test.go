@@ -120,16 +120,27 @@ func BenchmarkVerify(b *testing.B) {
 			return err
 		}
 	}
-	var tQL, tFlux time.Duration
+	cpu, err := serverCPU(d.db.URL)
+	if err != nil {
+		b.Fatalf("InfluxDB's CPU time: %v", err)
+	}
+	var tQL, tFlux, cQL, cFlux time.Duration
 	for b.Loop() {
+		c0 := cpu()
 		tQL += timed(b, run(ql))
+		c1 := cpu()
 		tFlux += timed(b, run(fx))
+		cQL, cFlux = cQL+c1-c0, cFlux+cpu()-c1
 	}
 	n := float64(b.N) * float64(d.readings)
 	b.ReportMetric(n/tQL.Seconds(), "influxql_readings/s")
 	b.ReportMetric(n/tFlux.Seconds(), "flux_readings/s")
 	b.ReportMetric(tFlux.Seconds()/tQL.Seconds(), "ratio")
 	b.ReportMetric(float64(d.readings), "readings")
+	// InfluxDB's own CPU per verified reading: what bounds the rate on an
+	// idle machine (1e6 / µs per reading = readings/s per InfluxDB core).
+	b.ReportMetric(float64(cQL.Microseconds())/n, "influxql_influxd_cpu_us/reading")
+	b.ReportMetric(float64(cFlux.Microseconds())/n, "flux_influxd_cpu_us/reading")
 }
 
 // BenchmarkGapCounts counts InfluxDB's readings per unit and 1h window over
