@@ -64,8 +64,8 @@ func main() {
 			}},
 		{name: "verify legacy vs InfluxDB (InfluxQL)", pkg: "./shared/verify", bench: "^BenchmarkVerify$", benchtime: "1x",
 			pick: func(m map[string]float64) (float64, float64, float64, float64, string, string, string) {
-				return m["influxql_readings/s"], m["flux_readings/s"], m["ratio"], 0, "reading/s", "",
-					fmt.Sprintf("baseline: the Flux reader it replaced; fleetbench data set, %.0f readings, 1h windows", m["readings"])
+				return m["influxql_readings/s"], m["flux_readings/s"], m["ratio"], m["influxql_influxd_cpu_us/reading"], "reading/s", "µs",
+					fmt.Sprintf("baseline: the Flux reader it replaced; fleetbench data set, %.0f readings, 1h windows; CPU: InfluxDB's per reading (Flux %.0f µs)", m["readings"], m["flux_influxd_cpu_us/reading"])
 			}},
 		{name: "gap counting (InfluxQL GROUP BY time)", pkg: "./shared/verify", bench: "^BenchmarkGapCounts$", benchtime: "3x",
 			pick: func(m map[string]float64) (float64, float64, float64, float64, string, string, string) {
