@@ -555,7 +555,7 @@ func (s *story) verifyAndAdvance(t *testing.T) {
 	verifyTo := time.Now().UTC().Truncate(time.Second)
 	s.step(t, "verify [%s, %s)", s.origin.Format(time.RFC3339), verifyTo.Format(time.RFC3339))
 	s.r.run(0, "migrate", "verify", "--from", s.origin.Format(time.RFC3339), "--to", verifyTo.Format(time.RFC3339), "--window", verifyWindow)
-	gates := []string{"--consumer-timeout", "60s", "--max-lag", "30s", "--recent", "3h", "--recent-window", "5m"}
+	gates := []string{"--consumer-timeout", "60s", "--max-lag", "30s", "--recent", "3h", "--recent-window", "5m", "--min-shadow-reads", "0"}
 	s.step(t, "advance to shadow-read")
 	s.r.run(0, "migrate", append([]string{"advance", "--execute", "--to", "shadow-read", "--reason", "e2e: verified"}, gates...)...)
 	s.step(t, "advance to influx-primary")

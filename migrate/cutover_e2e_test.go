@@ -171,7 +171,8 @@ func TestCutoverEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	planFlags := []string{"--max-lag", "5s", "--recent", "10m", "--recent-window", "10s"}
+	// No query service runs in this story: the shadow-reads gate is not required.
+	planFlags := []string{"--max-lag", "5s", "--recent", "10m", "--recent-window", "10s", "--min-shadow-reads", "0"}
 	gateFlags := append(slices.Clone(planFlags), "--consumer-timeout", "30s", "--actor", "e2e")
 	mig(0, append([]string{"advance", "--execute", "--to", "shadow-read"}, gateFlags...)...)
 	// The recent verify must see dual-written readings, not an empty range.

@@ -11,7 +11,11 @@
 #      lost window in the gap ledger;
 #   6. a second snapshot; backfill repairs the lost window (from the ledger)
 #      and the history (from the snapshots); verify;
-#   7. advance through shadow-read to influx-primary, and the figures.
+#   7. the read API (query serve): the same requests answered by PostgreSQL;
+#      shadow-read, where every request is also answered by InfluxDB and
+#      compared (migrate status shows the counts); the gate into
+#      influx-primary takes those comparisons as evidence; the same requests
+#      answered by InfluxDB, byte for byte the same; the figures.
 #
 # Every step prints the real commands and their output. The services stay
 # up afterwards (make demo-down stops them); the demo's consumers are
@@ -27,7 +31,7 @@
 # (default 127.0.0.1:8186); 'scripts/demo.sh down' stops it.
 #
 #   scripts/demo.sh        run the demo
-#   scripts/demo.sh down   stop the demo's own InfluxDB, if it started one
+#   scripts/demo.sh down   stop the demo's console (bin/query serve) and its own InfluxDB, if it started one
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
@@ -41,8 +45,11 @@ BAD_RATIO=${DEMO_BAD_RATIO:-0.01}
 WINDOW=${DEMO_WINDOW:-1h}
 DRAIN_SECONDS=${DEMO_DRAIN_SECONDS:-300}
 DEMO_INFLUX_ADDR=${DEMO_INFLUX_ADDR:-127.0.0.1:8186}
+QUERY_ADDR=${DEMO_QUERY_ADDR:-127.0.0.1:9401}
+SHADOW_READS=${DEMO_SHADOW_READS:-1000}
 DEMO_INFLUX_RPC_ADDR=${DEMO_INFLUX_RPC_ADDR:-127.0.0.1:8188}
 DB=bsu_demo
+CONSOLE_ADDR=${DEMO_CONSOLE_ADDR:-127.0.0.1:9400} # the web console's query serve, up from the start and after the demo
 
 DIR=$ROOT/.data/demo
 RUN_DIR=${SERVICES_RUN_DIR:-/tmp/flexipack-cutover-services}
@@ -55,6 +62,10 @@ PRIVATE_INFLUX_ENV=(SERVICES_RUN_DIR="$DIR/services" SERVICES_DATA_DIR="$DIR/sta
 case ${1:-} in
 "") ;;
 down)
+	if [[ -f $DIR/console.pid ]] && kill -0 "$(cat "$DIR/console.pid")" 2>/dev/null; then
+		kill -TERM "$(cat "$DIR/console.pid")" && echo "demo: stopped the console (bin/query serve, pid $(cat "$DIR/console.pid"))"
+	fi
+	rm -f "$DIR/console.pid"
 	if [[ -f $DIR/services/influxdb.pid ]]; then
 		env "${PRIVATE_INFLUX_ENV[@]}" scripts/services.sh stop influxdb || true
 	else
@@ -146,9 +157,9 @@ else
 fi
 export INFLUX_URL
 
-step "build: make build (bin/producer, bin/consumer, bin/backfill, bin/migrate)"
+step "build: make build (bin/producer, bin/consumer, bin/backfill, bin/migrate, bin/query)"
 make --no-print-directory build
-for b in producer consumer backfill migrate; do note "bin/$b $(bin/$b --version 2>/dev/null | head -1)"; done
+for b in producer consumer backfill migrate query; do note "bin/$b $(bin/$b --version 2>/dev/null | head -1)"; done
 
 # ---------------------------------------------------------------- reset
 
@@ -232,16 +243,42 @@ start_consumer() {
 	CONSUMER_PID[$id]=$!
 }
 LIVE_PID=
+QUERY_PID=
 cleanup() {
 	local rc=$?
 	((rc == 0)) || printf '\ndemo: FAILED in step %d (exit %d); logs in .data/demo/\n' "$STEP" "$rc" >&2
 	[[ -z $LIVE_PID ]] || kill -INT "$LIVE_PID" 2>/dev/null || true
+	[[ -z $QUERY_PID ]] || kill -TERM "$QUERY_PID" 2>/dev/null || true
 	for id in "${!CONSUMER_PID[@]}"; do kill -TERM "${CONSUMER_PID[$id]}" 2>/dev/null || true; done
 	wait 2>/dev/null || true
 }
 trap cleanup EXIT
 
+# start_console runs bin/query serve (the read API and its web console) in
+# the background, outliving the demo so the page stays up afterwards;
+# 'scripts/demo.sh down' stops it. It takes no shadow reads: the read-API
+# step's own query serve (QUERY_ADDR) does, with --shadow-rate 1.
+start_console() {
+	if [[ -f $DIR/console.pid ]] && kill -0 "$(cat "$DIR/console.pid")" 2>/dev/null; then
+		kill -TERM "$(cat "$DIR/console.pid")" 2>/dev/null || true
+		sleep 1
+	fi
+	setsid bin/query serve --http-addr "$CONSOLE_ADDR" --phase-poll 1s --shadow-rate 0 >"$DIR/console.log" 2>&1 </dev/null &
+	echo $! >"$DIR/console.pid"
+	disown $!
+	local deadline=$((SECONDS + 30))
+	until [[ $(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://$CONSOLE_ADDR/-/healthy" 2>/dev/null) == 200 ]]; do
+		kill -0 "$(cat "$DIR/console.pid")" 2>/dev/null || { tail -n 20 "$DIR/console.log" >&2; die "bin/query serve exited (log: .data/demo/console.log)"; }
+		((SECONDS < deadline)) || die "bin/query serve did not answer on $CONSOLE_ADDR within 30s (log: .data/demo/console.log)"
+		sleep 0.5
+	done
+}
+
 # ---------------------------------------------------------------- the story
+
+step "the console: bin/query serve on http://$CONSOLE_ADDR/ (log: .data/demo/console.log)"
+start_console
+note "open http://$CONSOLE_ADDR/ in a browser to watch the cutover while the demo runs (read-only; it shows commands, never runs them)"
 
 step "two consumers in phase legacy (logs: .data/demo/consumer-1.log, consumer-2.log)"
 start_consumer demo-consumer-1
@@ -328,11 +365,70 @@ show bin/backfill run --from "$HIST_FROM" --to "$DUAL_AT" --window "$WINDOW" --e
 step "verify: both stores, per unit and $WINDOW window, and the dashboards' queries"
 show_clipped 30 bin/migrate verify --from "$HIST_FROM" --to "$(now_iso)" --window "$WINDOW"
 
-step "advance to shadow-read"
+step "the dashboards' 5-minute rollups of the backfilled history (deploy/influxdb/resample.sh)"
+show deploy/influxdb/resample.sh "$HIST_FROM" "$(now_iso)" "$INFLUX_URL" "$DB"
+
+step "the read API: bin/query serve on $QUERY_ADDR (log: .data/demo/query.log)"
+bin/query serve --http-addr "$QUERY_ADDR" --phase-poll 1s --shadow-rate 1 --shadow-concurrency 8 >"$DIR/query.log" 2>&1 &
+QUERY_PID=$!
+Q=http://$QUERY_ADDR
+deadline=$((SECONDS + 30))
+until curl -sf -o /dev/null "$Q/-/ready"; do
+	kill -0 "$QUERY_PID" 2>/dev/null || { tail -n 20 "$DIR/query.log" >&2; die "query serve exited"; }
+	((SECONDS < deadline)) || die "query serve is not ready after 30s (see .data/demo/query.log)"
+	sleep 0.5
+done
+UNIT=$(curl -sf "$Q/v1/units" | jq -r '.units[0].unit')
+API_FROM=$(iso $(($(date +%s) / 3600 * 3600 - 24 * 3600)))
+API_TO=$(iso $(($(date +%s) / 3600 * 3600 - 3600)))
+REQUESTS=("/v1/units/$UNIT/latest" "/v1/units/$UNIT/series?from=$API_FROM&to=$API_TO&step=1h&fields=soc_pct,power_kw"
+	"/v1/fleet?from=$API_FROM&to=$API_TO&step=1h" "/v1/alarms?from=$API_FROM&to=$API_TO&limit=3")
+# api TAG: each request once, headers and a clip of the body; bodies kept in .data/demo/api-TAG-N.json.
+api() {
+	local i=0 path
+	for path in "${REQUESTS[@]}"; do
+		printf '    $ curl -si %s\n' "'$Q$path'"
+		curl -s -D "$DIR/api-$1-$i.headers" -o "$DIR/api-$1-$i.json" "$Q$path"
+		grep -i -e '^HTTP' -e '^X-Served-By' -e '^X-Cutover-Phase' "$DIR/api-$1-$i.headers" | tr -d '\r' | sed 's/^/      /'
+		printf '      %.150s…\n' "$(<"$DIR/api-$1-$i.json")"
+		i=$((i + 1))
+	done
+}
+api before
+
+step "advance to shadow-read: PostgreSQL still serves, InfluxDB answers every request again, after the response"
 show bin/migrate advance --execute --to shadow-read --reason "demo: verified"
-step "advance to influx-primary"
-show bin/migrate advance --execute --to influx-primary --reason "demo: shadow reads agree"
+sleep 2 # query serve rereads the phase every second
+READS=$((SHADOW_READS * 6 / 5)) # a margin: a request sampled while 8 shadow reads run is not shadowed
+note "a client reads: $READS requests over the fleet's units and the four requests above"
+mapfile -t DEMO_UNITS < <(curl -sf "$Q/v1/units" | jq -r '.units[].unit')
+for ((i = 0; i < READS; i++)); do
+	case $((i % 4)) in
+	0 | 1) path="/v1/units/${DEMO_UNITS[i % ${#DEMO_UNITS[@]}]}/latest" ;;
+	*) path=${REQUESTS[i % ${#REQUESTS[@]}]} ;;
+	esac
+	curl -sf -o /dev/null "$Q$path" || die "GET $path failed in shadow-read"
+done
+sleep 3 # the last shadow reads finish; counts reach the state store every 2 s
 show bin/migrate status
+
+step "advance to influx-primary: the gate wants $SHADOW_READS agreeing shadow reads"
+show bin/migrate advance --execute --to influx-primary --reason "demo: shadow reads agree" --min-shadow-reads "$SHADOW_READS"
+sleep 2
+step "the same requests, now served by InfluxDB"
+api after
+same=1
+for ((i = 0; i < ${#REQUESTS[@]}; i++)); do
+	if cmp -s "$DIR/api-before-$i.json" "$DIR/api-after-$i.json"; then
+		note "${REQUESTS[i]}: byte for byte the answer PostgreSQL gave"
+	else
+		note "${REQUESTS[i]}: DIFFERS from PostgreSQL's answer (.data/demo/api-before-$i.json, api-after-$i.json)"
+		[[ $i == 0 ]] || same=0 # latest may have moved on
+	fi
+done
+kill -TERM "$QUERY_PID" 2>/dev/null || true
+wait "$QUERY_PID" 2>/dev/null || true
+QUERY_PID=
 
 # ---------------------------------------------------------------- figures
 
@@ -354,6 +450,7 @@ printf '    %-28s %s\n' \
 ok=1
 [[ $IN_PG == "$PRODUCED" && $IN_INFLUX == "$PRODUCED" ]] || ok=0
 [[ $DEAD == $((BAD + REJECTED)) ]] || ok=0
+((same)) || ok=0
 
 for id in "${!CONSUMER_PID[@]}"; do kill -TERM "${CONSUMER_PID[$id]}" 2>/dev/null || true; done
 wait "${CONSUMER_PID[@]}" 2>/dev/null || true
@@ -373,6 +470,7 @@ Look at the data:
   MinIO  $S3_ENDPOINT (minioadmin/minioadmin), s3://$S3_BUCKET/$S3_PREFIX
   RabbitMQ  $MGMT (guest/guest): dead letters in $AMQP_DEAD_QUEUE; bin/consumer dlq list
   The cutover: bin/migrate status; bin/migrate history
+  The read API: source .data/demo/env && bin/query serve --http-addr $QUERY_ADDR; curl -s $Q/v1/units
 
 The demo's consumers are stopped; the services stay up (make demo-down stops them).
 $([[ ${INFLUX_SVC[0]} == env ]] && echo "The demo's own InfluxDB on $INFLUX_ADDR stays up too: scripts/demo.sh down stops it.")
@@ -380,7 +478,8 @@ Start the consumers again (phase influx-primary) with:
   source .data/demo/env && bin/consumer run --consumer-id demo-consumer-1 --http-addr 127.0.0.1:9100
 EOF
 if ((ok)); then
-	echo "demo: done: every reading in both stores, every malformed message dead-lettered"
+	echo "demo: done: every reading in both stores, every malformed message dead-lettered, the same API answers from both"
+	echo "demo: the console stays up (scripts/demo.sh down stops it): http://$CONSOLE_ADDR/"
 else
 	die "the figures do not add up (see above)"
 fi

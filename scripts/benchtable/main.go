@@ -27,6 +27,9 @@ type row struct {
 	bench     string // -bench pattern
 	benchtime string
 	env       []string
+	// lines, when set, is the prefix of the benchmark's own report lines,
+	// printed under the table (a benchmark with more figures than one row).
+	lines string
 	// pick reads the row's figures from the benchmark's metrics.
 	pick func(m map[string]float64) (rate, baseRate, ratio, cpuPerMsg float64, unit, cpuUnit, note string)
 }
@@ -39,7 +42,51 @@ func main() {
 		fmt.Fprintln(os.Stderr, "benchtable:", err)
 		os.Exit(1)
 	}
-	rows := []row{
+	rows := tableRows()
+	tw := tabwriter.NewWriter(os.Stdout, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "benchmark\trate\tbaseline\tratio\tCPU/msg\t\tnote")
+	failed := false
+	var extra []string
+	for _, r := range rows {
+		if *only != "" && !strings.Contains(r.name, *only) {
+			continue
+		}
+		fmt.Fprintf(os.Stderr, "benchtable: running %s (%s %s)…\n", r.name, r.pkg, r.bench)
+		m, out, err := run(r, *logDir)
+		if err != nil {
+			failed = true
+			fmt.Fprintf(tw, "%s\t-\t-\t-\t-\t\tFAILED: %v\n", r.name, err)
+			continue
+		}
+		rate, base, ratio, cpu, unit, cpuUnit, note := r.pick(m)
+		cpuCol := "-"
+		if cpuUnit != "" && cpu > 0 {
+			cpuCol = fmt.Sprintf("%.1f %s", cpu, cpuUnit)
+		}
+		fmt.Fprintf(tw, "%s\t%s %s\t%s %s\t%.2f×\t%s\t\t%s\n", r.name, human(rate), unit, human(base), unit, ratio, cpuCol, note)
+		if r.lines != "" {
+			for _, l := range strings.Split(out, "\n") {
+				if rest, ok := strings.CutPrefix(l, r.lines+" "); ok {
+					extra = append(extra, rest)
+				}
+			}
+		}
+	}
+	tw.Flush()
+	if len(extra) > 0 {
+		fmt.Println()
+		for _, l := range extra {
+			fmt.Println(l)
+		}
+	}
+	if failed {
+		os.Exit(1)
+	}
+}
+
+// tableRows are the table's rows, in order.
+func tableRows() []row {
+	return []row{
 		codecRow("codec gen-2, 1 sample", "gen2-1"),
 		codecRow("codec gen-2, 100 samples", "gen2-100"),
 		codecRow("codec gen-1", "gen1"),
@@ -77,36 +124,28 @@ func main() {
 				return m["job_readings/s"], m["cq_readings/s"], m["ratio"], 0, "reading/s", "",
 					"baseline: the continuous queries' SELECT … INTO over the same day (fleetbench data set)"
 			}},
+		{name: "alert: 20 rules × 1,000 units", pkg: "./alert/internal/engine", bench: "^BenchmarkEvaluate20Rules1000Units$", benchtime: "100000x",
+			pick: func(m map[string]float64) (float64, float64, float64, float64, string, string, string) {
+				return m["readings/cpu-s"], m["decode-readings/cpu-s"], m["ratio"], m["cpu-us/reading"], "reading/s/core", "µs",
+					"baseline: decoding alone, same messages; target ≥ 50k readings/s/core"
+			}},
+		{name: "alert state bytes, 100,000 units", pkg: "./alert/internal/engine", bench: "^BenchmarkStateBytes$", benchtime: "1x",
+			pick: func(m map[string]float64) (float64, float64, float64, float64, string, string, string) {
+				return m["100k-B/unit-rule"], m["1k-B/unit-rule"], m["ratio"], 0, "B/unit×rule", "",
+					"baseline: the same at 1,000 units; 20 rules, aggregate windows full"
+			}},
+		{name: "query API fleet 30d p99, InfluxDB, under ingest (vs idle)", pkg: "./query/internal/loadtest", bench: "^BenchmarkQueryAPI$", benchtime: "1x",
+			lines: "QUERYBENCH",
+			pick: func(m map[string]float64) (float64, float64, float64, float64, string, string, string) {
+				ing, idle := m["influxdb-ingest-fleet-30d-1h-p99-ms"], m["influxdb-idle-fleet-30d-1h-p99-ms"]
+				return ing, idle, ing / idle, 0, "ms", "",
+					fmt.Sprintf("goals: p99 < 300 ms, ingest ≤ 2× idle; ingest achieved %.0f msg/s; every endpoint below", m["influxdb-ingest-msgs/s"])
+			}},
 		{name: "backfill peak RSS, 100× snapshot", pkg: "./backfill/internal/cmd", bench: "^BenchmarkPeakRSS$", benchtime: "1x",
 			pick: func(m map[string]float64) (float64, float64, float64, float64, string, string, string) {
 				return m["100x-peak-MiB"], m["small-peak-MiB"], m["ratio"], 0, "MiB", "",
 					"baseline: peak RSS of a snapshot 100× smaller"
 			}},
-	}
-	tw := tabwriter.NewWriter(os.Stdout, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "benchmark\trate\tbaseline\tratio\tCPU/msg\t\tnote")
-	failed := false
-	for _, r := range rows {
-		if *only != "" && !strings.Contains(r.name, *only) {
-			continue
-		}
-		fmt.Fprintf(os.Stderr, "benchtable: running %s (%s %s)…\n", r.name, r.pkg, r.bench)
-		m, err := run(r, *logDir)
-		if err != nil {
-			failed = true
-			fmt.Fprintf(tw, "%s\t-\t-\t-\t-\t\tFAILED: %v\n", r.name, err)
-			continue
-		}
-		rate, base, ratio, cpu, unit, cpuUnit, note := r.pick(m)
-		cpuCol := "-"
-		if cpuUnit != "" && cpu > 0 {
-			cpuCol = fmt.Sprintf("%.1f %s", cpu, cpuUnit)
-		}
-		fmt.Fprintf(tw, "%s\t%s %s\t%s %s\t%.2f×\t%s\t\t%s\n", r.name, human(rate), unit, human(base), unit, ratio, cpuCol, note)
-	}
-	tw.Flush()
-	if failed {
-		os.Exit(1)
 	}
 }
 
@@ -121,8 +160,9 @@ func codecRow(name, input string) row {
 
 var benchLine = regexp.MustCompile(`^Benchmark\S+\s+\d+\s+(.*)$`)
 
-// run runs one benchmark and returns its metrics (the last result line wins).
-func run(r row, logDir string) (map[string]float64, error) {
+// run runs one benchmark and returns its metrics (the last result line
+// wins) and its output.
+func run(r row, logDir string) (map[string]float64, string, error) {
 	args := []string{"test", "-run", "^$", "-bench", r.bench, "-benchtime", r.benchtime, "-timeout", "20m", r.pkg}
 	cmd := exec.Command("go", args...)
 	cmd.Env = append(os.Environ(), r.env...)
@@ -130,16 +170,17 @@ func run(r row, logDir string) (map[string]float64, error) {
 	logName := filepath.Join(logDir, strings.NewReplacer(" ", "_", "/", "_", ",", "", "→", "to", "(", "", ")", "", "×", "x").Replace(r.name)+".txt")
 	f, err := os.Create(logName)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	defer f.Close()
 	fmt.Fprintf(f, "# %s go %s (%s)\n", time.Now().UTC().Format(time.RFC3339), strings.Join(args, " "), strings.Join(r.env, " "))
 	cmd.Stdout = io.MultiWriter(&out, f)
 	cmd.Stderr = io.MultiWriter(&out, f)
 	if err := cmd.Run(); err != nil {
-		return nil, fmt.Errorf("go test: %v (output in %s)", err, logName)
+		return nil, "", fmt.Errorf("go test: %v (output in %s)", err, logName)
 	}
 	m := map[string]float64{}
+	text := out.String()
 	sc := bufio.NewScanner(&out)
 	for sc.Scan() {
 		sub := benchLine.FindStringSubmatch(sc.Text())
@@ -154,9 +195,9 @@ func run(r row, logDir string) (map[string]float64, error) {
 		}
 	}
 	if len(m) == 0 {
-		return nil, fmt.Errorf("no benchmark result (output in %s)", logName)
+		return nil, "", fmt.Errorf("no benchmark result (output in %s)", logName)
 	}
-	return m, nil
+	return m, text, nil
 }
 
 func human(v float64) string {

@@ -79,6 +79,39 @@ type Status struct {
 	LastVerify *cutover.VerifyRun  `json:"last_verify"`
 	Plan       Plan                `json:"plan"`
 	LastChange *cutover.AuditEntry `json:"last_change,omitempty"`
+	Shadow     *ShadowStatus       `json:"shadow_reads,omitempty"`
+}
+
+// ShadowStatus is what the query service's shadow reads found: in the
+// current phase version, over every version, and the latest mismatches.
+type ShadowStatus struct {
+	Current  cutover.ShadowStats      `json:"current_phase"`
+	All      cutover.ShadowStats      `json:"all_phases"`
+	Examples []cutover.ShadowMismatch `json:"latest_mismatches"`
+}
+
+// ShadowReader reads the shadow comparisons (cutover.Store does); status
+// shows them when its state reader is one.
+type ShadowReader interface {
+	ShadowStats(ctx context.Context, version int64) (cutover.ShadowStats, error)
+	ShadowMismatches(ctx context.Context, version int64, limit int) ([]cutover.ShadowMismatch, error)
+}
+
+// ReadShadowStatus reads the shadow comparisons of phase version version
+// and of every version, with the latest 3 mismatches.
+func ReadShadowStatus(ctx context.Context, r ShadowReader, version int64) (*ShadowStatus, error) {
+	var out ShadowStatus
+	var err error
+	if out.Current, err = r.ShadowStats(ctx, version); err != nil {
+		return nil, err
+	}
+	if out.All, err = r.ShadowStats(ctx, 0); err != nil {
+		return nil, err
+	}
+	if out.Examples, err = r.ShadowMismatches(ctx, 0, 3); err != nil {
+		return nil, err
+	}
+	return &out, nil
 }
 
 // History reads the audit log.
@@ -130,6 +163,11 @@ func ReadStatus(ctx context.Context, s StateReader, h History, checker *gates.Ch
 	}
 	if st.LastVerify, err = s.LastVerify(ctx); err != nil {
 		return st, err
+	}
+	if sr, ok := s.(ShadowReader); ok {
+		if st.Shadow, err = ReadShadowStatus(ctx, sr, st.State.Version); err != nil {
+			return st, err
+		}
 	}
 	if h != nil {
 		last, err := h.History(ctx, 1)

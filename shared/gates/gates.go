@@ -25,6 +25,7 @@ const (
 	VerifyRecent     = "verify-recent"
 	ConsumerLag      = "consumer-lag"
 	Confirm          = "confirm"
+	ShadowReads      = "shadow-reads"
 )
 
 // Ledger reads the gap ledger.
@@ -48,14 +49,25 @@ type Backfills interface {
 	LatestFinishedBackfillRun(ctx context.Context) (cutover.BackfillRun, error)
 }
 
+// Shadows reads the phase and the query service's shadow comparisons.
+type Shadows interface {
+	Current(ctx context.Context) (cutover.State, error)
+	ShadowStats(ctx context.Context, version int64) (cutover.ShadowStats, error)
+}
+
 // RecentVerifier compares both stores over [from, to) with windows of width w.
 type RecentVerifier func(ctx context.Context, from, to time.Time, w time.Duration) (verify.Result, error)
 
 // Config holds the gates' thresholds and the operator's inputs.
 type Config struct {
 	// MaxMismatchRate is the highest mismatch rate the recent verify may
-	// have (0: every window must match).
+	// have (0: every window must match), and the highest share of shadow
+	// reads that may disagree.
 	MaxMismatchRate float64
+	// MinShadowReads is how many shadow comparisons the query service must
+	// have recorded in the current shadow-read phase before influx-primary
+	// (0: not required).
+	MinShadowReads int64
 	// Recent is how far back the recent verify looks (default 1h).
 	Recent time.Duration
 	// RecentWindow is the recent verify's window width (default 5m).
@@ -79,6 +91,9 @@ type Checker struct {
 	Verifies  Verifications
 	Consumers Consumers
 	Backfills Backfills
+	// Shadows reads the shadow comparisons; nil fails the shadow-reads
+	// gate when MinShadowReads is set.
+	Shadows Shadows
 	// Recent runs the recent verify; nil fails the verify-recent gate
 	// (the data stores were not configured).
 	Recent RecentVerifier
@@ -128,6 +143,9 @@ var (
 	gateConsumerLag = gate{ConsumerLag, func(c *Checker, ctx context.Context, _ cutover.Phase) (bool, string, error) {
 		return c.consumerLag(ctx)
 	}}
+	gateShadowReads = gate{ShadowReads, func(c *Checker, ctx context.Context, _ cutover.Phase) (bool, string, error) {
+		return c.shadowReads(ctx)
+	}}
 	gateConfirm = gate{Confirm, func(c *Checker, _ context.Context, to cutover.Phase) (bool, string, error) {
 		ok, detail := c.confirm(to)
 		return ok, detail, nil
@@ -139,7 +157,7 @@ var (
 // has none.
 var phaseGates = map[cutover.Phase][]gate{
 	cutover.ShadowRead:    {gateNoOpenGaps, gateVerifyBackfilled},
-	cutover.InfluxPrimary: {gateNoOpenGaps, gateVerifyRecent, gateConsumerLag},
+	cutover.InfluxPrimary: {gateNoOpenGaps, gateVerifyRecent, gateShadowReads, gateConsumerLag},
 	cutover.InfluxOnly:    {gateNoOpenGaps, gateVerifyRecent, gateConsumerLag, gateConfirm},
 }
 
@@ -375,4 +393,40 @@ func (c *Checker) confirm(to cutover.Phase) (bool, string) {
 		return false, fmt.Sprintf("%s stops writing the legacy store; type --confirm %s to confirm", to, to)
 	}
 	return false, fmt.Sprintf("--confirm %q does not match; type --confirm %s to confirm", c.Config.Confirm, to)
+}
+
+// shadowReads requires evidence from real reads: at least MinShadowReads
+// comparisons recorded by the query service during the current shadow-read
+// phase, at most MaxMismatchRate of them mismatching.
+func (c *Checker) shadowReads(ctx context.Context) (bool, string, error) {
+	cfg := c.cfg()
+	if c.Shadows == nil {
+		if cfg.MinShadowReads <= 0 {
+			return true, "not required (--min-shadow-reads 0)", nil
+		}
+		return false, "the state store is not configured, so the shadow reads cannot be counted", nil
+	}
+	st, err := c.Shadows.Current(ctx)
+	if err != nil {
+		return false, "", err
+	}
+	if st.Phase != cutover.ShadowRead {
+		if cfg.MinShadowReads <= 0 {
+			return true, "not required (--min-shadow-reads 0)", nil
+		}
+		return false, fmt.Sprintf("the phase is %s: shadow reads count only in shadow-read (advance to it and run query serve with --shadow-rate > 0)", st.Phase), nil
+	}
+	stats, err := c.Shadows.ShadowStats(ctx, st.Version)
+	if err != nil {
+		return false, "", err
+	}
+	summary := fmt.Sprintf("%d shadow comparisons in shadow-read (version %d), %d mismatch (rate %.4g, at most %.4g allowed), %d shadow errors",
+		stats.Comparisons, st.Version, stats.Mismatches, stats.Rate, cfg.MaxMismatchRate, stats.Errors)
+	switch {
+	case stats.Comparisons < cfg.MinShadowReads:
+		return false, fmt.Sprintf("%s; at least %d required: keep query serve answering reads (--shadow-rate) until then", summary, cfg.MinShadowReads), nil
+	case stats.Rate > cfg.MaxMismatchRate:
+		return false, summary + "; see the latest examples in migrate status, fix the cause, and compare again", nil
+	}
+	return true, summary, nil
 }

@@ -25,6 +25,23 @@ type fakeState struct {
 	run      *cutover.BackfillRun
 	recent   verify.Result
 	recentTo time.Time
+	phase    cutover.Phase
+	shadow   cutover.ShadowStats
+}
+
+func (f *fakeState) Current(context.Context) (cutover.State, error) {
+	ph := f.phase
+	if ph == "" {
+		ph = cutover.ShadowRead
+	}
+	return cutover.State{Phase: ph, Version: 3}, nil
+}
+
+func (f *fakeState) ShadowStats(_ context.Context, version int64) (cutover.ShadowStats, error) {
+	if version != 3 {
+		return cutover.ShadowStats{}, nil
+	}
+	return f.shadow, nil
 }
 
 func (f *fakeState) OpenGapCount(_ context.Context, sink string) (int64, error) {
@@ -67,7 +84,7 @@ func (f *fakeState) LatestFinishedBackfillRun(context.Context) (cutover.Backfill
 }
 
 func (f *fakeState) checker(cfg Config) *Checker {
-	return &Checker{Ledger: f, Verifies: f, Consumers: f, Backfills: f, Config: cfg, Now: func() time.Time { return now },
+	return &Checker{Ledger: f, Verifies: f, Consumers: f, Backfills: f, Shadows: f, Config: cfg, Now: func() time.Time { return now },
 		Recent: func(_ context.Context, from, to time.Time, w time.Duration) (verify.Result, error) {
 			f.recentTo = to
 			return f.recent, nil
@@ -122,23 +139,39 @@ func TestGates(t *testing.T) {
 		{name: "shadow-read: store error", to: cutover.ShadowRead, state: fakeState{gapErr: errors.New("connection refused"), run: backfillRun(), last: cleanVerify(bfFrom, bfTo)},
 			want: map[string]string{NoOpenGaps: "could not evaluate: connection refused", VerifyBackfilled: ""}},
 		{name: "influx-primary passes", to: cutover.InfluxPrimary, state: fakeState{beats: live, recent: verify.Result{Windows: 50}},
-			want: map[string]string{NoOpenGaps: "", VerifyRecent: "", ConsumerLag: ""}},
+			want: map[string]string{NoOpenGaps: "", VerifyRecent: "", ConsumerLag: "", ShadowReads: ""}},
 		{name: "influx-primary: legacy gaps do not block", to: cutover.InfluxPrimary,
 			state: fakeState{beats: live, recent: verify.Result{Windows: 50}, gaps: []cutover.Gap{{Sink: "legacy", Unit: "U"}}},
-			want:  map[string]string{NoOpenGaps: "", VerifyRecent: "", ConsumerLag: ""}},
+			want:  map[string]string{NoOpenGaps: "", VerifyRecent: "", ConsumerLag: "", ShadowReads: ""}},
 		{name: "influx-primary: recent verify over threshold", to: cutover.InfluxPrimary,
 			state: fakeState{beats: live, recent: verify.Result{Windows: 50, Mismatched: 2, Rate: 0.04,
 				Mismatches: []verify.Mismatch{{Unit: "U1", Start: now.Add(-time.Hour), Kind: verify.CountDiffers, Legacy: verify.Sum{N: 3}, Influx: verify.Sum{N: 2}}}}},
 			cfg:  Config{MaxMismatchRate: 0.01},
-			want: map[string]string{NoOpenGaps: "", VerifyRecent: "2 of 50 windows mismatch (rate 0.04, at most 0.01 allowed", ConsumerLag: ""}},
+			want: map[string]string{NoOpenGaps: "", VerifyRecent: "2 of 50 windows mismatch (rate 0.04, at most 0.01 allowed", ConsumerLag: "", ShadowReads: ""}},
 		{name: "influx-primary: rate under threshold", to: cutover.InfluxPrimary,
 			state: fakeState{beats: live, recent: verify.Result{Windows: 50, Mismatched: 2, Rate: 0.04}}, cfg: Config{MaxMismatchRate: 0.05},
-			want: map[string]string{NoOpenGaps: "", VerifyRecent: "", ConsumerLag: ""}},
+			want: map[string]string{NoOpenGaps: "", VerifyRecent: "", ConsumerLag: "", ShadowReads: ""}},
 		{name: "influx-primary: a consumer lags", to: cutover.InfluxPrimary,
 			state: fakeState{beats: append(live, cutover.Heartbeat{ConsumerID: "c3", LagSeconds: 45, LagMessages: 9000}), recent: verify.Result{Windows: 1}},
-			want:  map[string]string{NoOpenGaps: "", VerifyRecent: "", ConsumerLag: "1 of 3 live consumers lag more than 30s: c3 lags 45.0s (9000 messages)"}},
+			want:  map[string]string{NoOpenGaps: "", VerifyRecent: "", ConsumerLag: "1 of 3 live consumers lag more than 30s: c3 lags 45.0s (9000 messages)", ShadowReads: ""}},
 		{name: "influx-primary: no consumers", to: cutover.InfluxPrimary, state: fakeState{recent: verify.Result{Windows: 1}},
-			want: map[string]string{NoOpenGaps: "", VerifyRecent: "", ConsumerLag: "no consumer sent a heartbeat in the last 15s"}},
+			want: map[string]string{NoOpenGaps: "", VerifyRecent: "", ConsumerLag: "no consumer sent a heartbeat in the last 15s", ShadowReads: ""}},
+		{name: "influx-primary: enough agreeing shadow reads", to: cutover.InfluxPrimary,
+			state: fakeState{beats: live, recent: verify.Result{Windows: 1}, shadow: cutover.ShadowStats{Comparisons: 1500, Mismatches: 1, Rate: 1.0 / 1500}},
+			cfg:   Config{MinShadowReads: 1000, MaxMismatchRate: 0.001},
+			want:  map[string]string{NoOpenGaps: "", VerifyRecent: "", ConsumerLag: "", ShadowReads: ""}},
+		{name: "influx-primary: too few shadow reads", to: cutover.InfluxPrimary,
+			state: fakeState{beats: live, recent: verify.Result{Windows: 1}, shadow: cutover.ShadowStats{Comparisons: 10}},
+			cfg:   Config{MinShadowReads: 1000},
+			want:  map[string]string{NoOpenGaps: "", VerifyRecent: "", ConsumerLag: "", ShadowReads: "10 shadow comparisons in shadow-read (version 3), 0 mismatch (rate 0, at most 0 allowed), 0 shadow errors; at least 1000 required"}},
+		{name: "influx-primary: shadow reads disagree", to: cutover.InfluxPrimary,
+			state: fakeState{beats: live, recent: verify.Result{Windows: 1}, shadow: cutover.ShadowStats{Comparisons: 2000, Mismatches: 20, Rate: 0.01}},
+			cfg:   Config{MinShadowReads: 1000, MaxMismatchRate: 0.001},
+			want:  map[string]string{NoOpenGaps: "", VerifyRecent: "", ConsumerLag: "", ShadowReads: "20 mismatch (rate 0.01, at most 0.001 allowed)"}},
+		{name: "influx-primary: not from shadow-read", to: cutover.InfluxPrimary,
+			state: fakeState{beats: live, recent: verify.Result{Windows: 1}, phase: cutover.DualWrite, shadow: cutover.ShadowStats{Comparisons: 5000}},
+			cfg:   Config{MinShadowReads: 1000},
+			want:  map[string]string{NoOpenGaps: "", VerifyRecent: "", ConsumerLag: "", ShadowReads: "shadow reads count only in shadow-read"}},
 		{name: "influx-only needs the confirmation", to: cutover.InfluxOnly, state: fakeState{beats: live, recent: verify.Result{Windows: 1}},
 			want: map[string]string{NoOpenGaps: "", VerifyRecent: "", ConsumerLag: "", Confirm: "type --confirm influx-only"}},
 		{name: "influx-only: wrong confirmation", to: cutover.InfluxOnly, state: fakeState{beats: live, recent: verify.Result{Windows: 1}},
@@ -215,7 +248,7 @@ func TestForListsWhatCheckEvaluates(t *testing.T) {
 		cutover.Legacy:        nil,
 		cutover.DualWrite:     nil,
 		cutover.ShadowRead:    {NoOpenGaps, VerifyBackfilled},
-		cutover.InfluxPrimary: {NoOpenGaps, VerifyRecent, ConsumerLag},
+		cutover.InfluxPrimary: {NoOpenGaps, VerifyRecent, ShadowReads, ConsumerLag},
 		cutover.InfluxOnly:    {NoOpenGaps, VerifyRecent, ConsumerLag, Confirm},
 	}
 	for _, p := range cutover.Phases {

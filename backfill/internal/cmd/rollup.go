@@ -9,6 +9,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/flexipack/cutover/backfill/internal/gaps"
 	"github.com/flexipack/cutover/shared/cliapp"
 	"github.com/flexipack/cutover/shared/influx"
 	"github.com/flexipack/cutover/shared/obs"
@@ -57,7 +58,7 @@ func rollupCommand() *cli.Command {
 			cliapp.HTTPAddrFlag("127.0.0.1:9104"),
 			cliapp.OutputFlag(),
 		}),
-		Action: runRollup,
+		Action: cliapp.Action(func(c *cli.Context) (rollupConfig, error) { return rollupConfigFromCLI(c, time.Now()) }, runRollup),
 	}
 }
 
@@ -82,40 +83,35 @@ func rollupConfigFromCLI(c *cli.Context, now time.Time) (rollupConfig, error) {
 		return cfg, nil
 	}
 	if cfg.From, cfg.To, err = window.ParseRange(c.String(flagFrom), c.String(flagTo), now); err != nil {
-		return cfg, cli.Exit(err.Error(), cliapp.ExitFailure)
+		return cfg, cliapp.Exit(err, cliapp.ExitFailure)
 	}
 	return cfg, nil
 }
 
-func runRollup(c *cli.Context) error {
-	logger := cliapp.Logger(c)
-	cfg, err := rollupConfigFromCLI(c, time.Now())
+func runRollup(ctx context.Context, env cliapp.Env, cfg rollupConfig) error {
+	job, closeJob, err := newRollupJob(cfg.Influx, env.Logger)
 	if err != nil {
-		return err
-	}
-	job, closeJob, err := newRollupJob(cfg.Influx, logger)
-	if err != nil {
-		return cli.Exit(err.Error(), cliapp.ExitFailure)
+		return cliapp.Exit(err, cliapp.ExitFailure)
 	}
 	defer closeJob()
 	if cfg.Follow {
 		pc, err := influx.NewClient(cfg.Influx)
 		if err != nil {
-			return cli.Exit(err.Error(), cliapp.ExitFailure)
+			return cliapp.Exit(err, cliapp.ExitFailure)
 		}
 		defer pc.Close()
 		ping := func(ctx context.Context) error { _, err := pc.Ping(ctx); return err }
-		return followRollups(c.Context, cfg, job, ping, logger)
+		return followRollups(ctx, cfg, job, ping, env.Logger)
 	}
-	res, err := job.Range(c.Context, cfg.From, cfg.To)
+	res, err := job.Range(ctx, cfg.From, cfg.To)
 	if err != nil {
 		return err
 	}
 	doc := rollupDoc{From: res.From, To: res.To, Points: res.Points, Took: res.Elapsed.Round(time.Millisecond).String()}
 	if cfg.Output == "json" {
-		return writeJSON(c, doc)
+		return writeJSON(env.Out, doc)
 	}
-	fmt.Fprintf(c.App.Writer, "rolled up [%s, %s): %d points in %s\n", doc.From.Format(time.RFC3339), doc.To.Format(time.RFC3339), doc.Points, doc.Took)
+	fmt.Fprintf(env.Out, "rolled up [%s, %s): %d points in %s\n", doc.From.Format(time.RFC3339), doc.To.Format(time.RFC3339), doc.Points, doc.Took)
 	return nil
 }
 
@@ -148,7 +144,7 @@ func followRollups(ctx context.Context, cfg rollupConfig, job *rollup.Job, ping 
 	srv := obs.NewServer(cfg.HTTPAddr, reg, logger)
 	srv.AddReadiness(obs.ReadinessCheck{Name: "influxdb", Check: ping})
 	if err := srv.Listen(); err != nil {
-		return cli.Exit(err.Error(), cliapp.ExitFailure)
+		return cliapp.Exit(err, cliapp.ExitFailure)
 	}
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
@@ -167,15 +163,16 @@ func followRollups(ctx context.Context, cfg rollupConfig, job *rollup.Job, ping 
 
 // rollupAfterRun rebuilds the dashboards' rollups over the windows a run
 // repaired: the rollup job's follow mode looks back only an hour.
-func rollupAfterRun(ctx context.Context, c *cli.Context, a *analysis, targets map[window.Key]bool, runID string) (int64, error) {
+func rollupAfterRun(ctx context.Context, cfg influx.Config, a *gaps.Analysis, runID string, logger *slog.Logger) (int64, error) {
+	targets := a.Targets()
 	starts := make([]time.Time, 0, len(targets))
 	for k := range targets {
 		starts = append(starts, k.Start)
 	}
-	n, err := rollupRepaired(ctx, cliapp.InfluxConfig(c), starts, a.w, cliapp.Logger(c))
+	n, err := rollupRepaired(ctx, cfg, starts, a.Window, logger)
 	if err != nil {
 		return n, fmt.Errorf("run %s wrote its readings, but rebuilding the dashboards' rollups failed (repeat with: backfill rollup --from %s --to %s): %w",
-			runID, a.from.Format(time.RFC3339), a.to.Format(time.RFC3339), err)
+			runID, a.From.Format(time.RFC3339), a.To.Format(time.RFC3339), err)
 	}
 	return n, nil
 }

@@ -107,6 +107,7 @@ func TestGatesOnRealStores(t *testing.T) {
 		"in 5m0s windows: 1 of ",
 		"at most 0 allowed",
 		"e.g. FP2-000001 ", " count-differs (legacy ",
+		"gate shadow-reads: 0 shadow comparisons in shadow-read (version 3), 0 mismatch (rate 0, at most 0 allowed), 0 shadow errors; at least 1000 required",
 	} {
 		if !strings.Contains(r.stderr, want) {
 			t.Fatalf("refusal does not say %q:\n%s", want, r.stderr)
@@ -115,14 +116,36 @@ func TestGatesOnRealStores(t *testing.T) {
 	// A threshold of 0.2 tolerates that one window (of about 20).
 	e.beat("c1", cutover.ShadowRead, 3, 0.5)
 	e.beat("c2", cutover.ShadowRead, 3, 1)
-	r = e.mustRun(0, "plan", "--max-mismatch-rate", "0.2")
+	r = e.mustRun(2, "plan", "--max-mismatch-rate", "0.2")
 	if !strings.Contains(r.stdout, "[PASS] verify-recent") {
 		t.Fatalf("plan:\n%s", r.stdout)
 	}
 	e.write(false, true, []telemetry.Record{lagging})
 	e.beat("c1", cutover.ShadowRead, 3, 0.5)
 	e.beat("c2", cutover.ShadowRead, 3, 1)
-	e.mustRun(0, "advance", append(noWait, "--execute", "--to", "influx-primary")...)
+	// The query service's shadow reads: one mismatch in 1000 refuses at
+	// rate 0, passes at 0.001; comparisons of another phase version do not count.
+	err = e.state.RecordShadow(e.ctx, []cutover.ShadowCount{
+		{Phase: cutover.ShadowRead, PhaseVersion: 3, Endpoint: "latest", Comparisons: 600, Mismatches: 1},
+		{Phase: cutover.ShadowRead, PhaseVersion: 3, Endpoint: "fleet", Comparisons: 400},
+		{Phase: cutover.DualWrite, PhaseVersion: 2, Endpoint: "fleet", Comparisons: 5000},
+	}, []cutover.ShadowMismatch{{Phase: cutover.ShadowRead, PhaseVersion: 3, Endpoint: "latest", Params: "/v1/units/FP2-000001/latest",
+		PrimaryStore: "postgres", ShadowStore: "influxdb", Path: "soc_pct", PrimaryValue: `{"soc_pct":50}`, ShadowValue: `{"soc_pct":51}`}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r = e.mustRun(2, "advance", "--execute")
+	if !strings.Contains(r.stderr, "gate shadow-reads: 1000 shadow comparisons in shadow-read (version 3), 1 mismatch (rate 0.001, at most 0 allowed)") {
+		t.Fatalf("refusal:\n%s", r.stderr)
+	}
+	r = e.mustRun(0, "status")
+	for _, want := range []string{"shadow reads (query serve): 1000 comparisons in this phase, 1 mismatch (rate 0.001), 0 errors; 6000 comparisons in all phases",
+		"/v1/units/FP2-000001/latest differs at soc_pct"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Fatalf("status does not say %q:\n%s", want, r.stdout)
+		}
+	}
+	e.mustRun(0, "advance", append(noWait, "--execute", "--to", "influx-primary", "--max-mismatch-rate", "0.001")...)
 
 	// Into influx-only: the confirmation.
 	e.beat("c1", cutover.InfluxPrimary, 4, 0.5)
@@ -354,16 +377,10 @@ func TestRollbackFromEveryPhase(t *testing.T) {
 	})
 }
 
-// TestAdvanceWaitsForConsumers writes fake heartbeats: one consumer follows
-// the new phase, one keeps the old one; advance times out naming the
-// laggard, and succeeds when both follow.
-func TestAdvanceWaitsForConsumers(t *testing.T) {
-	e := newEnv(t)
-	e.beat("consumer-a", cutover.Legacy, 1, 0)
-	e.beat("consumer-b", cutover.Legacy, 1, 0)
-	// consumer-a follows as soon as the phase changes; consumer-b never does.
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
+// beatEvery writes heartbeats every 50 ms until stop closes: consumer-a
+// (host h1) applies the current phase; with laggard, consumer-b (host h2)
+// keeps applying legacy version 1.
+func (e *env) beatEvery(wg *sync.WaitGroup, stop <-chan struct{}, laggard bool) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -378,9 +395,24 @@ func TestAdvanceWaitsForConsumers(t *testing.T) {
 				return
 			}
 			_ = e.state.Beat(e.ctx, cutover.Heartbeat{ConsumerID: "consumer-a", Host: "h1", Phase: st.Phase, PhaseVersion: st.Version, StartedAt: time.Now()})
-			_ = e.state.Beat(e.ctx, cutover.Heartbeat{ConsumerID: "consumer-b", Host: "h2", Phase: cutover.Legacy, PhaseVersion: 1, StartedAt: time.Now()})
+			if laggard {
+				_ = e.state.Beat(e.ctx, cutover.Heartbeat{ConsumerID: "consumer-b", Host: "h2", Phase: cutover.Legacy, PhaseVersion: 1, StartedAt: time.Now()})
+			}
 		}
 	}()
+}
+
+// TestAdvanceWaitsForConsumers writes fake heartbeats: one consumer follows
+// the new phase, one keeps the old one; advance times out naming the
+// laggard, and succeeds when both follow.
+func TestAdvanceWaitsForConsumers(t *testing.T) {
+	e := newEnv(t)
+	e.beat("consumer-a", cutover.Legacy, 1, 0)
+	e.beat("consumer-b", cutover.Legacy, 1, 0)
+	// consumer-a follows as soon as the phase changes; consumer-b never does.
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	e.beatEvery(&wg, stop, true)
 	t.Cleanup(func() { close(stop); wg.Wait() })
 	started := time.Now()
 	r := e.mustRun(2, "advance", "--execute", "--consumer-timeout", "2s")
@@ -408,22 +440,7 @@ func TestAdvanceWaitsForConsumers(t *testing.T) {
 	if err := e.state.Forget(e.ctx, "consumer-b"); err != nil {
 		t.Fatal(err)
 	}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-time.After(50 * time.Millisecond):
-			}
-			st, err := e.state.Current(e.ctx)
-			if err != nil {
-				return
-			}
-			_ = e.state.Beat(e.ctx, cutover.Heartbeat{ConsumerID: "consumer-a", Host: "h1", Phase: st.Phase, PhaseVersion: st.Version, StartedAt: time.Now()})
-		}
-	}()
+	e.beatEvery(&wg, stop, false)
 	r = e.mustRun(0, "advance", "--execute", "--force", "--consumer-timeout", "10s", "-o", "json")
 	out := decodeJSON[control.Outcome](t, r.stdout)
 	if out.Follow == nil || len(out.Follow.Consumers) != 1 || !out.Follow.Consumers[0].Followed || out.Follow.Version != 3 {

@@ -1,0 +1,224 @@
+package loadtest
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/flexipack/cutover/deploy/influxdb"
+	"github.com/flexipack/cutover/query/internal/api"
+	"github.com/flexipack/cutover/query/internal/querytest"
+	"github.com/flexipack/cutover/query/internal/reader"
+	"github.com/flexipack/cutover/query/internal/route"
+	"github.com/flexipack/cutover/shared/cutover"
+	"github.com/flexipack/cutover/shared/influx"
+	"github.com/flexipack/cutover/shared/legacy"
+	"github.com/flexipack/cutover/shared/telemetry"
+	"github.com/flexipack/cutover/shared/testenv"
+)
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
+		return v
+	}
+	return def
+}
+
+// fixedPhase is the phase the benchmark sets: which store serves.
+type fixedPhase struct {
+	mu sync.Mutex
+	st cutover.State
+}
+
+func (f *fixedPhase) Current(context.Context) (cutover.State, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.st, nil
+}
+
+func (f *fixedPhase) set(p cutover.Phase) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.st = cutover.State{Phase: p, Version: f.st.Version + 1}
+}
+
+// BenchmarkQueryAPI: 50 concurrent clients on the fleet (30 days, 1-hour
+// step), one unit's raw readings of 24 hours, one unit's 30 days at 1-hour
+// step and latest, served by PostgreSQL and by InfluxDB, idle and while the
+// consumer ingests a live stream (QUERY_BENCH_INGEST_RATE, default 5,000
+// messages/s), plus freshness: broker confirm → visible through /latest.
+//
+// The data set is fleetbench's shape (30 days at a 10-minute cadence, 20
+// sites) with QUERY_BENCH_UNITS units (default 100, not fleetbench's 1,000:
+// loading and rolling up 4.3 M readings into both stores takes over 15
+// minutes on 2 cores). The fleet query served from the rollups costs per
+// site and window, not per unit; what PostgreSQL computes from raw rows
+// costs per reading, so its figures are 10× kinder than at full size.
+func BenchmarkQueryAPI(b *testing.B) {
+	units, days := envInt("QUERY_BENCH_UNITS", 100), envInt("QUERY_BENCH_DAYS", 30)
+	phaseFor := time.Duration(envInt("QUERY_BENCH_SECONDS", 20)) * time.Second
+	clients, rate := envInt("QUERY_BENCH_CLIENTS", 50), envInt("QUERY_BENCH_INGEST_RATE", 5000)
+	ctx := testenv.Context(b, 60*time.Minute)
+	now := time.Now().UTC().Truncate(time.Hour)
+	fleet := querytest.Fleet{Units: units, Sites: 20, From: now.Add(-time.Duration(days) * 24 * time.Hour), Cadence: 10 * time.Minute, Steps: days * 144}
+	dsn := testenv.Postgres(b)
+	db := testenv.Influx(b)
+	icfg := influx.Config{URL: db.URL, Token: db.Token, Org: db.Org, Bucket: db.Bucket, MaxRetries: 1}
+	pool, ic := load(ctx, b, fleet, dsn, icfg)
+
+	phase := &fixedPhase{}
+	phase.set(cutover.Legacy)
+	router := route.NewRouter(phase, reader.NewPostgres(pool), reader.NewInflux(ic, 0, nil).WithFleetCache(5*time.Minute), quiet)
+	if err := router.Refresh(ctx); err != nil {
+		b.Fatal(err)
+	}
+	go router.Watch(ctx, 200*time.Millisecond)
+	cfg := api.DefaultConfig()
+	cfg.MaxConcurrent = 4 * clients
+	srv := httptest.NewServer(api.New(cfg, api.Deps{Router: router, Logger: quiet, Context: ctx}).Handler())
+	defer srv.Close()
+
+	unit := querytest.UnitName(units / 2)
+	reqs := []Request{
+		{"fleet 30d 1h", fmt.Sprintf("/v1/fleet?from=%dd&step=1h", days)},
+		{"unit 24h raw", "/v1/units/" + unit + "/readings?from=24h&limit=10000"},
+		{"unit 30d 1h", fmt.Sprintf("/v1/units/%s/series?from=%dd&step=1h", unit, days)},
+		{"latest", "/v1/units/" + unit + "/latest"},
+	}
+	b.ResetTimer()
+	var rows []string
+	report := func(store, ingest string, st []Stats) {
+		for _, s := range st {
+			rows = append(rows, fmt.Sprintf("QUERYBENCH %-9s %-11s %-13s p50 %8s ms  p95 %8s ms  p99 %8s ms  %7.1f req/s  %d errors %v",
+				store, ingest, s.Name, Ms(s.P50), Ms(s.P95), Ms(s.P99), s.PerSecond, s.Errors, statusList(s.Status)))
+			b.ReportMetric(float64(s.P99)/1e6, metricName(store, ingest, s.Name))
+		}
+	}
+	run := func(p cutover.Phase, store, ingest string) {
+		phase.set(p)
+		time.Sleep(500 * time.Millisecond) // the router rereads the phase
+		report(store, ingest, Run(ctx, Config{BaseURL: srv.URL, Clients: clients, Duration: phaseFor, Requests: reqs}))
+	}
+	run(cutover.Legacy, "postgres", "idle")
+	run(cutover.InfluxOnly, "influxdb", "idle")
+
+	ing := startIngest(ctx, b, dsn, icfg, rate)
+	for _, p := range []struct {
+		phase cutover.Phase
+		store string
+	}{{cutover.Legacy, "postgres"}, {cutover.InfluxOnly, "influxdb"}} {
+		before := ing.count(ctx)
+		started := time.Now()
+		var fresh []time.Duration
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			time.Sleep(time.Second)
+			fresh = ing.probe(ctx, srv.URL, phaseFor-2*time.Second)
+		}()
+		run(p.phase, p.store, "ingest")
+		wg.Wait()
+		achieved := float64(ing.count(ctx)-before) / time.Since(started).Seconds()
+		slices.Sort(fresh)
+		rows = append(rows, fmt.Sprintf("QUERYBENCH %-9s %-11s %-13s p50 %8s ms  p95 %8s ms  p99 %8s ms  %d probes; ingest achieved %.0f msg/s (asked %d)",
+			p.store, "ingest", "freshness", Ms(Percentile(fresh, 50)), Ms(Percentile(fresh, 95)), Ms(Percentile(fresh, 99)), len(fresh), achieved, rate))
+		b.ReportMetric(float64(Percentile(fresh, 99))/1e6, metricName(p.store, "ingest", "freshness"))
+		b.ReportMetric(achieved, p.store+"-ingest-msgs/s")
+	}
+	ing.stop()
+	b.StopTimer()
+	fmt.Printf("QUERYBENCH data set: %d units, %d sites, %d days at 10m: %d readings in each store; %d clients, %s per row\n",
+		units, 20, days, units*days*144, clients, phaseFor)
+	for _, r := range rows {
+		fmt.Println(r)
+	}
+}
+
+func statusList(m map[int]int) string {
+	var parts []string
+	for code, n := range m {
+		if code != http.StatusOK {
+			parts = append(parts, fmt.Sprintf("%d×%d", n, code))
+		}
+	}
+	slices.Sort(parts)
+	return strings.Join(parts, " ")
+}
+
+func metricName(store, ingest, name string) string {
+	return strings.NewReplacer(" ", "-").Replace(store+"-"+ingest+"-"+name) + "-p99-ms"
+}
+
+// load writes the fleet into both stores, a unit at a time, four units at
+// once, and rolls InfluxDB's readings up as the continuous queries would.
+func load(ctx context.Context, b *testing.B, f querytest.Fleet, dsn string, icfg influx.Config) (*pgxpool.Pool, *influx.Client) {
+	b.Helper()
+	started := time.Now()
+	leg, err := legacy.Open(ctx, dsn+"&pool_max_conns=32", quiet)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(leg.Close)
+	if err := leg.Migrate(ctx); err != nil {
+		b.Fatal(err)
+	}
+	w, err := influx.NewWriter(icfg, quiet)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer w.Close()
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(4)
+	for u := range f.Units {
+		g.Go(func() error {
+			recs := make([]telemetry.Record, f.Steps)
+			for k := range f.Steps {
+				recs[k] = f.Record(u, k)
+			}
+			if err := querytest.Load(gctx, leg, recs); err != nil {
+				return err
+			}
+			return querytest.Load(gctx, w, recs)
+		})
+	}
+	if err := g.Wait(); err != nil {
+		b.Fatal(err)
+	}
+	loaded := time.Since(started)
+	c, err := influx.NewClient(icfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(c.Close)
+	cqs, err := influxdb.ContinuousQueries(influxdb.ContinuousQueriesText)
+	if err != nil {
+		b.Fatal(err)
+	}
+	stmts, err := influxdb.ResampleStatements(cqs, f.From, time.Now(), 24*time.Hour)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, st := range stmts {
+		if err := c.Query(ctx, st, func(*influx.Series) error { return nil }); err != nil {
+			b.Fatalf("roll up: %v", err)
+		}
+	}
+	fmt.Printf("QUERYBENCH loaded %d readings into each store in %s, rolled up in %s\n", f.Units*f.Steps, loaded.Round(time.Second), (time.Since(started) - loaded).Round(time.Second))
+	return leg.Pool(), c
+}

@@ -1,0 +1,192 @@
+package loadtest
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/flexipack/cutover/shared/bus"
+	"github.com/flexipack/cutover/shared/cutover"
+	"github.com/flexipack/cutover/shared/influx"
+	"github.com/flexipack/cutover/shared/rabbit"
+	"github.com/flexipack/cutover/shared/testenv"
+)
+
+// ingest is a live stream into both stores: the real producer publishing
+// a simulated fleet with confirms, the real consumer in dual-write.
+type ingest struct {
+	b        *testing.B
+	dsn      string
+	amqpURL  string
+	topo     rabbit.Topology
+	since    time.Time
+	producer *exec.Cmd
+	consumer *exec.Cmd
+	pub      *rabbit.Publisher
+	conn     *rabbit.Conn
+}
+
+const probeUnit = "probe-0001"
+
+func startIngest(ctx context.Context, b *testing.B, dsn string, icfg influx.Config, rate int) *ingest {
+	b.Helper()
+	bin := b.TempDir()
+	build := exec.CommandContext(ctx, "go", "build", "-o", bin+"/", "./producer", "./consumer")
+	build.Dir = filepath.Join("..", "..", "..")
+	if out, err := build.CombinedOutput(); err != nil {
+		b.Fatalf("build producer and consumer: %v: %s", err, out)
+	}
+	state, err := cutover.Open(ctx, dsn)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer state.Close()
+	st, err := state.Current(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := state.Transition(ctx, cutover.Change{Kind: "advance", From: st.Phase, To: cutover.DualWrite, ExpectVersion: st.Version, Actor: "bench"}); err != nil {
+		b.Fatal(err)
+	}
+	name := testenv.Name(b, "qb")
+	in := &ingest{b: b, dsn: dsn, amqpURL: testenv.RabbitURL(b), since: time.Now().UTC().Add(-time.Minute),
+		topo: rabbit.Topology{Exchange: name + ".x", Queue: name + ".q", QueueType: "classic", BindingKey: "bsu.#", DeadExchange: name + ".dlx", DeadQueue: name + ".dead"}}
+	b.Cleanup(in.deleteTopology)
+	env := append(os.Environ(), "AMQP_URL="+in.amqpURL, "AMQP_EXCHANGE="+in.topo.Exchange, "AMQP_QUEUE="+in.topo.Queue,
+		"AMQP_DEAD_EXCHANGE="+in.topo.DeadExchange, "AMQP_DEAD_QUEUE="+in.topo.DeadQueue, "PG_DSN="+dsn, "STATE_DSN="+dsn,
+		"INFLUX_URL="+icfg.URL, "INFLUX_BUCKET="+icfg.Bucket, "INFLUX_TOKEN="+icfg.Token, "HTTP_ADDR=", "LOG_FORMAT=json", "LOG_LEVEL=warn")
+	logs := filepath.Join(bin, "ingest.log")
+	logf, err := os.Create(logs)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = logf.Close() })
+	in.consumer = exec.Command(filepath.Join(bin, "consumer"), "run", "--consumer-id", "bench")
+	in.producer = exec.Command(filepath.Join(bin, "producer"), "simulate", "--units", fmt.Sprint(rate), "--cadence", "1s", "--time-scale", "1",
+		"--rate", fmt.Sprint(rate), "--gen1-share", "0", "--offline-prob", "-1", "--progress", "1h")
+	for _, c := range []*exec.Cmd{in.consumer, in.producer} {
+		c.Env, c.Stdout, c.Stderr = env, io.Discard, logf
+		if err := c.Start(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	in.conn, err = rabbit.Dial(ctx, in.amqpURL, name+"-probe", quiet)
+	if err != nil {
+		b.Fatal(err)
+	}
+	in.pub, err = rabbit.NewPublisher(ctx, in.conn, in.topo, rabbit.PublisherOptions{Window: 64, Name: "probe"}, quiet, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	time.Sleep(5 * time.Second) // the stream reaches its rate
+	return in
+}
+
+// count returns the readings the stream wrote to the legacy store so far.
+func (in *ingest) count(ctx context.Context) int64 {
+	conn, err := pgx.Connect(ctx, in.dsn)
+	if err != nil {
+		in.b.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var n int64
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM legacy.readings WHERE ts >= $1`, in.since).Scan(&n); err != nil {
+		in.b.Fatal(err)
+	}
+	return n
+}
+
+// probe publishes a reading of probeUnit every 200 ms for d, and returns
+// for each the time from the broker's confirm to /latest showing it.
+func (in *ingest) probe(ctx context.Context, baseURL string, d time.Duration) []time.Duration {
+	var out []time.Duration
+	client := &http.Client{Timeout: 5 * time.Second}
+	end := time.Now().Add(d)
+	for seq := 0; time.Now().Before(end) && ctx.Err() == nil; seq++ {
+		t := time.Now().UTC().Truncate(time.Millisecond)
+		msg := bus.Message{ID: fmt.Sprintf("probe-%d", seq), Key: probeUnit, RoutingKey: rabbit.RoutingKey(2, probeUnit),
+			Headers: map[string]string{bus.HeaderUnit: probeUnit, bus.HeaderGeneration: "2", bus.HeaderSamples: "1"}, Body: gen2(probeUnit, seq, t)}
+		if err := in.pub.Publish(ctx, []bus.Message{msg}); err != nil {
+			in.b.Fatalf("probe: publish: %v", err)
+		}
+		confirmed := time.Now()
+		want := t.Format("2006-01-02T15:04:05.000Z")
+		for time.Since(confirmed) < 10*time.Second {
+			if latest(ctx, client, baseURL) >= want {
+				out = append(out, time.Since(confirmed))
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return out
+}
+
+func latest(ctx context.Context, c *http.Client, baseURL string) string {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, baseURL+"/v1/units/"+probeUnit+"/latest", nil)
+	resp, err := c.Do(req)
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	var rec struct {
+		Time string `json:"time"`
+	}
+	if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&rec) != nil {
+		return ""
+	}
+	return rec.Time
+}
+
+// gen2 is a generation-2 message with one sample of unit at t.
+func gen2(unit string, seq int, t time.Time) []byte {
+	return fmt.Appendf(nil, `<?xml version="1.0" encoding="UTF-8"?>
+<bsu:Telemetry xmlns:bsu="urn:flexipack:telemetry:2" schemaVersion="2.1"><bsu:Unit serial="%s" site="probe site" model="FlexiPack-250" firmware="2.4.1"/><bsu:Sample seq="%d" time="%s"><bsu:SoC>55.2</bsu:SoC><bsu:Power unit="kW">-9.99</bsu:Power><bsu:Mode>discharging</bsu:Mode></bsu:Sample></bsu:Telemetry>`,
+		unit, seq, t.Format("2006-01-02T15:04:05.000Z07:00"))
+}
+
+// stop ends the stream: the producer first, then the consumer drains.
+func (in *ingest) stop() {
+	_ = in.pub.Close()
+	_ = in.conn.Close()
+	for _, c := range []*exec.Cmd{in.producer, in.consumer} {
+		_ = c.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { _ = c.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(40 * time.Second):
+			_ = c.Process.Kill()
+			<-done
+		}
+	}
+}
+
+func (in *ingest) deleteTopology() {
+	conn, err := amqp.Dial(in.amqpURL)
+	if err != nil {
+		return
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		return
+	}
+	defer ch.Close()
+	_, _ = ch.QueueDelete(in.topo.Queue, false, false, false)
+	_, _ = ch.QueueDelete(in.topo.DeadQueue, false, false, false)
+	_ = ch.ExchangeDelete(in.topo.Exchange, false, false)
+	_ = ch.ExchangeDelete(in.topo.DeadExchange, false, false)
+}

@@ -1,0 +1,141 @@
+// Package loadtest is the query API's load generator: concurrent clients
+// that each keep one request in flight, cycling through a list of named
+// requests, and per-request latency percentiles and rates. The benchmark
+// next to it runs it against both stores, with and without ingest.
+package loadtest
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"sync"
+	"time"
+)
+
+// Request is one kind of request the clients send.
+type Request struct {
+	Name string
+	Path string // appended to the base URL
+}
+
+// Config says how to load the API.
+type Config struct {
+	BaseURL  string
+	Clients  int
+	Duration time.Duration
+	Requests []Request
+	Header   http.Header // sent with every request (a bearer token)
+	Timeout  time.Duration
+}
+
+// Stats are one request kind's figures.
+type Stats struct {
+	Name          string
+	Count         int
+	Errors        int // non-200 answers and transport errors
+	Status        map[int]int
+	P50, P95, P99 time.Duration
+	Max           time.Duration
+	PerSecond     float64
+}
+
+// Run loads the API for cfg.Duration and returns each request kind's
+// figures, in cfg.Requests order. Client i starts at request i (so every
+// kind is in flight from the start) and cycles through the list.
+func Run(ctx context.Context, cfg Config) []Stats {
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 60 * time.Second
+	}
+	tr := &http.Transport{MaxIdleConnsPerHost: cfg.Clients * 2, MaxConnsPerHost: cfg.Clients * 2, IdleConnTimeout: time.Minute}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr, Timeout: cfg.Timeout}
+	type sample struct {
+		kind   int
+		d      time.Duration
+		status int
+	}
+	var mu sync.Mutex
+	samples := make([]sample, 0, 1<<16)
+	ctx, cancel := context.WithTimeout(ctx, cfg.Duration)
+	defer cancel()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for c := range cfg.Clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := c; ctx.Err() == nil; i++ {
+				k := i % len(cfg.Requests)
+				t0 := time.Now()
+				status := get(ctx, client, cfg.BaseURL+cfg.Requests[k].Path, cfg.Header)
+				if ctx.Err() != nil && status == 0 {
+					return // cut by the end of the run: not a result
+				}
+				mu.Lock()
+				samples = append(samples, sample{k, time.Since(t0), status})
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	out := make([]Stats, len(cfg.Requests))
+	lat := make([][]time.Duration, len(cfg.Requests))
+	for i, r := range cfg.Requests {
+		out[i] = Stats{Name: r.Name, Status: map[int]int{}}
+	}
+	for _, s := range samples {
+		st := &out[s.kind]
+		st.Count++
+		st.Status[s.status]++
+		if s.status != http.StatusOK {
+			st.Errors++
+		}
+		lat[s.kind] = append(lat[s.kind], s.d)
+	}
+	for i := range out {
+		l := lat[i]
+		slices.Sort(l)
+		out[i].P50, out[i].P95, out[i].P99 = Percentile(l, 50), Percentile(l, 95), Percentile(l, 99)
+		if len(l) > 0 {
+			out[i].Max = l[len(l)-1]
+		}
+		out[i].PerSecond = float64(out[i].Count) / elapsed.Seconds()
+	}
+	return out
+}
+
+// get requests u, reads the body whole and returns the status (0 on a
+// transport error).
+func get(ctx context.Context, c *http.Client, u string, h http.Header) int {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return 0
+	}
+	for k, v := range h {
+		req.Header[k] = v
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return 0
+	}
+	defer resp.Body.Close()
+	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+		return 0
+	}
+	return resp.StatusCode
+}
+
+// Percentile returns the p-th percentile (nearest rank) of sorted.
+func Percentile(sorted []time.Duration, p float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(float64(len(sorted))*p/100+0.999999) - 1
+	return sorted[max(0, min(i, len(sorted)-1))]
+}
+
+// Ms formats d in milliseconds.
+func Ms(d time.Duration) string { return fmt.Sprintf("%.1f", float64(d)/float64(time.Millisecond)) }
