@@ -71,7 +71,9 @@ func newKafkaBus(t *testing.T) *kafkaBus {
 	kt := testenv.Kafka(t, kafkaPartitions)
 	client := &kafkago.Client{Addr: kafkago.TCP(kt.Brokers...), Timeout: 10 * time.Second}
 	kb := &kafkaBus{kt: kt, client: client}
-	ctx := func() (context.Context, context.CancelFunc) { return context.WithTimeout(context.Background(), 10*time.Second) }
+	ctx := func() (context.Context, context.CancelFunc) {
+		return context.WithTimeout(context.Background(), 10*time.Second)
+	}
 	kb.storyBus = storyBus{
 		name: "kafka",
 		env: []string{"BUS=kafka", "KAFKA_BROKERS=" + kt.Brokers[0], "KAFKA_TOPIC=" + kt.Topic, "KAFKA_GROUP=" + kt.Group,
