@@ -69,8 +69,9 @@ type Config struct {
 	RetryBase time.Duration
 	// RetryMax caps one back-off delay (default 30s).
 	RetryMax time.Duration
-	// StreamWindow is the time span the Reader's Stream reads per query and
-	// unit; it bounds the memory the server and the reader use (default 24h).
+	// StreamWindow is the time span the Reader's Stream reads per pass (its
+	// alarms are held for the join): it bounds the memory the server and
+	// the reader use (default 24h).
 	StreamWindow time.Duration
 	// ReadParallelism is how many queries Stream runs at once, each on a
 	// slice of a StreamWindow (default 2): InfluxDB answers one query on

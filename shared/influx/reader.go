@@ -266,7 +266,7 @@ func (r *Reader) alarms(ctx context.Context, start, stop time.Time, units []stri
 		ti, xi, ci, si := s.Col("time"), s.Col("text"), s.Col("code"), s.Col("severity")
 		for _, row := range s.Values {
 			if n++; n > maxAlarmsPerSpan {
-				return fmt.Errorf("more than %d alarms in %s–%s: lower --influx-stream-window", maxAlarmsPerSpan, start.Format(time.RFC3339), stop.Format(time.RFC3339))
+				return fmt.Errorf("more than %d alarms in %s–%s: lower the stream window (influx.Config.StreamWindow)", maxAlarmsPerSpan, start.Format(time.RFC3339), stop.Format(time.RFC3339))
 			}
 			ms, err := Int64(row[ti])
 			if err != nil {
