@@ -46,6 +46,7 @@ func TestCutoverStoryKafka(t *testing.T) {
 	s.phase("every malformed message is dead-lettered", s.checkDeadLetters)
 	s.phase("every gap-ledger entry is repaired", s.checkLedger)
 	s.phase("each unit on one partition", kb.checkKeying)
+	s.phase("the API reader saw no failure but 503", s.checkQueryReader)
 	s.summary()
 }
 

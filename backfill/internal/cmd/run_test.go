@@ -112,6 +112,8 @@ func TestRunRestoresExactlyTheGaps(t *testing.T) {
 			t.Fatalf("reading %s written %d times", fmtKey(k), n)
 		}
 	}
+	// The run reported its progress to the state store (the console reads it there).
+	checkProgress(t, e.state, 180, 3)
 	got := e.influxRecords(from, to)
 	if len(got) != len(all) {
 		t.Fatalf("InfluxDB holds %d readings after the run, want %d", len(got), len(all))
@@ -326,3 +328,26 @@ func TestFromLedger(t *testing.T) {
 }
 
 var _ = context.Background
+
+// checkProgress requires the newest run's last progress report to show
+// points of points and windows of windows done.
+func checkProgress(t *testing.T, stateDSN string, points, windows int64) {
+	t.Helper()
+	ctx := testenv.Context(t, 30*time.Second)
+	st, err := cutover.Open(ctx, stateDSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	runs, err := st.BackfillRuns(ctx, 1)
+	if err != nil || len(runs) != 1 {
+		t.Fatalf("backfill runs: %+v, %v", runs, err)
+	}
+	p := runs[0].Progress
+	if p == nil || runs[0].ProgressAt == nil {
+		t.Fatalf("run %s recorded no progress", runs[0].RunID)
+	}
+	if p.PointsDone != points || p.PointsTotal != points || p.WindowsDone != windows || p.WindowsTotal != windows || p.ThrottleState != "running" {
+		t.Fatalf("run %s progress %+v; want %d of %d points, %d of %d windows, running", runs[0].RunID, *p, points, points, windows, windows)
+	}
+}
