@@ -22,18 +22,18 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 )
 
-// binaries builds the four binaries once into a temporary folder.
+// binaries builds the five binaries once into a temporary folder.
 func binaries(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
 	started := time.Now()
 	cmd := exec.Command("go", "build", "-o", dir+"/",
 		"github.com/flexipack/cutover/producer", "github.com/flexipack/cutover/consumer",
-		"github.com/flexipack/cutover/backfill", "github.com/flexipack/cutover/migrate")
+		"github.com/flexipack/cutover/backfill", "github.com/flexipack/cutover/migrate", "github.com/flexipack/cutover/query")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("build the binaries: %v\n%s", err, out)
 	}
-	t.Logf("built producer, consumer, backfill, migrate in %s", time.Since(started).Round(time.Millisecond))
+	t.Logf("built producer, consumer, backfill, migrate, query in %s", time.Since(started).Round(time.Millisecond))
 	return dir
 }
 

@@ -100,6 +100,14 @@ func TestCutoverStory(t *testing.T) {
 	s.phase("live traffic", s.startLiveTraffic)
 	s.phase("consumer killed mid-stream", s.consumerKilled)
 	s.phase("broker restart", s.brokerRestart)
+	s.outageRepairAndCutover()
+	s.summary()
+}
+
+// outageRepairAndCutover is the second half of the story, the same on every
+// bus: the InfluxDB outage and the PostgreSQL restart under live traffic,
+// the repairs, the phase walk to influx-primary and the final checks.
+func (s *story) outageRepairAndCutover() {
 	s.phase("influx outage", s.influxOutage)
 	s.phase("postgres restart", s.postgresRestart)
 	s.phase("live traffic stops", s.stopLiveTraffic)
@@ -111,7 +119,7 @@ func TestCutoverStory(t *testing.T) {
 	s.phase("both stores hold every reading once", s.checkStores)
 	s.phase("every malformed message is dead-lettered", s.checkDeadLetters)
 	s.phase("every gap-ledger entry is repaired", s.checkLedger)
-	s.summary()
+	s.phase("the API reader saw no failure but 503", s.checkQueryReader)
 }
 
 // storyBus is what the story needs from the message bus under test, so the
@@ -188,6 +196,8 @@ type story struct {
 
 	consumers map[string]*proc
 	producer  *proc // the live traffic, while it runs
+	query     *proc // query serve, read by api throughout
+	api       *apiReader
 	faults    []string
 
 	history, liveSum, last, total simSummary
@@ -372,6 +382,7 @@ func (s *story) startConsumers(t *testing.T) {
 		s.startConsumer(fmt.Sprintf("consumer-%d", i))
 	}
 	testenv.Eventually(t, 90*time.Second, "both consumers beat and consume", s.live(consumerCount))
+	s.startQuery(t)
 }
 
 // drainHistory simulates a time-compressed history that drains into the legacy store.
@@ -555,11 +566,21 @@ func (s *story) verifyAndAdvance(t *testing.T) {
 	verifyTo := time.Now().UTC().Truncate(time.Second)
 	s.step(t, "verify [%s, %s)", s.origin.Format(time.RFC3339), verifyTo.Format(time.RFC3339))
 	s.r.run(0, "migrate", "verify", "--from", s.origin.Format(time.RFC3339), "--to", verifyTo.Format(time.RFC3339), "--window", verifyWindow)
-	gates := []string{"--consumer-timeout", "60s", "--max-lag", "30s", "--recent", "3h", "--recent-window", "5m", "--min-shadow-reads", "0"}
+	gates := []string{"--consumer-timeout", "60s", "--max-lag", "30s", "--recent", "3h", "--recent-window", "5m", "--min-shadow-reads", fmt.Sprint(minShadowReads)}
+	unit := firstUnit(t, s.api.base)
+	before := s.answers(t, verifyTo, unit)
 	s.step(t, "advance to shadow-read")
 	s.r.run(0, "migrate", append([]string{"advance", "--execute", "--to", "shadow-read", "--reason", "e2e: verified"}, gates...)...)
+	s.shadowReadsRecorded(t)
 	s.step(t, "advance to influx-primary")
 	s.r.run(0, "migrate", append([]string{"advance", "--execute", "--to", "influx-primary", "--reason", "e2e: shadow reads agree"}, gates...)...)
+	s.servedBy(t, "influxdb")
+	after := s.answers(t, verifyTo, unit)
+	for p, b := range before {
+		if after[p] != b {
+			t.Errorf("%s: InfluxDB's answer differs from PostgreSQL's\npostgres: %.400s\ninfluxdb: %.400s", p, b, after[p])
+		}
+	}
 }
 
 func (s *story) lastBurst(t *testing.T) {

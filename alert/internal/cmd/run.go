@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/urfave/cli/v2"
 	"golang.org/x/sync/errgroup"
 
@@ -225,7 +226,7 @@ func runAlert(ctx context.Context, cfg runConfig, logger *slog.Logger) error {
 		return err
 	}
 	srv.AddReadiness(obs.ReadinessCheck{Name: "alert", Check: svc.Check})
-	return serve(ctx, cfg, srv, svc, logger)
+	return serve(ctx, cfg, srv, svc, reg, logger)
 }
 
 // openSource opens the bus --bus names: the alert queue on RabbitMQ, or the
@@ -251,7 +252,9 @@ func openSource(ctx context.Context, cfg runConfig, logger *slog.Logger) (source
 }
 
 // serve runs the HTTP server, the service and the SIGHUP reloader until ctx ends.
-func serve(ctx context.Context, cfg runConfig, srv *obs.Server, svc *service.Service, logger *slog.Logger) error {
+func serve(ctx context.Context, cfg runConfig, srv *obs.Server, svc *service.Service, reg prometheus.Registerer, logger *slog.Logger) error {
+	reloads := obs.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{Name: "alert_rule_reloads_total",
+		Help: "Rule reloads on SIGHUP, by result: ok, or refused (the file has errors; the old rules stay)."}, []string{"result"}))
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -265,9 +268,11 @@ func serve(ctx context.Context, cfg runConfig, srv *obs.Server, svc *service.Ser
 			case <-hup:
 				set, err := rules.Load(cfg.RulesFile)
 				if err != nil {
+					reloads.WithLabelValues("refused").Inc()
 					logger.Error("rule reload refused; the old rules stay", "file", cfg.RulesFile, "err", err)
 					continue
 				}
+				reloads.WithLabelValues("ok").Inc()
 				svc.Reload(set)
 			}
 		}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -211,6 +212,7 @@ func TestRunAgainstAlertmanager(t *testing.T) {
 			return influxCount(h.cfg.Influx, unitA, 2)
 		})
 	})
+	t.Run("SIGHUP reloads the rules", func(t *testing.T) { h.reload(t, am, hook, unitA, t1.Add(10*time.Second)) })
 	stop()
 }
 
@@ -252,6 +254,36 @@ func (h *runHarness) alertmanagerDown(t *testing.T, am *privateAM, hook *webhook
 	testenv.Eventually(t, 30*time.Second, "alert delivered after alertmanager came back", func() error {
 		if hook.count(unitB, "firing") == 0 {
 			return fmt.Errorf("no firing notification for %s", unitB)
+		}
+		return nil
+	})
+}
+
+// reload lowers the Hot threshold to 50 °C in the rule file, sends SIGHUP
+// (the service catches it), and checks a 52 °C reading now fires.
+func (h *runHarness) reload(t *testing.T, am *privateAM, hook *webhook, unit string, at time.Time) {
+	rules := strings.Replace(testRules, "temp_cell_max_c > 55", "temp_cell_max_c > 50", 1)
+	rules = strings.Replace(rules, "temp_cell_max_c < 50", "temp_cell_max_c < 45", 1)
+	if err := os.WriteFile(h.cfg.RulesFile, []byte(rules), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 10*time.Second, "rules reloaded", func() error {
+		if v := h.metric(`alert_rule_reloads_total{result="ok"}`); v != "1" {
+			return fmt.Errorf("reloads %q", v)
+		}
+		return nil
+	})
+	before := hook.count(unit, "firing")
+	h.publish(unit, at, 52)
+	testenv.Eventually(t, 20*time.Second, "alert under the reloaded rule", func() error {
+		if a, err := am.activeAlert(unit); err != nil || a == nil {
+			return fmt.Errorf("not active in alertmanager (%v)", err)
+		}
+		if n := hook.count(unit, "firing"); n <= before {
+			return fmt.Errorf("%d firing notifications for %s, still %d", n, unit, before)
 		}
 		return nil
 	})

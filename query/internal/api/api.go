@@ -3,7 +3,19 @@
 // says serves, problem+json errors, bearer-token auth, limits, and the
 // OpenAPI document at /v1/openapi.json. Other route groups (the console's
 // /v1/cutover/... endpoints and its assets) mount onto the same handler
-// with Mount, each with its OpenAPI fragment.
+// with Mount, each with its OpenAPI fragment:
+//
+//	a.Mount(api.RouteGroup{
+//		Name:   "cutover",
+//		Routes: []api.Route{{Pattern: "GET /v1/cutover/shadow", Handler: h}, {Pattern: "GET /{$}", Handler: assets, Public: true}},
+//		Paths: map[string]any{"/v1/cutover/shadow": map[string]any{"get": api.Operation("shadowStats", "shadow comparisons",
+//			nil, api.JSONContent(api.Ref("ShadowStats")), "401", "503")}},
+//		Schemas: map[string]any{"ShadowStats": ...},
+//	})
+//
+// Routes sit behind the bearer token unless Public; errors go out with
+// WriteProblem (BadParam, NotFound, Unavailable build the usual ones); the
+// OpenAPI test checks every mounted route is in the document.
 package api
 
 import (
@@ -41,6 +53,11 @@ type Config struct {
 	MaxConcurrent int
 	// RetryAfter is what 503 answers tell clients to wait.
 	RetryAfter time.Duration
+	// FleetLag cuts fleet answers this long before now (down to a 5-minute
+	// boundary): the fleet is served from closed, rolled-up windows, as
+	// the fleet dashboard draws it, never from a scan of the newest raw
+	// readings (0: up to now).
+	FleetLag time.Duration
 	// ShadowSettle: a shadow mismatch on a request whose range reaches
 	// within this of its time (and latest) is judged again after this long,
 	// both stores asked again: a reading may have been in flight to one.
@@ -50,7 +67,7 @@ type Config struct {
 // DefaultConfig returns the limits serve uses unless told otherwise.
 func DefaultConfig() Config {
 	return Config{MaxPoints: 10000, DefaultPage: 1000, MaxPage: 10000, MaxRange: 92 * 24 * time.Hour,
-		RequestTimeout: 30 * time.Second, StreamTimeout: 10 * time.Minute, MaxConcurrent: 64, RetryAfter: 5 * time.Second, ShadowSettle: 5 * time.Second}
+		RequestTimeout: 30 * time.Second, StreamTimeout: 10 * time.Minute, MaxConcurrent: 64, RetryAfter: 5 * time.Second, ShadowSettle: 5 * time.Second, FleetLag: 10 * time.Minute}
 }
 
 // Deps are the API's collaborators.

@@ -65,13 +65,6 @@ func minTime(a, b time.Time) time.Time {
 	return a
 }
 
-func maxTime(a, b time.Time) time.Time {
-	if b.After(a) {
-		return b
-	}
-	return a
-}
-
 // conformanceRequests are requests of every endpoint, over the test fleet.
 func conformanceRequests() []string {
 	from := testFleet.From

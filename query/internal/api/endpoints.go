@@ -189,6 +189,22 @@ type fleetPointJSON struct {
 	AlarmCount int64    `json:"alarms"`
 }
 
+// fleetAnswer is the fleet endpoint's answer; To is where the answer ends
+// (the request's to, or the fleet horizon when that is earlier).
+type fleetAnswer struct {
+	From   string           `json:"from"`
+	To     string           `json:"to"`
+	Step   string           `json:"step"`
+	Points []fleetPointJSON `json:"points"`
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
 func (a *API) parseFleet(r *http.Request, now time.Time) (query, error) {
 	p, err := newParams(r.URL.Query(), now, "from", "to", "step", "site")
 	if err != nil {
@@ -207,18 +223,21 @@ func (a *API) parseFleet(r *http.Request, now time.Time) (query, error) {
 	if q.From, q.To, err = alignRange(q.From, q.To, q.Step, a.cfg.MaxPoints); err != nil {
 		return query{}, err
 	}
+	if a.cfg.FleetLag > 0 {
+		if horizon := now.Add(-a.cfg.FleetLag).Truncate(reader.RollupStep); horizon.Before(q.To) {
+			q.To = maxTime(horizon, q.From)
+		}
+	}
 	return query{recent: now.Sub(q.To) < recentWithin, answer: func(ctx context.Context, rd reader.Reader) ([]byte, error) {
+		if !q.From.Before(q.To) {
+			return json.Marshal(fleetAnswer{From: fmtTime(q.From), To: fmtTime(q.To), Step: q.Step.String(), Points: []fleetPointJSON{}})
+		}
 		f, err := rd.Fleet(ctx, q)
 		if err != nil {
 			return nil, err
 		}
 		reader.SortFleet(f.Points)
-		out := struct {
-			From   string           `json:"from"`
-			To     string           `json:"to"`
-			Step   string           `json:"step"`
-			Points []fleetPointJSON `json:"points"`
-		}{From: fmtTime(q.From), To: fmtTime(q.To), Step: q.Step.String(), Points: make([]fleetPointJSON, 0, len(f.Points))}
+		out := fleetAnswer{From: fmtTime(q.From), To: fmtTime(q.To), Step: q.Step.String(), Points: make([]fleetPointJSON, 0, len(f.Points))}
 		for _, pt := range f.Points {
 			j := fleetPointJSON{Time: fmtTime(pt.Time), Site: pt.Site, Units: pt.Units, AlarmCount: pt.Alarms}
 			if pt.SoCCount > 0 {

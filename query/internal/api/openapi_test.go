@@ -24,57 +24,7 @@ func TestOpenAPI(t *testing.T) {
 	cfg.MaxPage = 500
 	h := newHarness(t, cfg, pg, nil, cutover.Legacy, nil, nil)
 	_, raw := h.get(t, "/v1/openapi.json")
-	var doc struct {
-		OpenAPI string `json:"openapi"`
-		Paths   map[string]map[string]struct {
-			Responses map[string]struct {
-				Content map[string]struct {
-					Schema map[string]any `json:"schema"`
-				} `json:"content"`
-			} `json:"responses"`
-		} `json:"paths"`
-	}
-	if err := json.Unmarshal(raw, &doc); err != nil || doc.OpenAPI != "3.1.0" {
-		t.Fatalf("openapi.json: %v (version %q)", err, doc.OpenAPI)
-	}
-	routes := map[string]bool{}
-	for _, p := range h.api.Patterns() {
-		method, path, _ := strings.Cut(p, " ")
-		routes[path] = true
-		if _, ok := doc.Paths[path][strings.ToLower(method)]; !ok {
-			t.Errorf("route %q is not in the document", p)
-		}
-	}
-	for path := range doc.Paths {
-		if !routes[path] {
-			t.Errorf("the document lists %s, which no route serves", path)
-		}
-	}
-
-	c := jsonschema.NewCompiler()
-	c.AssertFormat()
-	res, err := jsonschema.UnmarshalJSON(bytes.NewReader(raw))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.AddResource("openapi.json", res); err != nil {
-		t.Fatal(err)
-	}
-	schemaFor := func(path, status, media string) *jsonschema.Schema {
-		r, ok := doc.Paths[path]["get"].Responses[status]
-		if !ok {
-			t.Fatalf("%s: status %s not documented", path, status)
-		}
-		if _, ok := r.Content[media]; !ok {
-			t.Fatalf("%s %s: media type %s not documented", path, status, media)
-		}
-		ptr := fmt.Sprintf("openapi.json#/paths/%s/get/responses/%s/content/%s/schema", escape(path), status, escape(media))
-		s, err := c.Compile(ptr)
-		if err != nil {
-			t.Fatalf("compile %s: %v", ptr, err)
-		}
-		return s
-	}
+	schemaFor := openAPIValidator(t, h.api.Patterns(), raw)
 	unit := "/v1/units/bsu-0001"
 	day := "from=2026-10-01T00:00:00Z&to=2026-10-02T00:00:00Z"
 	requests := []struct{ docPath, url string }{
@@ -116,6 +66,68 @@ func TestOpenAPI(t *testing.T) {
 		t.Errorf("stream line: %v", err)
 	}
 	_ = reader.StorePostgres
+}
+
+// openAPIDoc is the part of the document the test reads.
+type openAPIDoc struct {
+	OpenAPI string `json:"openapi"`
+	Paths   map[string]map[string]struct {
+		Responses map[string]struct {
+			Content map[string]struct {
+				Schema map[string]any `json:"schema"`
+			} `json:"content"`
+		} `json:"responses"`
+	} `json:"paths"`
+}
+
+// openAPIValidator checks that the document raw lists exactly the /v1/
+// routes of patterns, and returns the schema it declares for a path's status and
+// media type.
+func openAPIValidator(t *testing.T, patterns []string, raw []byte) func(path, status, media string) *jsonschema.Schema {
+	var doc openAPIDoc
+	if err := json.Unmarshal(raw, &doc); err != nil || doc.OpenAPI != "3.1.0" {
+		t.Fatalf("openapi.json: %v (version %q)", err, doc.OpenAPI)
+	}
+	routes := map[string]bool{}
+	for _, p := range patterns {
+		method, path, _ := strings.Cut(p, " ")
+		if !strings.HasPrefix(path, "/v1/") {
+			continue // static assets and the like are not API
+		}
+		routes[path] = true
+		if _, ok := doc.Paths[path][strings.ToLower(method)]; !ok {
+			t.Errorf("route %q is not in the document", p)
+		}
+	}
+	for path := range doc.Paths {
+		if !routes[path] {
+			t.Errorf("the document lists %s, which no route serves", path)
+		}
+	}
+	c := jsonschema.NewCompiler()
+	c.AssertFormat()
+	res, err := jsonschema.UnmarshalJSON(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.AddResource("openapi.json", res); err != nil {
+		t.Fatal(err)
+	}
+	return func(path, status, media string) *jsonschema.Schema {
+		r, ok := doc.Paths[path]["get"].Responses[status]
+		if !ok {
+			t.Fatalf("%s: status %s not documented", path, status)
+		}
+		if _, ok := r.Content[media]; !ok {
+			t.Fatalf("%s %s: media type %s not documented", path, status, media)
+		}
+		ptr := fmt.Sprintf("openapi.json#/paths/%s/get/responses/%s/content/%s/schema", escape(path), status, escape(media))
+		s, err := c.Compile(ptr)
+		if err != nil {
+			t.Fatalf("compile %s: %v", ptr, err)
+		}
+		return s
+	}
 }
 
 // escape escapes a JSON pointer token (RFC 6901) for use in a URL fragment.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"math"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -203,4 +204,37 @@ func TestLimits(t *testing.T) {
 			t.Fatalf("status %d: %s", resp.StatusCode, body)
 		}
 	})
+}
+
+// TestRound6 makes two sums of the same readings in another order (a hair
+// apart) print alike, even at a halfway point.
+func TestRound6(t *testing.T) {
+	a, b := 55.23455, 0.0
+	for _, v := range []float64{55.2345, 55.2346} {
+		b += v
+	}
+	b /= 2
+	if lo, hi := math.Nextafter(a, 0), math.Nextafter(a, 100); round6(lo) != round6(hi) || round6(b) != round6(a) {
+		t.Fatalf("round6: %v %v %v %v", round6(lo), round6(hi), round6(a), round6(b))
+	}
+	if round6(-0.0) != 0 || math.Signbit(round6(-0.0)) || round6(123.4567891) != 123.457 {
+		t.Fatalf("round6: %v %v", round6(-0.0), round6(123.4567891))
+	}
+}
+
+// TestFleetHorizon: the fleet ends --fleet-lag before now, on a 5-minute
+// boundary, whatever to asks; 0 serves up to to.
+func TestFleetHorizon(t *testing.T) {
+	pg, _ := loadPG(t, testFleet.Records()[:10])
+	now := testFleet.From.Add(72 * time.Hour)
+	for lag, want := range map[time.Duration]time.Time{10 * time.Minute: now.Add(-10 * time.Minute), 7 * time.Minute: now.Add(-10 * time.Minute), 0: now} {
+		cfg := DefaultConfig()
+		cfg.FleetLag = lag
+		h := newHarness(t, cfg, pg, nil, cutover.Legacy, nil, nil)
+		var out fleetAnswer
+		h.getJSON(t, "/v1/fleet?from=3h&step=1h", 200, &out)
+		if out.To != fmtTime(want) || out.From != fmtTime(now.Add(-3*time.Hour)) {
+			t.Errorf("--fleet-lag %s: answer %s..%s, want ..%s", lag, out.From, out.To, fmtTime(want))
+		}
+	}
 }

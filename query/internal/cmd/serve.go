@@ -46,6 +46,7 @@ const (
 	flagPGMaxConns        = "pg-max-conns"
 	flagRollupLag         = "rollup-lag"
 	flagFleetCacheTTL     = "fleet-cache-ttl"
+	flagFleetLag          = "fleet-lag"
 )
 
 // serveConfig is everything query serve reads from its flags.
@@ -95,6 +96,8 @@ func serveFlags() []cli.Flag {
 			Usage: "a 5-minute window's rollups (bsu_5m, bsu_site_5m) are used once it ended this long ago; newer windows are computed from raw readings"},
 		&cli.DurationFlag{Name: flagFleetCacheTTL, EnvVars: []string{"QUERY_FLEET_CACHE_TTL"}, Value: 5 * time.Minute, Category: "InfluxDB",
 			Usage: "keep the fleet's closed steps (ended over 70 minutes ago, which the rollups no longer change) this long; dropped at once when a backfill run finishes (0: no cache)"},
+		&cli.DurationFlag{Name: flagFleetLag, EnvVars: []string{"QUERY_FLEET_LAG"}, Value: d.FleetLag, Category: "Limits",
+			Usage: "the fleet endpoint ends this long before now (on a 5-minute boundary): served from closed, rolled-up windows as the dashboard draws them, never by scanning the newest raw readings (0: up to now)"},
 		&cli.IntFlag{Name: flagPGMaxConns, EnvVars: []string{"QUERY_PG_MAX_CONNS"}, Value: 16, Category: "Legacy store",
 			Usage: "PostgreSQL connections of the legacy store's pool (unless the DSN sets pool_max_conns)"},
 	}
@@ -148,6 +151,7 @@ func parseServe(c *cli.Context) (serveConfig, error) {
 	cfg.API.RequestTimeout, cfg.API.StreamTimeout = c.Duration(flagRequestTimeout), c.Duration(flagStreamTimeout)
 	cfg.API.MaxPoints, cfg.API.MaxPage, cfg.API.MaxRange = c.Int(flagMaxPoints), c.Int(flagMaxPage), c.Duration(flagMaxRange)
 	cfg.API.MaxConcurrent, cfg.API.ShadowSettle = c.Int(flagMaxConcurrent), c.Duration(flagShadowSettle)
+	cfg.API.FleetLag = c.Duration(flagFleetLag)
 	return cfg, cfg.validate()
 }
 
@@ -165,8 +169,8 @@ func (cfg serveConfig) validate() error {
 		return fmt.Errorf("--%s, --%s, --%s and --%s must be at least 1", flagMaxPoints, flagMaxPage, flagMaxConcurrent, flagPGMaxConns)
 	case cfg.API.MaxRange <= 0:
 		return fmt.Errorf("--%s %s: want a positive duration", flagMaxRange, cfg.API.MaxRange)
-	case cfg.RollupLag < 0 || cfg.CacheTTL < 0:
-		return fmt.Errorf("--%s and --%s: want 0 or more", flagRollupLag, flagFleetCacheTTL)
+	case cfg.RollupLag < 0 || cfg.CacheTTL < 0 || cfg.API.FleetLag < 0:
+		return fmt.Errorf("--%s, --%s and --%s: want 0 or more", flagRollupLag, flagFleetCacheTTL, flagFleetLag)
 	case cfg.HTTPAddr == "":
 		return fmt.Errorf("--%s: serve needs an address", cliapp.FlagHTTPAddr)
 	}

@@ -33,7 +33,8 @@ func SiteName(i int) string {
 }
 
 // Record returns unit u's reading number k. Values vary with u and k, have
-// at most 6 significant digits, and some readings carry alarms (two at
+// at most 6 significant digits (SoC and power use all six, so means often
+// lie halfway between two 6-digit values), and some readings carry alarms (two at
 // the same instant, to exercise ordering), no power, or no site.
 func (f Fleet) Record(u, k int) telemetry.Record {
 	t := f.From.Add(time.Duration(k) * f.Cadence).Add(time.Duration(u%7) * time.Second)
@@ -41,9 +42,9 @@ func (f Fleet) Record(u, k int) telemetry.Record {
 		Unit: UnitName(u), Site: SiteName(u % max(1, f.Sites)), Model: []string{"BSU-200", "BSU-400"}[u%2],
 		Schema: telemetry.Schema21, Firmware: "4.2.0", Seq: int64(k), HasSeq: true, TimeMs: t.UnixMilli(),
 		Has: telemetry.HasSoC | telemetry.HasSoH | telemetry.HasVoltage | telemetry.HasCurrent | telemetry.HasPower,
-		SoC: float64((u*37+k*11)%1000) / 10, SoH: 90 + float64((u+k)%100)/10,
+		SoC: float64((u*3739+k*1103)%1000000) / 10000, SoH: 90 + float64((u+k)%100)/10,
 		Voltage: 700 + float64((u*13+k*7)%2000)/10, Current: float64((u*17+k*5)%600-300) / 10,
-		Power: float64((u*19+k*3)%400-200) / 10,
+		Power: float64((u*1931+k*337)%400000-200000) / 10000,
 		Temps: []telemetry.Temp{{Sensor: "cell_max", C: 25 + float64((u+k*3)%150)/10}, {Sensor: "cell_min", C: 20 + float64((u+k)%100)/10}},
 		Mode:  []string{telemetry.ModeIdle, telemetry.ModeCharging, telemetry.ModeDischarging}[k%3],
 	}

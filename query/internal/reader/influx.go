@@ -310,14 +310,18 @@ func bucket(t time.Time, step time.Duration) time.Time {
 	return time.UnixMilli(t.UnixMilli() - t.UnixMilli()%step.Milliseconds()).UTC()
 }
 
-// Fleet merges the site rollup (per step, computed by InfluxDB) with the
-// raw readings after the rollups' cover, computed with the same
-// definitions by nested queries.
+// Fleet merges the site rollup per step (closed steps from the cache,
+// the others computed by InfluxDB) with the raw readings after the
+// rollups' cover, aggregated with the same definitions.
 func (r *Influx) Fleet(ctx context.Context, q FleetQuery) (Fleet, error) {
 	mid := r.split(q.From, q.To)
-	points := map[string]*FleetPoint{}
+	type key struct {
+		site string
+		ms   int64
+	}
+	points := make(map[key]*FleetPoint, 1024)
 	add := func(p FleetPoint) {
-		k := p.Site + "\x00" + p.Time.String()
+		k := key{p.Site, p.Time.UnixMilli()}
 		if cur := points[k]; cur != nil {
 			cur.Add(p)
 		} else {
