@@ -97,14 +97,7 @@ func runFlags() []cli.Flag {
 			topo = append(topo, f)
 		}
 	}
-	var influxFlags []cli.Flag
-	for _, f := range cliapp.InfluxFlags() {
-		switch f.Names()[0] {
-		case cliapp.FlagInfluxURL, cliapp.FlagInfluxToken, cliapp.FlagInfluxOrg, cliapp.FlagInfluxBucket, cliapp.FlagInfluxTimeout:
-			influxFlags = append(influxFlags, f)
-		}
-	}
-	return cliapp.Merge(own, cliapp.AMQPFlags(), topo, cliapp.KafkaFlags(), cliapp.StateFlags(), influxFlags)
+	return cliapp.Merge(own, cliapp.AMQPFlags(), topo, cliapp.KafkaFlags(), cliapp.StateFlags(), cliapp.InfluxFlags())
 }
 
 // The Alertmanager URL may carry basic-auth credentials: it gets an
@@ -122,8 +115,7 @@ func runConfigFrom(c *cli.Context) (runConfig, error) {
 		AMQPURL: c.String(cliapp.FlagAMQPURL), Topology: topo, Prefetch: c.Int(flagPrefetch),
 		StateDSN: c.String(cliapp.FlagStateDSN), AlertmanagerURL: c.String(flagAlertmanagerURL),
 		AMTimeout: c.Duration(flagAMTimeout), Resend: c.Duration(flagResend), InfluxPoints: c.Bool(flagInfluxPoints),
-		Influx: notify.InfluxConfig{URL: c.String(cliapp.FlagInfluxURL), Token: c.String(cliapp.FlagInfluxToken),
-			Org: c.String(cliapp.FlagInfluxOrg), Bucket: c.String(cliapp.FlagInfluxBucket), Timeout: c.Duration(cliapp.FlagInfluxTimeout)},
+		Influx:  notify.InfluxConfig{Influx: cliapp.InfluxConfig(c)},
 		Service: service.Config{BatchSize: c.Int(flagBatchSize), Linger: c.Duration(flagLinger), TickInterval: c.Duration(flagTick)},
 	}
 	if err := topo.Validate(); err != nil {

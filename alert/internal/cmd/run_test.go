@@ -6,7 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/flexipack/cutover/alert/internal/notify"
 	"github.com/flexipack/cutover/alert/internal/service"
+	"github.com/flexipack/cutover/shared/influx"
 	"github.com/flexipack/cutover/shared/rabbit"
 	"github.com/flexipack/cutover/shared/testenv"
 )
@@ -63,7 +63,7 @@ func newRunHarness(t testing.TB, amURL string) *runHarness {
 		Topology: rabbit.Topology{Exchange: name + ".x", Queue: name + ".q", QueueType: "classic", BindingKey: "bsu.#",
 			DeadExchange: name + ".dlx", DeadQueue: name + ".dead"},
 		Prefetch: 100, StateDSN: testenv.Postgres(t), AlertmanagerURL: amURL, AMTimeout: 2 * time.Second, Resend: time.Second,
-		InfluxPoints: true, Influx: notify.InfluxConfig{URL: idb.URL, Token: idb.Token, Org: idb.Org, Bucket: idb.Bucket},
+		InfluxPoints: true, Influx: notify.InfluxConfig{Influx: influx.Config{URL: idb.URL, Token: idb.Token, Org: idb.Org, Bucket: idb.Bucket}},
 		Service: service.Config{BatchSize: 50, Linger: 10 * time.Millisecond, TickInterval: 100 * time.Millisecond},
 	}}
 	conn, err := amqp.Dial(h.cfg.AMQPURL)
@@ -218,20 +218,31 @@ func TestRunAgainstAlertmanager(t *testing.T) {
 
 // influxCount checks InfluxDB holds at least want bsu_alert points of unit.
 func influxCount(cfg notify.InfluxConfig, unit string, want int) error {
-	db, _, _ := strings.Cut(cfg.Bucket, "/")
-	q := url.Values{"db": {db}, "q": {fmt.Sprintf(`SELECT count("value") FROM bsu_alert WHERE unit = '%s'`, unit)}}
-	resp, err := http.Get(cfg.URL + "/query?" + q.Encode())
+	c, err := influx.NewClient(cfg.Influx)
 	if err != nil {
 		return err
 	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	for n := want; n < want+10; n++ {
-		if strings.Contains(string(body), fmt.Sprintf(",%d]", n)) {
-			return nil
+	defer c.Close()
+	var n int64
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err = c.Query(ctx, `SELECT count("value") FROM bsu_alert WHERE unit = `+influx.QuoteString(unit), func(s *influx.Series) error {
+		for _, row := range s.Values {
+			v, err := influx.Int64(row[s.Col("count")])
+			if err != nil {
+				return err
+			}
+			n += v
 		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
-	return fmt.Errorf("want %d points: %s", want, body)
+	if n < int64(want) {
+		return fmt.Errorf("%d bsu_alert points of %s, want at least %d", n, unit, want)
+	}
+	return nil
 }
 
 // alertmanagerDown stops Alertmanager, raises an alert, checks the service
