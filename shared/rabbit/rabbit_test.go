@@ -17,6 +17,7 @@ import (
 
 	"github.com/flexipack/cutover/shared/bus"
 	"github.com/flexipack/cutover/shared/rabbit"
+	"github.com/flexipack/cutover/shared/rabbit/rabbittest"
 	"github.com/flexipack/cutover/shared/testenv"
 )
 
@@ -31,42 +32,12 @@ func testLogger(t testing.TB) *slog.Logger {
 // when t ends.
 func testTopology(t testing.TB, url string) rabbit.Topology {
 	t.Helper()
-	n := testenv.Name(t, "rb")
-	topo := rabbit.Topology{
-		Exchange:     n + ".x",
-		Queue:        n + ".q",
-		QueueType:    "classic",
-		BindingKey:   "bsu.#",
-		DeadExchange: n + ".dlx",
-		DeadQueue:    n + ".dead",
-	}
-	t.Cleanup(func() {
-		conn, err := amqp.Dial(url)
-		if err != nil {
-			t.Logf("cleanup: %v", err)
-			return
-		}
-		defer conn.Close()
-		ch, err := conn.Channel()
-		if err != nil {
-			return
-		}
-		_, _ = ch.QueueDelete(topo.Queue, false, false, false)
-		_, _ = ch.QueueDelete(topo.DeadQueue, false, false, false)
-		_ = ch.ExchangeDelete(topo.Exchange, false, false)
-		_ = ch.ExchangeDelete(topo.DeadExchange, false, false)
-	})
-	return topo
+	return rabbittest.Topology(t, url, "rb")
 }
 
 func dial(t testing.TB, ctx context.Context, url, name string) *rabbit.Conn {
 	t.Helper()
-	c, err := rabbit.Dial(ctx, url, name, testLogger(t))
-	if err != nil {
-		t.Fatalf("dial: %v", err)
-	}
-	t.Cleanup(func() { _ = c.Close() })
-	return c
+	return rabbittest.Dial(t, ctx, url, name, testLogger(t))
 }
 
 // drain consumes n messages from queue (acking them) and returns them,
@@ -321,16 +292,11 @@ func TestPublishUnroutableIsAnError(t *testing.T) {
 	url := testenv.RabbitURL(t)
 	ctx := testenv.Context(t, 30*time.Second)
 	topo := testTopology(t, url)
-	conn := dial(t, ctx, url, testenv.Name(t, "pub"))
 	reg := prometheus.NewRegistry()
-	p, err := rabbit.NewPublisher(ctx, conn, topo, rabbit.PublisherOptions{}, testLogger(t), reg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
+	_, p := rabbittest.Publisher(t, ctx, url, testenv.Name(t, "pub"), topo, testLogger(t), reg)
 	msgs := testMessages("FP2-000002", 0, 5)
 	msgs[2].RoutingKey = "nobody.listens"
-	err = p.Publish(ctx, msgs)
+	err := p.Publish(ctx, msgs)
 	if !errors.Is(err, rabbit.ErrUnroutable) {
 		t.Fatalf("err = %v, want ErrUnroutable", err)
 	}

@@ -9,7 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/flexipack/cutover/shared/bus"
-	"github.com/flexipack/cutover/shared/rabbit"
+	"github.com/flexipack/cutover/shared/rabbit/rabbittest"
 	"github.com/flexipack/cutover/shared/testenv"
 )
 
@@ -21,13 +21,8 @@ func TestOverlongShortStringsFailAloneAndKeepTheConnection(t *testing.T) {
 	url := testenv.RabbitURL(t)
 	ctx := testenv.Context(t, 60*time.Second)
 	topo := testTopology(t, url)
-	conn := dial(t, ctx, url, testenv.Name(t, "pub"))
 	reg := prometheus.NewRegistry()
-	p, err := rabbit.NewPublisher(ctx, conn, topo, rabbit.PublisherOptions{}, testLogger(t), reg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
+	conn, p := rabbittest.Publisher(t, ctx, url, testenv.Name(t, "pub"), topo, testLogger(t), reg)
 
 	long := strings.Repeat("é", 150) // 300 bytes
 	msgs := testMessages("FP2-000001", 0, 6)

@@ -18,6 +18,7 @@ import (
 	"github.com/flexipack/cutover/producer/internal/sim"
 	"github.com/flexipack/cutover/shared/bus"
 	"github.com/flexipack/cutover/shared/rabbit"
+	"github.com/flexipack/cutover/shared/rabbit/rabbittest"
 	"github.com/flexipack/cutover/shared/telemetry"
 	"github.com/flexipack/cutover/shared/testenv"
 )
@@ -53,23 +54,7 @@ func runApp(ctx context.Context, args ...string) (string, string, error) {
 // queues and exchanges when t ends.
 func topoArgs(t *testing.T, url string) (rabbit.Topology, []string) {
 	t.Helper()
-	n := testenv.Name(t, "prod")
-	topo := rabbit.Topology{Exchange: n + ".x", Queue: n + ".q", QueueType: "classic", BindingKey: "bsu.#", DeadExchange: n + ".dlx", DeadQueue: n + ".dead"}
-	t.Cleanup(func() {
-		conn, err := amqp.Dial(url)
-		if err != nil {
-			return
-		}
-		defer conn.Close()
-		ch, err := conn.Channel()
-		if err != nil {
-			return
-		}
-		_, _ = ch.QueueDelete(topo.Queue, false, false, false)
-		_, _ = ch.QueueDelete(topo.DeadQueue, false, false, false)
-		_ = ch.ExchangeDelete(topo.Exchange, false, false)
-		_ = ch.ExchangeDelete(topo.DeadExchange, false, false)
-	})
+	topo := rabbittest.Topology(t, url, "prod")
 	return topo, []string{"--amqp-url", url, "--exchange", topo.Exchange, "--queue", topo.Queue,
 		"--dead-exchange", topo.DeadExchange, "--dead-queue", topo.DeadQueue, "--http-addr", ""}
 }

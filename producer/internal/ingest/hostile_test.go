@@ -12,10 +12,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/flexipack/cutover/producer/internal/ingest"
-	"github.com/flexipack/cutover/shared/rabbit"
+	"github.com/flexipack/cutover/shared/rabbit/rabbittest"
 	"github.com/flexipack/cutover/shared/testenv"
 )
 
@@ -27,28 +26,8 @@ func TestOverlongIDsNeverDropTheConnection(t *testing.T) {
 	ctx := testenv.Context(t, 60*time.Second)
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	n := testenv.Name(t, "ingest")
-	topo := rabbit.Topology{Exchange: n + ".x", Queue: n + ".q", QueueType: "classic", BindingKey: "bsu.#", DeadExchange: n + ".dlx", DeadQueue: n + ".dead"}
-	t.Cleanup(func() {
-		if conn, err := amqp.Dial(url); err == nil {
-			if ch, err := conn.Channel(); err == nil {
-				_, _ = ch.QueueDelete(topo.Queue, false, false, false)
-				_, _ = ch.QueueDelete(topo.DeadQueue, false, false, false)
-				_ = ch.ExchangeDelete(topo.Exchange, false, false)
-				_ = ch.ExchangeDelete(topo.DeadExchange, false, false)
-			}
-			conn.Close()
-		}
-	})
-	conn, err := rabbit.Dial(ctx, url, n, logger)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	pub, err := rabbit.NewPublisher(ctx, conn, topo, rabbit.PublisherOptions{}, logger, prometheus.NewRegistry())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pub.Close()
+	topo := rabbittest.Topology(t, url, "ingest")
+	conn, pub := rabbittest.Publisher(t, ctx, url, n, topo, logger, prometheus.NewRegistry())
 	srv := httptest.NewServer(ingest.NewHandler(pub, ingest.Options{Ready: conn.Check, ConfirmTimeout: 5 * time.Second}, logger, nil))
 	defer srv.Close()
 

@@ -20,7 +20,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/flexipack/cutover/producer/internal/ingest"
-	"github.com/flexipack/cutover/shared/rabbit"
+	"github.com/flexipack/cutover/shared/rabbit/rabbittest"
 	"github.com/flexipack/cutover/shared/testenv"
 )
 
@@ -118,34 +118,14 @@ func TestIngestAcceptsOnlyWhatTheBrokerStored(t *testing.T) {
 		logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
 	n := testenv.Name(t, "ingest")
-	topo := rabbit.Topology{Exchange: n + ".x", Queue: n + ".q", QueueType: "classic", BindingKey: "bsu.#", DeadExchange: n + ".dlx", DeadQueue: n + ".dead"}
-	t.Cleanup(func() {
-		if conn, err := amqp.Dial(url); err == nil {
-			if ch, err := conn.Channel(); err == nil {
-				_, _ = ch.QueueDelete(topo.Queue, false, false, false)
-				_, _ = ch.QueueDelete(topo.DeadQueue, false, false, false)
-				_ = ch.ExchangeDelete(topo.Exchange, false, false)
-				_ = ch.ExchangeDelete(topo.DeadExchange, false, false)
-			}
-			conn.Close()
-		}
-	})
+	topo := rabbittest.Topology(t, url, "ingest")
 	u, err := amqp.ParseURI(url)
 	if err != nil {
 		t.Fatal(err)
 	}
 	px := newProxy(t, fmt.Sprintf("%s:%d", u.Host, u.Port))
 	u.Host, u.Port = "127.0.0.1", px.ln.Addr().(*net.TCPAddr).Port
-	conn, err := rabbit.Dial(ctx, u.String(), n, logger)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	pub, err := rabbit.NewPublisher(ctx, conn, topo, rabbit.PublisherOptions{}, logger, prometheus.NewRegistry())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pub.Close()
+	conn, pub := rabbittest.Publisher(t, ctx, u.String(), n, topo, logger, prometheus.NewRegistry())
 	ready := func(ctx context.Context) error { return errors.Join(conn.Check(ctx), pub.Check(ctx)) }
 	// fast answers 503 as soon as the broker is down; bounded waits for the
 	// confirm and answers 503 when it does not come in time.

@@ -17,7 +17,7 @@ import (
 
 	"github.com/flexipack/cutover/producer/internal/poll"
 	"github.com/flexipack/cutover/shared/bus"
-	"github.com/flexipack/cutover/shared/rabbit"
+	"github.com/flexipack/cutover/shared/rabbit/rabbittest"
 	"github.com/flexipack/cutover/shared/testenv"
 )
 
@@ -28,28 +28,8 @@ func TestPollPublishesAndBacksOff(t *testing.T) {
 	ctx := testenv.Context(t, 60*time.Second)
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	n := testenv.Name(t, "poll")
-	topo := rabbit.Topology{Exchange: n + ".x", Queue: n + ".q", QueueType: "classic", BindingKey: "bsu.#", DeadExchange: n + ".dlx", DeadQueue: n + ".dead"}
-	t.Cleanup(func() {
-		if conn, err := amqp.Dial(url); err == nil {
-			if ch, err := conn.Channel(); err == nil {
-				_, _ = ch.QueueDelete(topo.Queue, false, false, false)
-				_, _ = ch.QueueDelete(topo.DeadQueue, false, false, false)
-				_ = ch.ExchangeDelete(topo.Exchange, false, false)
-				_ = ch.ExchangeDelete(topo.DeadExchange, false, false)
-			}
-			conn.Close()
-		}
-	})
-	conn, err := rabbit.Dial(ctx, url, n, logger)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	pub, err := rabbit.NewPublisher(ctx, conn, topo, rabbit.PublisherOptions{}, logger, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pub.Close()
+	topo := rabbittest.Topology(t, url, "poll")
+	_, pub := rabbittest.Publisher(t, ctx, url, n, topo, logger, nil)
 
 	var seq atomic.Int64
 	fresh := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
