@@ -5,10 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"time"
-
-	"github.com/segmentio/kafka-go"
 
 	sharedkafka "github.com/flexipack/cutover/shared/kafka"
 )
@@ -29,16 +26,12 @@ type KafkaOptions struct {
 // its state is stored). A batch settled with an error is not committed: the
 // reader is replaced and resumes from the group's committed offsets.
 type Kafka struct {
-	opts   KafkaOptions
-	dialer *kafka.Dialer
-	logger *slog.Logger
-
-	mu     sync.Mutex
-	reader *kafka.Reader
-	closed bool
+	group *sharedkafka.GroupReader
 }
 
 var _ Source = (*Kafka)(nil)
+
+var errKafkaClosed = errors.New("kafka source closed")
 
 // NewKafka returns a Kafka source; it connects on the first ReadBatch.
 func NewKafka(opts KafkaOptions, logger *slog.Logger) (*Kafka, error) {
@@ -55,112 +48,43 @@ func NewKafka(opts KafkaOptions, logger *slog.Logger) (*Kafka, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kafka source: %w", err)
 	}
-	return &Kafka{opts: opts, dialer: dialer, logger: logger.With("component", "alert-kafka-source", "topic", opts.Topic, "group", opts.GroupID)}, nil
-}
-
-func (k *Kafka) current() (*kafka.Reader, error) {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if k.closed {
-		return nil, errors.New("kafka source closed")
-	}
-	if k.reader == nil {
-		k.reader = kafka.NewReader(kafka.ReaderConfig{
-			Brokers: k.opts.Cluster.Brokers, Dialer: k.dialer, GroupID: k.opts.GroupID, Topic: k.opts.Topic,
-			MinBytes: 1, MaxBytes: 16 << 20, MaxWait: 250 * time.Millisecond, QueueCapacity: k.opts.QueueCapacity,
-			CommitInterval: 0, // synchronous: CommitMessages returns once the offsets are stored
-			StartOffset:    kafka.FirstOffset,
-			ErrorLogger:    kafka.LoggerFunc(func(msg string, args ...any) { k.logger.Warn(fmt.Sprintf(msg, args...)) }),
-		})
-	}
-	return k.reader, nil
+	logger = logger.With("component", "alert-kafka-source", "topic", opts.Topic, "group", opts.GroupID)
+	group := sharedkafka.NewGroupReader(opts.Cluster.Brokers, dialer, sharedkafka.GroupOptions{
+		Topic: opts.Topic, GroupID: opts.GroupID, QueueCapacity: opts.QueueCapacity}, logger)
+	return &Kafka{group: group}, nil
 }
 
 // ReadBatch implements Source.
 func (k *Kafka) ReadBatch(ctx context.Context, max int, linger time.Duration) ([]Message, AckFunc, error) {
-	r, err := k.current()
+	b, err := k.group.FetchBatch(ctx, max, linger)
+	if errors.Is(err, sharedkafka.ErrGroupClosed) {
+		return nil, nil, errKafkaClosed
+	}
 	if err != nil {
 		return nil, nil, err
 	}
-	first, err := r.FetchMessage(ctx)
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil, nil, ctx.Err()
-		}
-		return nil, nil, fmt.Errorf("fetch from %s: %w", k.opts.Topic, err)
+	msgs := make([]Message, len(b.Messages))
+	for i := range b.Messages {
+		msgs[i] = Message{Body: b.Messages[i].Value, Timestamp: b.Messages[i].Time}
 	}
-	raw := []kafka.Message{first}
-	lctx, cancel := context.WithTimeout(ctx, linger)
-	for len(raw) < max {
-		m, err := r.FetchMessage(lctx)
-		if err != nil {
-			break
-		}
-		raw = append(raw, m)
-	}
-	cancel()
-	msgs := make([]Message, len(raw))
-	last := map[int]kafka.Message{} // the newest message per partition is what a commit needs
-	for i := range raw {
-		msgs[i] = Message{Body: raw[i].Value, Timestamp: raw[i].Time}
-		if l, ok := last[raw[i].Partition]; !ok || raw[i].Offset > l.Offset {
-			last[raw[i].Partition] = raw[i]
-		}
-	}
-	commits := make([]kafka.Message, 0, len(last))
-	for _, m := range last {
-		commits = append(commits, m)
-	}
-	return msgs, k.ackFunc(r, commits), nil
-}
-
-func (k *Kafka) ackFunc(r *kafka.Reader, commits []kafka.Message) AckFunc {
-	return func(err error) error {
-		k.mu.Lock()
-		stale := k.reader != r
-		k.mu.Unlock()
-		if stale {
+	return msgs, func(failure error) error {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		err := k.group.Settle(ctx, b, failure)
+		if errors.Is(err, sharedkafka.ErrStaleBatch) {
 			return ErrStale
 		}
-		if err == nil {
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			if cerr := r.CommitMessages(ctx, commits...); cerr != nil {
-				return fmt.Errorf("commit offsets: %w", cerr)
-			}
-			return nil
-		}
-		// The reader has moved past these messages: replace it so that the
-		// group resumes from the last commit.
-		k.mu.Lock()
-		if k.reader == r {
-			k.reader = nil
-		}
-		k.mu.Unlock()
-		return r.Close()
-	}
+		return err
+	}, nil
 }
 
 // Check implements Source: kafka-go reconnects on its own; ready unless closed.
 func (k *Kafka) Check(context.Context) error {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if k.closed {
-		return errors.New("kafka source closed")
+	if k.group.Closed() {
+		return errKafkaClosed
 	}
 	return nil
 }
 
 // Close leaves the group; uncommitted messages are read again.
-func (k *Kafka) Close() error {
-	k.mu.Lock()
-	r := k.reader
-	k.reader, k.closed = nil, true
-	k.mu.Unlock()
-	if r != nil {
-		if err := r.Close(); err != nil {
-			return fmt.Errorf("close kafka reader: %w", err)
-		}
-	}
-	return nil
-}
+func (k *Kafka) Close() error { return k.group.Close() }

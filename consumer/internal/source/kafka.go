@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -37,13 +36,8 @@ type KafkaOptions struct {
 type Kafka struct {
 	opts   KafkaOptions
 	logger *slog.Logger
-	dialer *kafka.Dialer
 	client *kafka.Client
-
-	mu     sync.Mutex
-	reader *kafka.Reader // nil until the first read or after a nack
-	gen    uint64        // bumped when the reader is replaced
-	closed bool
+	group  *sharedkafka.GroupReader
 }
 
 var _ Source = (*Kafka)(nil)
@@ -70,82 +64,26 @@ func NewKafka(opts KafkaOptions, logger *slog.Logger) (*Kafka, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kafka source: %w", err)
 	}
-	return &Kafka{opts: opts, dialer: dialer, client: client,
-		logger: logger.With("component", "kafka-source", "topic", opts.Topic, "group", opts.GroupID)}, nil
-}
-
-func (k *Kafka) current() (*kafka.Reader, uint64, error) {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if k.closed {
-		return nil, 0, ErrStopped
-	}
-	if k.reader == nil {
-		k.reader = kafka.NewReader(kafka.ReaderConfig{
-			Brokers:        k.opts.Cluster.Brokers,
-			Dialer:         k.dialer,
-			SessionTimeout: k.opts.SessionTimeout,
-			// A third of the session, as Kafka recommends.
-			HeartbeatInterval: k.opts.SessionTimeout / 3,
-			RebalanceTimeout:  k.opts.SessionTimeout,
-			GroupID:           k.opts.GroupID,
-			Topic:             k.opts.Topic,
-			MinBytes:          1,
-			MaxBytes:          16 << 20,
-			MaxWait:           250 * time.Millisecond,
-			QueueCapacity:     k.opts.QueueCapacity,
-			CommitInterval:    0, // synchronous commits: CommitMessages returns once stored
-			StartOffset:       kafka.FirstOffset,
-			ErrorLogger:       kafka.LoggerFunc(func(msg string, args ...any) { k.logger.Warn(fmt.Sprintf(msg, args...)) }),
-		})
-		k.gen++
-	}
-	return k.reader, k.gen, nil
+	logger = logger.With("component", "kafka-source", "topic", opts.Topic, "group", opts.GroupID)
+	group := sharedkafka.NewGroupReader(opts.Cluster.Brokers, dialer, sharedkafka.GroupOptions{
+		Topic: opts.Topic, GroupID: opts.GroupID, QueueCapacity: opts.QueueCapacity, SessionTimeout: opts.SessionTimeout}, logger)
+	return &Kafka{opts: opts, client: client, group: group, logger: logger}, nil
 }
 
 // ReadBatch implements Source.
 func (k *Kafka) ReadBatch(ctx context.Context, max int, linger time.Duration) ([]Message, AckFunc, error) {
-	if max <= 0 {
-		max = 1
+	b, err := k.group.FetchBatch(ctx, max, linger)
+	if errors.Is(err, sharedkafka.ErrGroupClosed) {
+		return nil, nil, ErrStopped
 	}
-	r, gen, err := k.current()
 	if err != nil {
 		return nil, nil, err
 	}
-	first, err := r.FetchMessage(ctx)
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil, nil, ctx.Err()
-		}
-		return nil, nil, fmt.Errorf("fetch from %s: %w", k.opts.Topic, err)
+	msgs := make([]Message, len(b.Messages))
+	for i := range b.Messages {
+		msgs[i] = fromKafka(&b.Messages[i])
 	}
-	raw := make([]kafka.Message, 0, max)
-	raw = append(raw, first)
-	if linger > 0 {
-		lctx, cancel := context.WithTimeout(ctx, linger)
-		for len(raw) < max {
-			m, err := r.FetchMessage(lctx)
-			if err != nil {
-				break
-			}
-			raw = append(raw, m)
-		}
-		cancel()
-	}
-	msgs := make([]Message, len(raw))
-	// The last message per partition is what a commit needs.
-	last := map[int]kafka.Message{}
-	for i := range raw {
-		msgs[i] = fromKafka(&raw[i])
-		if l, ok := last[raw[i].Partition]; !ok || raw[i].Offset > l.Offset {
-			last[raw[i].Partition] = raw[i]
-		}
-	}
-	commits := make([]kafka.Message, 0, len(last))
-	for _, m := range last {
-		commits = append(commits, m)
-	}
-	return msgs, k.ackFunc(r, gen, commits), nil
+	return msgs, k.ackFunc(b), nil
 }
 
 func fromKafka(m *kafka.Message) Message {
@@ -162,31 +100,17 @@ func fromKafka(m *kafka.Message) Message {
 	return Message{ID: id, RoutingKey: m.Topic, Key: string(m.Key), Headers: h, Timestamp: m.Time, Body: m.Value}
 }
 
-func (k *Kafka) ackFunc(r *kafka.Reader, gen uint64, commits []kafka.Message) AckFunc {
-	return func(ctx context.Context, err error) error {
-		k.mu.Lock()
-		stale := k.gen != gen || k.reader != r
-		k.mu.Unlock()
-		if stale {
+func (k *Kafka) ackFunc(b *sharedkafka.Batch) AckFunc {
+	return func(ctx context.Context, failure error) error {
+		err := k.group.Settle(ctx, b, failure)
+		switch {
+		case errors.Is(err, sharedkafka.ErrStaleBatch):
 			return ErrStale
-		}
-		if err == nil {
-			if cerr := r.CommitMessages(ctx, commits...); cerr != nil {
-				return fmt.Errorf("commit offsets: %w", cerr)
-			}
+		case failure != nil && err != nil:
+			k.logger.Warn("close reader after a failed batch", "err", err)
 			return nil
 		}
-		// Not committing is not enough: the reader has moved past these
-		// messages. Replace it so the group resumes from the last commit.
-		k.mu.Lock()
-		if k.reader == r {
-			k.reader = nil
-		}
-		k.mu.Unlock()
-		if cerr := r.Close(); cerr != nil {
-			k.logger.Warn("close reader after a failed batch", "err", cerr)
-		}
-		return nil
+		return err
 	}
 }
 
@@ -204,10 +128,7 @@ func (k *Kafka) Lag(ctx context.Context) (int64, error) {
 // Check implements Source: ready while not closed and the cluster answers
 // a metadata request for the topic.
 func (k *Kafka) Check(ctx context.Context) error {
-	k.mu.Lock()
-	closed := k.closed
-	k.mu.Unlock()
-	if closed {
+	if k.group.Closed() {
 		return ErrStopped
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
@@ -217,15 +138,4 @@ func (k *Kafka) Check(ctx context.Context) error {
 
 // Close leaves the group; uncommitted messages are read again by whichever
 // member gets their partitions.
-func (k *Kafka) Close() error {
-	k.mu.Lock()
-	r := k.reader
-	k.reader, k.closed = nil, true
-	k.mu.Unlock()
-	if r != nil {
-		if err := r.Close(); err != nil {
-			return fmt.Errorf("close kafka reader: %w", err)
-		}
-	}
-	return nil
-}
+func (k *Kafka) Close() error { return k.group.Close() }
