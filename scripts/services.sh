@@ -143,6 +143,18 @@ go_install() {
 	say "built $name in $((SECONDS - start))s: $(gobin)/$name"
 }
 
+# go_bin NAME PKG@VERSION: the binary NAME from PATH or GOPATH/bin, built
+# with go_install first when it is missing.
+go_bin() {
+	local bin
+	bin=$(find_bin "$1")
+	if [[ -z $bin ]]; then
+		go_install "$1" "$2"
+		bin=$(gobin)/$1
+	fi
+	printf '%s\n' "$bin"
+}
+
 # ---------------------------------------------------------------- pid files
 
 pidfile() { printf '%s/%s.pid\n' "$RUN" "$1"; }
@@ -158,6 +170,14 @@ owned_pid() {
 	[[ -r /proc/$pid/cmdline ]] || return 1
 	tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q -- "$2" || return 1
 	printf '%s\n' "$pid"
+}
+
+# held_pid SERVICE BINARY ADDR WHAT: the pid of our SERVICE (still BINARY)
+# holding ADDR; dies when a process this script did not start holds it
+# (one that WHAT, e.g. "is not a healthy MinIO").
+held_pid() {
+	owned_pid "$1" "$2" ||
+		die "$1: $3 is taken by a process this script did not start, and it $4"
 }
 
 # start_daemon SERVICE LOGFILE CMD...: start CMD detached, record its pid.
@@ -376,15 +396,10 @@ influx_up() {
 	if ! influx_healthy; then
 		if port_open "${INFLUX_HTTP%:*}" "${INFLUX_HTTP#*:}"; then
 			# Something answers but is not healthy yet: ours still starting, or a stranger.
-			pid=$(owned_pid influxdb influxd) ||
-				die "influxdb: $INFLUX_HTTP is taken by a process this script did not start, and it is not a healthy InfluxDB 1.8 with Flux"
+			pid=$(held_pid influxdb influxd "$INFLUX_HTTP" "is not a healthy InfluxDB 1.8 with Flux") || exit 1
 		else
 			local bin
-			bin=$(find_bin influxd)
-			if [[ -z $bin ]]; then
-				go_install influxd "$INFLUXD_PKG"
-				bin=$(gobin)/influxd
-			fi
+			bin=$(go_bin influxd "$INFLUXD_PKG") || exit 1
 			influx_write_config
 			say "starting InfluxDB ($bin) on $INFLUX_HTTP; log: $log"
 			start_daemon influxdb "$log" "$bin" run -config "$DATA/influxdb/influxdb.conf"
@@ -410,15 +425,10 @@ minio_up() {
 	local log=$LOG/minio.log pid=
 	if ! minio_healthy; then
 		if port_open "${MINIO_ADDR%:*}" "${MINIO_ADDR#*:}"; then
-			pid=$(owned_pid minio minio) ||
-				die "minio: $MINIO_ADDR is taken by a process this script did not start, and it is not a healthy MinIO"
+			pid=$(held_pid minio minio "$MINIO_ADDR" "is not a healthy MinIO") || exit 1
 		else
 			local bin
-			bin=$(find_bin minio)
-			if [[ -z $bin ]]; then
-				go_install minio "$MINIO_PKG"
-				bin=$(gobin)/minio
-			fi
+			bin=$(go_bin minio "$MINIO_PKG") || exit 1
 			mkdir -p "$DATA/minio"
 			say "starting MinIO ($bin) on $MINIO_ADDR; log: $log"
 			MINIO_ROOT_USER=$MINIO_USER MINIO_ROOT_PASSWORD=$MINIO_PASSWORD \
@@ -469,8 +479,7 @@ kafka_up() {
 	kafka_build
 	if kafka_healthy; then return; fi
 	if port_open "${KAFKA_ADDR%:*}" "${KAFKA_ADDR#*:}"; then
-		pid=$(owned_pid kafka kafkabroker) ||
-			die "kafka: $KAFKA_ADDR is taken by a process this script did not start, and it does not answer a Kafka metadata request"
+		pid=$(held_pid kafka kafkabroker "$KAFKA_ADDR" "does not answer a Kafka metadata request") || exit 1
 	else
 		say "starting the Kafka test broker (kfake, in memory) on $KAFKA_ADDR; log: $log"
 		start_daemon kafka "$log" "$(kafka_bin)" -addr "$KAFKA_ADDR"
@@ -515,15 +524,10 @@ am_up() {
 	local log=$LOG/alertmanager.log pid=
 	if am_healthy; then return; fi
 	if port_open "${AM_ADDR%:*}" "${AM_ADDR#*:}"; then
-		pid=$(owned_pid alertmanager alertmanager) ||
-			die "alertmanager: $AM_ADDR is taken by a process this script did not start, and it is not a ready Alertmanager"
+		pid=$(held_pid alertmanager alertmanager "$AM_ADDR" "is not a ready Alertmanager") || exit 1
 	else
 		local bin
-		bin=$(find_bin alertmanager)
-		if [[ -z $bin ]]; then
-			go_install alertmanager "$ALERTMANAGER_PKG"
-			bin=$(gobin)/alertmanager
-		fi
+		bin=$(go_bin alertmanager "$ALERTMANAGER_PKG") || exit 1
 		am_write_config
 		say "starting Alertmanager ($bin) on $AM_ADDR; log: $log"
 		start_daemon alertmanager "$log" "$bin" --config.file="$DATA/alertmanager/alertmanager.yml" \
