@@ -94,23 +94,41 @@ type runReport struct {
 // phase is a subtest; a failed phase stops the story.
 func TestCutoverStory(t *testing.T) {
 	s := newStory(t, rabbitBus(t))
-	s.phase("two consumers in phase legacy", s.startConsumers)
+	s.historyThenLiveTraffic("two consumers in phase legacy")
+	s.phase("consumer killed mid-stream", s.consumerKilled)
+	s.phase("broker restart", s.brokerRestart)
+	s.outageRepairAndCutover(nil)
+	s.summary()
+}
+
+// storyPhase is a named phase a bus adds to the common story.
+type storyPhase struct {
+	name string
+	run  func(t *testing.T)
+}
+
+// historyThenLiveTraffic is the first part of the story, the same on every
+// bus: the consumers start (consumers names how), the history drains into
+// the legacy store, the snapshot, dual-write, and live traffic.
+func (s *story) historyThenLiveTraffic(consumers string) {
+	s.phase(consumers, s.startConsumers)
 	s.phase("history drains into the legacy store", s.drainHistory)
 	s.phase("snapshot of the history, then dual-write", s.snapshotThenDualWrite)
 	s.phase("live traffic", s.startLiveTraffic)
-	s.phase("consumer killed mid-stream", s.consumerKilled)
-	s.phase("broker restart", s.brokerRestart)
-	s.outageRepairAndCutover()
-	s.summary()
 }
 
 // outageRepairAndCutover is the second half of the story, the same on every
 // bus: the InfluxDB outage and the PostgreSQL restart under live traffic,
 // the repairs, the phase walk to influx-primary and the final checks.
-func (s *story) outageRepairAndCutover() {
+// afterStop runs once live traffic has stopped, checks before the last
+// check (the API reader's).
+func (s *story) outageRepairAndCutover(afterStop []storyPhase, checks ...storyPhase) {
 	s.phase("influx outage", s.influxOutage)
 	s.phase("postgres restart", s.postgresRestart)
 	s.phase("live traffic stops", s.stopLiveTraffic)
+	for _, p := range afterStop {
+		s.phase(p.name, p.run)
+	}
 	s.phase("second snapshot", s.secondSnapshot)
 	s.phase("backfill the lost window from the gap ledger", s.backfillLedger)
 	s.phase("backfill the history", s.backfillHistory)
@@ -119,6 +137,9 @@ func (s *story) outageRepairAndCutover() {
 	s.phase("both stores hold every reading once", s.checkStores)
 	s.phase("every malformed message is dead-lettered", s.checkDeadLetters)
 	s.phase("every gap-ledger entry is repaired", s.checkLedger)
+	for _, p := range checks {
+		s.phase(p.name, p.run)
+	}
 	s.phase("the API reader saw no failure but 503", s.checkQueryReader)
 }
 
