@@ -1,9 +1,9 @@
 package influx
 
 import (
-	"errors"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/flexipack/cutover/shared/obs"
 )
 
 // Metrics are the Writer's Prometheus metrics.
@@ -41,30 +41,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Retries:  prometheus.NewCounterVec(prometheus.CounterOpts{Name: "influx_write_retries_total", Help: "Retried InfluxDB write requests, by reason."}, []string{"reason"}),
 		Splits:   prometheus.NewCounter(prometheus.CounterOpts{Name: "influx_write_splits_total", Help: "Write batches split to isolate rejected records."}),
 	}
-	if reg == nil {
-		return m
-	}
-	m.RequestSeconds = register(reg, m.RequestSeconds)
-	m.Points = register(reg, m.Points)
-	m.Records = register(reg, m.Records)
-	m.Rejected = register(reg, m.Rejected)
-	m.Retries = register(reg, m.Retries)
-	m.Splits = register(reg, m.Splits)
+	m.RequestSeconds = obs.Register(reg, m.RequestSeconds)
+	m.Points = obs.Register(reg, m.Points)
+	m.Records = obs.Register(reg, m.Records)
+	m.Rejected = obs.Register(reg, m.Rejected)
+	m.Retries = obs.Register(reg, m.Retries)
+	m.Splits = obs.Register(reg, m.Splits)
 	return m
-}
-
-// register registers c, or returns the collector already registered under
-// its name.
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing
-			}
-		}
-		// A name registered with another type is a programming error the
-		// metric just won't be exported for; the writer works regardless.
-	}
-	return c
 }
