@@ -223,54 +223,71 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 
 	unit := f.Units[len(f.Units)-1].ID // a generation-2 unit
 	for _, span := range c.ranges {
-		from := end.Add(-span)
-		every := grafanaInterval(span, c.maxPoints)
-		rollEvery := max(every, influxdb.Interval)
-		rawPts := int64(c.units) * int64(span/c.cadence)
-		rollPts := int64(c.sites) * int64(span/influxdb.Interval) * 2
-		factor := float64(c.cadence) / float64(c.realCadence)
-
-		panel := func(q, res string, vars map[string]string) func() (int, error) {
-			stmt := interpolate(q, from, end, every, res, vars)
-			return func() (int, error) {
-				n := 0
-				err := qc.Query(ctx, stmt, func(s *sinflux.Series) error { n += len(s.Values); return nil })
-				return n, err
-			}
+		qts, err := timeSpan(ctx, qc, c, span, end, unit, dashQueries{fleetRaw, fleetRoll, unitRaw, unitRoll}, stderr)
+		if err != nil {
+			return err
 		}
-		u := map[string]string{"unit": unit}
-		cases := []struct {
-			name               string
-			raw, rollup        func() (int, error)
-			rawPts, rollPts    int64
-			rollEveryForReport time.Duration
-		}{
-			{"fleet SoC (dashboard panel)", panel(fleetRaw, "raw", nil), panel(fleetRoll, "5m", nil), rawPts, rollPts, rollEvery},
-			{"one unit SoC+SoH (dashboard panel)", panel(unitRaw, "raw", u), panel(unitRoll, "5m", u), 2 * int64(span/c.cadence), 2 * int64(span/influxdb.Interval), rollEvery},
-		}
-		for _, k := range cases {
-			qt := queryTiming{Query: k.name, Range: fmtDur(span), Every: fmtDur(every), RawPoints: k.rawPts, RollupPoints: k.rollPts}
-			if k.rollEveryForReport != every {
-				qt.Every += " (5m: " + fmtDur(k.rollEveryForReport) + ")"
-			}
-			var d time.Duration
-			if d, qt.RawRows, err = timeIt(c.runs, k.raw); err != nil {
-				return fmt.Errorf("%s raw over %s: %w", k.name, fmtDur(span), err)
-			}
-			qt.RawSeconds = d.Seconds()
-			if d, qt.RollupRows, err = timeIt(c.runs, k.rollup); err != nil {
-				return fmt.Errorf("%s downsampled over %s: %w", k.name, fmtDur(span), err)
-			}
-			qt.RollupSeconds = d.Seconds()
-			qt.RawAtRealCadence = qt.RawSeconds * factor
-			if qt.RawRows == 0 || qt.RollupRows == 0 {
-				return fmt.Errorf("%s over %s returned no rows (raw %d, downsampled %d): the timing would be meaningless", k.name, fmtDur(span), qt.RawRows, qt.RollupRows)
-			}
-			rep.Queries = append(rep.Queries, qt)
-			logf(stderr, "%s over %s: raw %.2fs, downsampled %.2fs", k.name, fmtDur(span), qt.RawSeconds, qt.RollupSeconds)
-		}
+		rep.Queries = append(rep.Queries, qts...)
 	}
 	return printReport(stdout, c, rep)
+}
+
+// dashQueries are the dashboard panels' raw and 5-minute targets.
+type dashQueries struct{ fleetRaw, fleetRoll, unitRaw, unitRoll string }
+
+// timeSpan times the fleet and the unit panel over the last span before
+// end, raw and downsampled, c.runs times each.
+func timeSpan(ctx context.Context, qc *sinflux.Client, c config, span time.Duration, end time.Time, unit string, dq dashQueries, stderr io.Writer) ([]queryTiming, error) {
+	fleetRaw, fleetRoll, unitRaw, unitRoll := dq.fleetRaw, dq.fleetRoll, dq.unitRaw, dq.unitRoll
+	var out []queryTiming
+	from := end.Add(-span)
+	every := grafanaInterval(span, c.maxPoints)
+	rollEvery := max(every, influxdb.Interval)
+	rawPts := int64(c.units) * int64(span/c.cadence)
+	rollPts := int64(c.sites) * int64(span/influxdb.Interval) * 2
+	factor := float64(c.cadence) / float64(c.realCadence)
+
+	panel := func(q, res string, vars map[string]string) func() (int, error) {
+		stmt := interpolate(q, from, end, every, res, vars)
+		return func() (int, error) {
+			n := 0
+			err := qc.Query(ctx, stmt, func(s *sinflux.Series) error { n += len(s.Values); return nil })
+			return n, err
+		}
+	}
+	u := map[string]string{"unit": unit}
+	cases := []struct {
+		name               string
+		raw, rollup        func() (int, error)
+		rawPts, rollPts    int64
+		rollEveryForReport time.Duration
+	}{
+		{"fleet SoC (dashboard panel)", panel(fleetRaw, "raw", nil), panel(fleetRoll, "5m", nil), rawPts, rollPts, rollEvery},
+		{"one unit SoC+SoH (dashboard panel)", panel(unitRaw, "raw", u), panel(unitRoll, "5m", u), 2 * int64(span/c.cadence), 2 * int64(span/influxdb.Interval), rollEvery},
+	}
+	for _, k := range cases {
+		qt := queryTiming{Query: k.name, Range: fmtDur(span), Every: fmtDur(every), RawPoints: k.rawPts, RollupPoints: k.rollPts}
+		if k.rollEveryForReport != every {
+			qt.Every += " (5m: " + fmtDur(k.rollEveryForReport) + ")"
+		}
+		var d time.Duration
+		var err error
+		if d, qt.RawRows, err = timeIt(c.runs, k.raw); err != nil {
+			return nil, fmt.Errorf("%s raw over %s: %w", k.name, fmtDur(span), err)
+		}
+		qt.RawSeconds = d.Seconds()
+		if d, qt.RollupRows, err = timeIt(c.runs, k.rollup); err != nil {
+			return nil, fmt.Errorf("%s downsampled over %s: %w", k.name, fmtDur(span), err)
+		}
+		qt.RollupSeconds = d.Seconds()
+		qt.RawAtRealCadence = qt.RawSeconds * factor
+		if qt.RawRows == 0 || qt.RollupRows == 0 {
+			return nil, fmt.Errorf("%s over %s returned no rows (raw %d, downsampled %d): the timing would be meaningless", k.name, fmtDur(span), qt.RawRows, qt.RollupRows)
+		}
+		out = append(out, qt)
+		logf(stderr, "%s over %s: raw %.2fs, downsampled %.2fs", k.name, fmtDur(span), qt.RawSeconds, qt.RollupSeconds)
+	}
+	return out, nil
 }
 
 // rollUp rolls the loaded days up with the rollup job (as backfill rollup
