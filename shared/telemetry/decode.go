@@ -615,73 +615,9 @@ func (d *Decoder) sampleChild2() bool {
 			d.cur.Has |= has
 		}
 	case "Voltage", "Current", "Power":
-		var (
-			field string
-			bit   uint16
-			has   Presence
-		)
-		switch string(local) {
-		case "Voltage":
-			field, bit, has = "Voltage", seenVoltage, HasVoltage
-		case "Current":
-			field, bit, has = "Current", seenCurrent, HasCurrent
-		default:
-			field, bit, has = "Power", seenPower, HasPower
-		}
-		d.once(bit, field)
-		u, uok := d.sc.attr("unit")
-		text, ok := d.leafOK(field)
-		if !ok {
-			return false
-		}
-		if len(trimXMLSpace(text)) == 0 {
-			return true
-		}
-		conv, why := measureUnit(field, u, uok)
-		if why != "" {
-			d.reject(field+"@unit", why)
-			return true
-		}
-		if v, present := d.number(field, text, conv); present {
-			switch has {
-			case HasVoltage:
-				d.cur.Voltage = v
-			case HasCurrent:
-				d.cur.Current = v
-			default:
-				d.cur.Power = v
-			}
-			d.cur.Has |= has
-		}
+		return d.measure2(local)
 	case "Temperature":
-		sensor, sok := d.sc.attr("sensor")
-		u, uok := d.sc.attr("unit")
-		text, ok := d.leafOK("Temperature")
-		if !ok {
-			return false
-		}
-		if len(trimXMLSpace(text)) == 0 {
-			return true // not reported: nothing of it is checked
-		}
-		if !sok {
-			d.reject("Temperature@sensor", "missing")
-			return true
-		}
-		if !validSensor(sensor) {
-			d.reject("Temperature@sensor", quoteShort(sensor)+" does not match [a-z0-9_]{1,32}")
-			return true
-		}
-		conv, why := measureUnit("Temperature", u, uok)
-		if why != "" {
-			d.reject(tempField(sensor, "@unit"), why)
-			return true
-		}
-		v, _, why := number(text, conv)
-		if why != "" {
-			d.reject(tempField(sensor, ""), why)
-			return true
-		}
-		d.addTemp("", sensor, v)
+		return d.temperature2()
 	case "Mode":
 		d.once(seenMode, "Mode")
 		text, ok := d.leafOK("Mode")
@@ -702,6 +638,85 @@ func (d *Decoder) sampleChild2() bool {
 		d.reject(string(local), "unknown element in <Sample>")
 		return d.skip()
 	}
+	return true
+}
+
+// measure2 reads a generation-2 <Voltage>, <Current> or <Power> (local)
+// with its unit attribute into the current sample; false when the sample
+// is rejected and the decoder must skip it.
+func (d *Decoder) measure2(local []byte) bool {
+	var (
+		field string
+		bit   uint16
+		has   Presence
+	)
+	switch string(local) {
+	case "Voltage":
+		field, bit, has = "Voltage", seenVoltage, HasVoltage
+	case "Current":
+		field, bit, has = "Current", seenCurrent, HasCurrent
+	default:
+		field, bit, has = "Power", seenPower, HasPower
+	}
+	d.once(bit, field)
+	u, uok := d.sc.attr("unit")
+	text, ok := d.leafOK(field)
+	if !ok {
+		return false
+	}
+	if len(trimXMLSpace(text)) == 0 {
+		return true
+	}
+	conv, why := measureUnit(field, u, uok)
+	if why != "" {
+		d.reject(field+"@unit", why)
+		return true
+	}
+	if v, present := d.number(field, text, conv); present {
+		switch has {
+		case HasVoltage:
+			d.cur.Voltage = v
+		case HasCurrent:
+			d.cur.Current = v
+		default:
+			d.cur.Power = v
+		}
+		d.cur.Has |= has
+	}
+	return true
+}
+
+// temperature2 reads a generation-2 <Temperature> with its sensor and unit
+// attributes into the current sample; false as for measure2.
+func (d *Decoder) temperature2() bool {
+	sensor, sok := d.sc.attr("sensor")
+	u, uok := d.sc.attr("unit")
+	text, ok := d.leafOK("Temperature")
+	if !ok {
+		return false
+	}
+	if len(trimXMLSpace(text)) == 0 {
+		return true // not reported: nothing of it is checked
+	}
+	if !sok {
+		d.reject("Temperature@sensor", "missing")
+		return true
+	}
+	if !validSensor(sensor) {
+		d.reject("Temperature@sensor", quoteShort(sensor)+" does not match [a-z0-9_]{1,32}")
+		return true
+	}
+	conv, why := measureUnit("Temperature", u, uok)
+	if why != "" {
+		d.reject(tempField(sensor, "@unit"), why)
+		return true
+	}
+	v, _, why := number(text, conv)
+	if why != "" {
+		d.reject(tempField(sensor, ""), why)
+		return true
+	}
+	d.addTemp("", sensor, v)
 	return true
 }
 
@@ -870,41 +885,47 @@ func (d *Decoder) reading1() bool {
 			if !ok {
 				return false
 			}
-			switch name {
-			case "soc":
-				if v, present := d.percent(name, text); present {
-					d.cur.SoC, d.cur.Has = v, d.cur.Has|HasSoC
-				}
-			case "voltage":
-				if v, present := d.integer(name, text, conv, "millivolts"); present {
-					d.cur.Voltage, d.cur.Has = v, d.cur.Has|HasVoltage
-				}
-			case "current":
-				if v, present := d.integer(name, text, conv, "milliamperes"); present {
-					d.cur.Current, d.cur.Has = v, d.cur.Has|HasCurrent
-				}
-			case "temp_max", "temp_min":
-				if v, present := d.integer(name, text, conv, "tenths of a degree Celsius"); present {
-					sensor := cellMax
-					if name == "temp_min" {
-						sensor = cellMin
-					}
-					d.addTemp(name, sensor, v)
-				}
-			case "state":
-				text = trimXMLSpace(text)
-				if len(text) == 0 {
-					break
-				}
-				n, ok := parseInt(text)
-				if !ok || n < 0 || n > 3 {
-					d.reject(name, quoteShort(text)+" is not one of 0 (idle), 1 (charging), 2 (discharging), 3 (fault)")
-					break
-				}
-				d.cur.Mode = [...]string{ModeIdle, ModeCharging, ModeDischarging, ModeFault}[n]
-			}
+			d.field1(name, conv, text)
 		default:
 			return false
 		}
+	}
+}
+
+// field1 stores the text of the generation-1 reading's element name
+// (converted with conv) in the current sample, or rejects it.
+func (d *Decoder) field1(name string, conv unitConv, text []byte) {
+	switch name {
+	case "soc":
+		if v, present := d.percent(name, text); present {
+			d.cur.SoC, d.cur.Has = v, d.cur.Has|HasSoC
+		}
+	case "voltage":
+		if v, present := d.integer(name, text, conv, "millivolts"); present {
+			d.cur.Voltage, d.cur.Has = v, d.cur.Has|HasVoltage
+		}
+	case "current":
+		if v, present := d.integer(name, text, conv, "milliamperes"); present {
+			d.cur.Current, d.cur.Has = v, d.cur.Has|HasCurrent
+		}
+	case "temp_max", "temp_min":
+		if v, present := d.integer(name, text, conv, "tenths of a degree Celsius"); present {
+			sensor := cellMax
+			if name == "temp_min" {
+				sensor = cellMin
+			}
+			d.addTemp(name, sensor, v)
+		}
+	case "state":
+		text = trimXMLSpace(text)
+		if len(text) == 0 {
+			break
+		}
+		n, ok := parseInt(text)
+		if !ok || n < 0 || n > 3 {
+			d.reject(name, quoteShort(text)+" is not one of 0 (idle), 1 (charging), 2 (discharging), 3 (fault)")
+			break
+		}
+		d.cur.Mode = [...]string{ModeIdle, ModeCharging, ModeDischarging, ModeFault}[n]
 	}
 }

@@ -422,47 +422,9 @@ func (p *jsonParser) str() (string, error) {
 		case c < 0x20:
 			return "", p.errf("control character in string")
 		case c == '\\':
-			out = append(out, p.b[start:p.i]...)
-			if p.i+1 >= len(p.b) {
-				return "", p.errf("unterminated escape")
-			}
-			e := p.b[p.i+1]
-			p.i += 2
-			switch e {
-			case '"', '\\', '/':
-				out = append(out, e)
-			case 'b':
-				out = append(out, '\b')
-			case 'f':
-				out = append(out, '\f')
-			case 'n':
-				out = append(out, '\n')
-			case 'r':
-				out = append(out, '\r')
-			case 't':
-				out = append(out, '\t')
-			case 'u':
-				r, ok := p.hex4()
-				if !ok {
-					return "", p.errf("bad \\u escape")
-				}
-				if utf16.IsSurrogate(r) {
-					r2 := rune(-1)
-					if p.i+1 < len(p.b) && p.b[p.i] == '\\' && p.b[p.i+1] == 'u' {
-						p.i += 2
-						r2, ok = p.hex4()
-						if !ok {
-							return "", p.errf("bad \\u escape")
-						}
-					}
-					r = utf16.DecodeRune(r, r2)
-					if r == utf8.RuneError {
-						return "", p.errf("unpaired surrogate in \\u escape")
-					}
-				}
-				out = utf8.AppendRune(out, r)
-			default:
-				return "", p.errf("bad escape \\%c", e)
+			var err error
+			if out, err = p.escape(append(out, p.b[start:p.i]...)); err != nil {
+				return "", err
 			}
 			start = p.i
 			continue
@@ -477,6 +439,52 @@ func (p *jsonParser) str() (string, error) {
 		p.i++
 	}
 	return "", p.errf("unterminated string")
+}
+
+// escape decodes the escape sequence at p.i (a backslash) onto out.
+func (p *jsonParser) escape(out []byte) ([]byte, error) {
+	if p.i+1 >= len(p.b) {
+		return nil, p.errf("unterminated escape")
+	}
+	e := p.b[p.i+1]
+	p.i += 2
+	switch e {
+	case '"', '\\', '/':
+		out = append(out, e)
+	case 'b':
+		out = append(out, '\b')
+	case 'f':
+		out = append(out, '\f')
+	case 'n':
+		out = append(out, '\n')
+	case 'r':
+		out = append(out, '\r')
+	case 't':
+		out = append(out, '\t')
+	case 'u':
+		r, ok := p.hex4()
+		if !ok {
+			return nil, p.errf("bad \\u escape")
+		}
+		if utf16.IsSurrogate(r) {
+			r2 := rune(-1)
+			if p.i+1 < len(p.b) && p.b[p.i] == '\\' && p.b[p.i+1] == 'u' {
+				p.i += 2
+				r2, ok = p.hex4()
+				if !ok {
+					return nil, p.errf("bad \\u escape")
+				}
+			}
+			r = utf16.DecodeRune(r, r2)
+			if r == utf8.RuneError {
+				return nil, p.errf("unpaired surrogate in \\u escape")
+			}
+		}
+		out = utf8.AppendRune(out, r)
+	default:
+		return nil, p.errf("bad escape \\%c", e)
+	}
+	return out, nil
 }
 
 func (p *jsonParser) hex4() (rune, bool) {
@@ -553,33 +561,7 @@ func (p *jsonParser) record() (Record, error) {
 	err := p.object(func(key string) error {
 		switch key {
 		case "unit", "site", "model", "firmware", "schema", "mode", "time":
-			s, err := p.str()
-			if err != nil {
-				return err
-			}
-			switch key {
-			case "unit":
-				r.Unit = s
-			case "site":
-				r.Site = s
-			case "model":
-				r.Model = s
-			case "firmware":
-				r.Firmware = s
-			case "schema":
-				r.Schema, hasSchema = s, true
-			case "mode":
-				if s == "" {
-					return &FieldError{key, `"" is not one of ` + modeList}
-				}
-				r.Mode = s
-			case "time":
-				ms, why := parseRFC3339([]byte(s))
-				if why != "" {
-					return &FieldError{key, why}
-				}
-				r.TimeMs, hasTime = ms, true
-			}
+			return p.recordString(&r, key, &hasTime, &hasSchema)
 		case "seq":
 			raw, err := p.number()
 			if err != nil {
@@ -608,63 +590,9 @@ func (p *jsonParser) record() (Record, error) {
 				r.Power, r.Has = v, r.Has|HasPower
 			}
 		case "temp_c":
-			return p.object(func(sensor string) error {
-				v, err := p.float("temp_c." + sensor)
-				if err != nil {
-					return err
-				}
-				if !validSensor([]byte(sensor)) {
-					return &FieldError{"temp_c", fmt.Sprintf("sensor %q does not match [a-z0-9_]{1,32}", sensor)}
-				}
-				i, found := slices.BinarySearchFunc(r.Temps, sensor, func(t Temp, s string) int { return strings.Compare(t.Sensor, s) })
-				if found {
-					return &FieldError{"temp_c." + sensor, "sensor repeated"}
-				}
-				r.Temps = slices.Insert(r.Temps, i, Temp{Sensor: sensor, C: v})
-				return nil
-			})
+			return p.temps(&r.Temps)
 		case "alarms":
-			if err := p.expect('['); err != nil {
-				return err
-			}
-			if p.peek() == ']' {
-				p.i++
-				return nil
-			}
-			for {
-				var a Alarm
-				idx := len(r.Alarms)
-				err := p.object(func(k string) error {
-					s, err := p.str()
-					if err != nil {
-						return err
-					}
-					switch k {
-					case "code":
-						a.Code = s
-					case "severity":
-						a.Severity = s
-					case "text":
-						a.Text = s
-					default:
-						return &FieldError{fmt.Sprintf("alarms[%d].%s", idx, k), "unknown key"}
-					}
-					return nil
-				})
-				if err != nil {
-					return err
-				}
-				r.Alarms = append(r.Alarms, a)
-				switch p.peek() {
-				case ',':
-					p.i++
-				case ']':
-					p.i++
-					return nil
-				default:
-					return p.errf("',' or ']' expected")
-				}
-			}
+			return p.alarms(&r.Alarms)
 		default:
 			return &FieldError{key, "unknown key"}
 		}
@@ -684,4 +612,101 @@ func (p *jsonParser) record() (Record, error) {
 		return Record{}, &FieldError{"schema", "missing"}
 	}
 	return r, nil
+}
+
+// recordString reads the string value of key, one of the record's string
+// fields, into r.
+func (p *jsonParser) recordString(r *Record, key string, hasTime, hasSchema *bool) error {
+	s, err := p.str()
+	if err != nil {
+		return err
+	}
+	switch key {
+	case "unit":
+		r.Unit = s
+	case "site":
+		r.Site = s
+	case "model":
+		r.Model = s
+	case "firmware":
+		r.Firmware = s
+	case "schema":
+		r.Schema, *hasSchema = s, true
+	case "mode":
+		if s == "" {
+			return &FieldError{key, `"" is not one of ` + modeList}
+		}
+		r.Mode = s
+	case "time":
+		ms, why := parseRFC3339([]byte(s))
+		if why != "" {
+			return &FieldError{key, why}
+		}
+		r.TimeMs, *hasTime = ms, true
+	}
+	return nil
+}
+
+// temps reads the temp_c object into temps, kept sorted by sensor.
+func (p *jsonParser) temps(temps *[]Temp) error {
+	return p.object(func(sensor string) error {
+		v, err := p.float("temp_c." + sensor)
+		if err != nil {
+			return err
+		}
+		if !validSensor([]byte(sensor)) {
+			return &FieldError{"temp_c", fmt.Sprintf("sensor %q does not match [a-z0-9_]{1,32}", sensor)}
+		}
+		i, found := slices.BinarySearchFunc(*temps, sensor, func(t Temp, s string) int { return strings.Compare(t.Sensor, s) })
+		if found {
+			return &FieldError{"temp_c." + sensor, "sensor repeated"}
+		}
+		*temps = slices.Insert(*temps, i, Temp{Sensor: sensor, C: v})
+		return nil
+	})
+}
+
+// alarms reads the alarms array, appending to alarms.
+func (p *jsonParser) alarms(alarms *[]Alarm) error {
+	if err := p.expect('['); err != nil {
+		return err
+	}
+	if p.peek() == ']' {
+		p.i++
+		return nil
+	}
+	for {
+		var a Alarm
+		idx := len(*alarms)
+		err := p.object(func(k string) error {
+			s, err := p.str()
+			if err != nil {
+				return err
+			}
+			switch k {
+			case "code":
+				a.Code = s
+			case "severity":
+				a.Severity = s
+			case "text":
+				a.Text = s
+			default:
+				return &FieldError{fmt.Sprintf("alarms[%d].%s", idx, k), "unknown key"}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		*alarms = append(*alarms, a)
+		switch p.peek() {
+		case ',':
+			p.i++
+		case ']':
+			p.i++
+			return nil
+		default:
+			return p.errf("',' or ']' expected")
+		}
+	}
 }

@@ -316,20 +316,8 @@ func (s *scanner) prolog() tokKind {
 		if vEnd < 0 {
 			return s.fail(s.pos, "XML declaration: value not closed")
 		}
-		val := s.buf[s.pos+1 : s.pos+1+vEnd]
-		switch name {
-		case "version":
-			if string(val) != "1.0" {
-				return s.fail(s.pos, fmt.Sprintf("XML version %s: only 1.0 is supported", quoteShort(val)))
-			}
-		case "encoding":
-			if !eqFold(string(val), "utf-8") {
-				return s.failKind(KindEncoding, s.pos, fmt.Sprintf("the message declares encoding %s: only UTF-8 is accepted", quoteShort(val)))
-			}
-		case "standalone":
-			if string(val) != "yes" && string(val) != "no" {
-				return s.fail(s.pos, "XML declaration: standalone must be yes or no")
-			}
+		if k := s.declValue(name, s.buf[s.pos+1:s.pos+1+vEnd]); k == tokErr {
+			return k
 		}
 		s.pos += vEnd + 2
 	}
@@ -337,6 +325,26 @@ func (s *scanner) prolog() tokKind {
 		return s.fail(s.pos, "XML declaration without version")
 	}
 	s.pos = declEnd + 2
+	return tokNone
+}
+
+// declValue checks the value of the XML declaration's pseudo-attribute
+// name (version, encoding or standalone) at s.pos: tokNone or tokErr.
+func (s *scanner) declValue(name string, val []byte) tokKind {
+	switch name {
+	case "version":
+		if string(val) != "1.0" {
+			return s.fail(s.pos, fmt.Sprintf("XML version %s: only 1.0 is supported", quoteShort(val)))
+		}
+	case "encoding":
+		if !eqFold(string(val), "utf-8") {
+			return s.failKind(KindEncoding, s.pos, fmt.Sprintf("the message declares encoding %s: only UTF-8 is accepted", quoteShort(val)))
+		}
+	case "standalone":
+		if string(val) != "yes" && string(val) != "no" {
+			return s.fail(s.pos, "XML declaration: standalone must be yes or no")
+		}
+	}
 	return tokNone
 }
 
@@ -627,6 +635,61 @@ func (s *scanner) readEnd() tokKind {
 	return tokEnd
 }
 
+// bindNamespaces applies the start tag's namespace declarations (in
+// s.attrs, marked isNS) to s.ns: tokNone or tokErr (at off).
+func (s *scanner) bindNamespaces(off int) tokKind {
+	for i := range s.attrs {
+		a := &s.attrs[i]
+		switch {
+		case a.prefix == nil && string(a.local) == "xmlns":
+			if string(a.value) == nsXMLURI || string(a.value) == nsXMLNSURI {
+				return s.fail(off, fmt.Sprintf("%q cannot be the default namespace", a.value))
+			}
+			a.isNS = true
+			s.ns = append(s.ns, nsBind{prefix: nil, uri: a.value})
+		case string(a.prefix) == "xmlns":
+			a.isNS = true
+			switch {
+			case string(a.local) == "xmlns":
+				return s.fail(off, "the xmlns prefix cannot be declared")
+			case string(a.local) == "xml":
+				if string(a.value) != nsXMLURI {
+					return s.fail(off, "the xml prefix cannot be bound to another namespace")
+				}
+			case string(a.value) == nsXMLURI || string(a.value) == nsXMLNSURI:
+				return s.fail(off, fmt.Sprintf("prefix %q cannot be bound to %q", a.local, a.value))
+			case len(a.value) == 0:
+				return s.fail(off, fmt.Sprintf("prefix %q declared with an empty namespace", a.local))
+			}
+			s.ns = append(s.ns, nsBind{prefix: a.local, uri: a.value})
+		}
+	}
+	return tokNone
+}
+
+// resolveAttrs gives each prefixed attribute its namespace and refuses two
+// attributes of the same name in the same namespace: tokNone or tokErr.
+func (s *scanner) resolveAttrs(off int) tokKind {
+	for i := range s.attrs {
+		a := &s.attrs[i]
+		if a.isNS || a.prefix == nil {
+			continue
+		}
+		var ok bool
+		a.space, ok = s.lookup(a.prefix)
+		if !ok {
+			return s.fail(off, fmt.Sprintf("undeclared namespace prefix %q on attribute %s", a.prefix, a.qname))
+		}
+		for j := 0; j < i; j++ {
+			b := &s.attrs[j]
+			if !b.isNS && b.prefix != nil && bytes.Equal(a.local, b.local) && bytes.Equal(a.space, b.space) {
+				return s.fail(off, fmt.Sprintf("attributes %s and %s are the same name in the same namespace", b.qname, a.qname))
+			}
+		}
+	}
+	return tokNone
+}
+
 func (s *scanner) readStart() tokKind {
 	off := s.pos
 	if s.seenRoot && len(s.stack) == 0 {
@@ -672,51 +735,15 @@ func (s *scanner) readStart() tokKind {
 	}
 	// Namespace declarations first, as they apply to this element's own name
 	// and attributes.
-	for i := range s.attrs {
-		a := &s.attrs[i]
-		switch {
-		case a.prefix == nil && string(a.local) == "xmlns":
-			if string(a.value) == nsXMLURI || string(a.value) == nsXMLNSURI {
-				return s.fail(off, fmt.Sprintf("%q cannot be the default namespace", a.value))
-			}
-			a.isNS = true
-			s.ns = append(s.ns, nsBind{prefix: nil, uri: a.value})
-		case string(a.prefix) == "xmlns":
-			a.isNS = true
-			switch {
-			case string(a.local) == "xmlns":
-				return s.fail(off, "the xmlns prefix cannot be declared")
-			case string(a.local) == "xml":
-				if string(a.value) != nsXMLURI {
-					return s.fail(off, "the xml prefix cannot be bound to another namespace")
-				}
-			case string(a.value) == nsXMLURI || string(a.value) == nsXMLNSURI:
-				return s.fail(off, fmt.Sprintf("prefix %q cannot be bound to %q", a.local, a.value))
-			case len(a.value) == 0:
-				return s.fail(off, fmt.Sprintf("prefix %q declared with an empty namespace", a.local))
-			}
-			s.ns = append(s.ns, nsBind{prefix: a.local, uri: a.value})
-		}
+	if k := s.bindNamespaces(off); k == tokErr {
+		return k
 	}
 	space, ok := s.lookup(prefix)
 	if !ok {
 		return s.fail(off, fmt.Sprintf("undeclared namespace prefix %q in <%s>", prefix, qname))
 	}
-	for i := range s.attrs {
-		a := &s.attrs[i]
-		if a.isNS || a.prefix == nil {
-			continue
-		}
-		a.space, ok = s.lookup(a.prefix)
-		if !ok {
-			return s.fail(off, fmt.Sprintf("undeclared namespace prefix %q on attribute %s", a.prefix, a.qname))
-		}
-		for j := 0; j < i; j++ {
-			b := &s.attrs[j]
-			if !b.isNS && b.prefix != nil && bytes.Equal(a.local, b.local) && bytes.Equal(a.space, b.space) {
-				return s.fail(off, fmt.Sprintf("attributes %s and %s are the same name in the same namespace", b.qname, a.qname))
-			}
-		}
+	if k := s.resolveAttrs(off); k == tokErr {
+		return k
 	}
 	s.stack = append(s.stack, openElem{qname: qname, nsMark: nsMark})
 	if len(s.stack) > maxDepth {
