@@ -499,141 +499,174 @@ func appendGen2(b []byte, u *unit, samples []sample) []byte {
 }
 
 func appendSample2(b []byte, u *unit, s *sample, nl, ind string) []byte {
-	st := &u.style
-	p := st.prefix
-	open := func(name string) {
-		b = append(b, nl...)
-		b = append(b, ind...)
-		b = append(b, ind...)
-		b = append(b, '<')
-		b = el(b, p, name)
-	}
-	closeEl := func(name string) {
-		b = append(b, "</"...)
-		b = el(b, p, name)
-		b = append(b, '>')
-	}
-	unitAttr := func(def, milli string) {
-		switch {
-		case st.milli:
-			b = appendAttr(b, "unit", milli)
-		case !st.noUnit:
-			b = appendAttr(b, "unit", def)
-		}
-	}
-	b = append(b, ind...)
-	b = append(b, '<')
-	b = el(b, p, "Sample")
-	b = append(b, ` seq="`...)
-	b = strconv.AppendInt(b, s.seq, 10)
-	b = append(b, `" time="`...)
-	if s.bad == badTime {
-		b = append(b, "yesterday"...)
-	} else {
-		b = appendRFC3339(b, s.ms, st.offsetMin, st.frac)
-	}
-	b = append(b, `">`...)
+	w := sample2Writer{b: b, st: &u.style, nl: nl, ind: ind}
+	w.start(s)
+	w.measures(s)
+	w.temps(s)
+	w.rest(s)
+	return w.b
+}
 
-	open("SoC")
-	b = append(b, '>')
+// sample2Writer appends the parts of one generation-2 <Sample> in a unit's
+// style (prefix, units, time format), nl and ind making it pretty or not.
+type sample2Writer struct {
+	b       []byte
+	st      *gen2Style
+	nl, ind string
+}
+
+// open starts the child element name (the '>' is the caller's, after the
+// attributes).
+func (w *sample2Writer) open(name string) {
+	w.b = append(w.b, w.nl...)
+	w.b = append(w.b, w.ind...)
+	w.b = append(w.b, w.ind...)
+	w.b = append(w.b, '<')
+	w.b = el(w.b, w.st.prefix, name)
+}
+
+func (w *sample2Writer) closeEl(name string) {
+	w.b = append(w.b, "</"...)
+	w.b = el(w.b, w.st.prefix, name)
+	w.b = append(w.b, '>')
+}
+
+// unitAttr writes the unit attribute the style asks for: milli, def, or none.
+func (w *sample2Writer) unitAttr(def, milli string) {
+	switch {
+	case w.st.milli:
+		w.b = appendAttr(w.b, "unit", milli)
+	case !w.st.noUnit:
+		w.b = appendAttr(w.b, "unit", def)
+	}
+}
+
+// start writes the <Sample> start tag with its seq and time.
+func (w *sample2Writer) start(s *sample) {
+	w.b = append(w.b, w.ind...)
+	w.b = append(w.b, '<')
+	w.b = el(w.b, w.st.prefix, "Sample")
+	w.b = append(w.b, ` seq="`...)
+	w.b = strconv.AppendInt(w.b, s.seq, 10)
+	w.b = append(w.b, `" time="`...)
+	if s.bad == badTime {
+		w.b = append(w.b, "yesterday"...)
+	} else {
+		w.b = appendRFC3339(w.b, s.ms, w.st.offsetMin, w.st.frac)
+	}
+	w.b = append(w.b, `">`...)
+}
+
+// measures writes SoC, SoH, Voltage, Current and Power.
+func (w *sample2Writer) measures(s *sample) {
+	w.open("SoC")
+	w.b = append(w.b, '>')
 	switch s.bad {
 	case badSoC:
-		b = append(b, "140"...)
+		w.b = append(w.b, "140"...)
 	case badNumber:
-		b = append(b, "NaN"...)
+		w.b = append(w.b, "NaN"...)
 	default:
-		b = appendFloat(b, s.soc, 1)
+		w.b = appendFloat(w.b, s.soc, 1)
 	}
-	closeEl("SoC")
-	open("SoH")
-	b = append(b, '>')
-	b = appendFloat(b, s.soh, 1)
-	closeEl("SoH")
+	w.closeEl("SoC")
+	w.open("SoH")
+	w.b = append(w.b, '>')
+	w.b = appendFloat(w.b, s.soh, 1)
+	w.closeEl("SoH")
 
-	open("Voltage")
+	w.open("Voltage")
 	if s.bad == badUnit {
-		b = appendAttr(b, "unit", "kV")
-		b = append(b, '>')
-		b = appendFloat(b, s.volts/1000, 4)
+		w.b = appendAttr(w.b, "unit", "kV")
+		w.b = append(w.b, '>')
+		w.b = appendFloat(w.b, s.volts/1000, 4)
 	} else {
-		unitAttr("V", "mV")
-		b = append(b, '>')
-		if st.milli {
-			b = appendFloat(b, s.volts*1000, 0)
+		w.unitAttr("V", "mV")
+		w.b = append(w.b, '>')
+		if w.st.milli {
+			w.b = appendFloat(w.b, s.volts*1000, 0)
 		} else {
-			b = appendFloat(b, s.volts, 1)
+			w.b = appendFloat(w.b, s.volts, 1)
 		}
 	}
-	closeEl("Voltage")
-	open("Current")
-	unitAttr("A", "mA")
-	b = append(b, '>')
-	if st.milli {
-		b = appendFloat(b, s.amps*1000, 0)
+	w.closeEl("Voltage")
+	w.open("Current")
+	w.unitAttr("A", "mA")
+	w.b = append(w.b, '>')
+	if w.st.milli {
+		w.b = appendFloat(w.b, s.amps*1000, 0)
 	} else {
-		b = appendFloat(b, s.amps, 2)
+		w.b = appendFloat(w.b, s.amps, 2)
 	}
-	closeEl("Current")
-	open("Power")
-	unitAttr("kW", "W")
-	b = append(b, '>')
-	if st.milli {
-		b = appendFloat(b, s.kw*1000, 0)
+	w.closeEl("Current")
+	w.open("Power")
+	w.unitAttr("kW", "W")
+	w.b = append(w.b, '>')
+	if w.st.milli {
+		w.b = appendFloat(w.b, s.kw*1000, 0)
 	} else {
-		b = appendFloat(b, s.kw, 2)
+		w.b = appendFloat(w.b, s.kw, 2)
 	}
-	closeEl("Power")
+	w.closeEl("Power")
+}
+
+// temps writes the three Temperature elements in the style's unit.
+func (w *sample2Writer) temps(s *sample) {
 	for _, tc := range [...]struct {
 		sensor string
 		c      float64
 	}{{"cell_max", s.cellMax}, {"cell_min", s.cellMin}, {"ambient", s.ambC}} {
-		open("Temperature")
-		b = appendAttr(b, "sensor", tc.sensor)
-		if st.tempUnit != "" {
-			b = appendAttr(b, "unit", st.tempUnit)
+		w.open("Temperature")
+		w.b = appendAttr(w.b, "sensor", tc.sensor)
+		if w.st.tempUnit != "" {
+			w.b = appendAttr(w.b, "unit", w.st.tempUnit)
 		}
-		b = append(b, '>')
-		switch st.tempUnit {
+		w.b = append(w.b, '>')
+		switch w.st.tempUnit {
 		case "F":
-			b = appendFloat(b, tc.c*9/5+32, 1)
+			w.b = appendFloat(w.b, tc.c*9/5+32, 1)
 		case "K":
-			b = appendFloat(b, tc.c+273.15, 2)
+			w.b = appendFloat(w.b, tc.c+273.15, 2)
 		default:
-			b = appendFloat(b, tc.c, 1)
+			w.b = appendFloat(w.b, tc.c, 1)
 		}
-		closeEl("Temperature")
+		w.closeEl("Temperature")
 	}
-	open("Mode")
-	b = append(b, '>')
+}
+
+// rest writes Mode, the Alarms, the vendor extension and the end tag.
+func (w *sample2Writer) rest(s *sample) {
+	w.open("Mode")
+	w.b = append(w.b, '>')
 	if s.bad == badMode {
-		b = append(b, "sleeping"...)
+		w.b = append(w.b, "sleeping"...)
 	} else {
-		b = append(b, s.mode...)
+		w.b = append(w.b, s.mode...)
 	}
-	closeEl("Mode")
+	w.closeEl("Mode")
 	if len(s.alarms) > 0 {
-		open("Alarms")
-		b = append(b, '>')
+		w.open("Alarms")
+		w.b = append(w.b, '>')
 		for _, a := range s.alarms {
-			b = append(b, '<')
-			b = el(b, p, "Alarm")
-			b = appendAttr(b, "code", a.code)
-			b = appendAttr(b, "severity", a.severity)
+			w.b = append(w.b, '<')
+			w.b = el(w.b, w.st.prefix, "Alarm")
+			w.b = appendAttr(w.b, "code", a.code)
+			w.b = appendAttr(w.b, "severity", a.severity)
 			if a.text == "" {
-				b = append(b, "/>"...)
+				w.b = append(w.b, "/>"...)
 				continue
 			}
-			b = append(b, '>')
-			b = appendAlarmText(b, a.text, st.cdata)
-			closeEl("Alarm")
+			w.b = append(w.b, '>')
+			w.b = appendAlarmText(w.b, a.text, w.st.cdata)
+			w.closeEl("Alarm")
 		}
-		closeEl("Alarms")
+		w.closeEl("Alarms")
 	}
-	if u.style.vendorExt {
-		b = append(b, `<acme:Note>vendor extension</acme:Note>`...)
+	if w.st.vendorExt {
+		w.b = append(w.b, `<acme:Note>vendor extension</acme:Note>`...)
 	}
-	b = append(b, nl...)
-	b = append(b, ind...)
-	closeEl("Sample")
-	return append(b, nl...)
+	w.b = append(w.b, w.nl...)
+	w.b = append(w.b, w.ind...)
+	w.closeEl("Sample")
+	w.b = append(w.b, w.nl...)
 }
