@@ -17,12 +17,12 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/flexipack/cutover/shared/bus"
 	"github.com/flexipack/cutover/shared/cutover"
 	"github.com/flexipack/cutover/shared/influx"
 	"github.com/flexipack/cutover/shared/rabbit"
+	"github.com/flexipack/cutover/shared/rabbit/rabbittest"
 	"github.com/flexipack/cutover/shared/testenv"
 )
 
@@ -102,22 +102,7 @@ func (w testWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func (e *Env) deleteTopology() {
-	conn, err := amqp.Dial(e.AMQPURL)
-	if err != nil {
-		return
-	}
-	defer conn.Close()
-	ch, err := conn.Channel()
-	if err != nil {
-		return
-	}
-	defer ch.Close()
-	_, _ = ch.QueueDelete(e.Topology.Queue, false, false, false)
-	_, _ = ch.QueueDelete(e.Topology.DeadQueue, false, false, false)
-	_ = ch.ExchangeDelete(e.Topology.Exchange, false, false)
-	_ = ch.ExchangeDelete(e.Topology.DeadExchange, false, false)
-}
+func (e *Env) deleteTopology() { rabbittest.Delete(e.AMQPURL, e.Topology) }
 
 // Conn returns the test's RabbitMQ connection (for publishing and inspecting).
 func (e *Env) Conn() *rabbit.Conn {

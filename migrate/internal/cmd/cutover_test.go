@@ -1,7 +1,6 @@
 package cmd
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -468,7 +467,7 @@ func TestStatusWatch(t *testing.T) {
 	}
 	cmd := exec.CommandContext(e.ctx, self, append([]string{"status", "--watch", "--interval", "100ms"}, e.conn()...)...)
 	cmd.Env = append(os.Environ(), "MIGRATE_TEST_AS_CLI=1")
-	var out lockedBuffer
+	var out testenv.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -492,21 +491,4 @@ func TestStatusWatch(t *testing.T) {
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("status --watch after Ctrl-C: %v\n%s", err, out.String())
 	}
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

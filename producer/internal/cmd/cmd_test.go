@@ -1,7 +1,6 @@
 package cmd
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,7 +8,6 @@ import (
 	"io"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,28 +21,10 @@ import (
 	"github.com/flexipack/cutover/shared/testenv"
 )
 
-// syncBuffer is a bytes.Buffer safe for the app's writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // runApp runs the producer with args and returns stdout and stderr.
 func runApp(ctx context.Context, args ...string) (string, string, error) {
 	app := New()
-	var out, errOut syncBuffer
+	var out, errOut testenv.Buffer
 	app.Writer, app.ErrWriter = &out, &errOut
 	err := app.RunContext(ctx, append([]string{"producer", "--log-format", "json"}, args...))
 	return out.String(), errOut.String(), err
