@@ -17,7 +17,8 @@ import (
 	"github.com/flexipack/cutover/shared/tlsconf/tlstest"
 )
 
-// rabbitScript is the node start script under Debian's /usr/sbin wrapper.
+// rabbitScript is the node start script under Debian's /usr/sbin wrapper
+// (rabbitmq-server on PATH is used where it does not exist).
 // The wrapper is not used: it changes to /var/lib/rabbitmq and su's to the
 // rabbitmq user, whose HOME holds the system node's Erlang cookie and who
 // cannot read the test's certificates.
@@ -40,8 +41,11 @@ type PrivateRabbit struct {
 // when the test ends.
 func StartRabbitTLS(t testing.TB, ca *tlstest.CA) *PrivateRabbit {
 	t.Helper()
-	if _, err := os.Stat(rabbitScript); err != nil {
-		t.Fatalf("testenv: %s: %v (install Debian's rabbitmq-server); %s", rabbitScript, err, hint)
+	script := rabbitScript
+	if _, err := os.Stat(script); err != nil {
+		if script, err = exec.LookPath("rabbitmq-server"); err != nil {
+			t.Fatalf("testenv: neither %s nor rabbitmq-server on PATH (install Debian's rabbitmq-server); %s", rabbitScript, hint)
+		}
 	}
 	dir := t.TempDir()
 	tlsPort, distPort := FreePort(t), FreePort(t)
@@ -75,7 +79,7 @@ loopback_users.guest = true
 			if err != nil {
 				return nil, err
 			}
-			cmd := exec.Command(rabbitScript)
+			cmd := exec.Command(script)
 			cmd.Dir, cmd.Env = dir, environ
 			cmd.Stdout, cmd.Stderr = f, f
 			cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
