@@ -9,9 +9,9 @@ SHELL       := /bin/bash
 GO         ?= go
 PKGS       ?= ./...
 # Packages with benchmarks; grows as benchmarks land next to their baselines.
-BENCH_PKGS ?= ./shared/... ./consumer/internal/pipeline ./backfill/...
+BENCH_PKGS ?= ./shared/... ./consumer/internal/pipeline ./backfill/... ./alert/...
 BENCHTIME  ?= 1s
-BINARIES   := producer consumer backfill migrate query
+BINARIES   := producer consumer backfill migrate query alert
 VERSION    ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS    := -X github.com/flexipack/cutover/shared/cliapp.Version=$(VERSION)
 
@@ -38,13 +38,13 @@ test-e2e: services-up ## the whole cutover story with faults (SIGKILLs, restarts
 	grep -E '^(=== RUN|--- |PASS|FAIL|ok |e2e:)|panic:' .data/e2e.log || true; \
 	if [ $$st -ne 0 ]; then echo "--- e2e failed; last lines of .data/e2e.log:"; tail -n 150 .data/e2e.log; fi; exit $$st
 
-bench: services-up ## one table: codec, producer, consumer, backfill, each next to its baseline in the same run
+bench: services-up ## one table: codec, producer, consumer, backfill, alert, each next to its baseline in the same run
 	$(WITH_ENV) $(GO) run ./scripts/benchtable
 
 bench-all: services-up ## every benchmark, raw go test output (BENCH_PKGS, BENCHTIME)
 	$(WITH_ENV) $(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) $(BENCH_PKGS)
 
-build: ## build the four binaries into bin/
+build: ## build the binaries into bin/
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ $(addprefix ./,$(BINARIES))
 
 demo: ## start the services, build, and run the cutover demo (scripts/demo.sh)

@@ -31,7 +31,7 @@
 # (default 127.0.0.1:8186); 'scripts/demo.sh down' stops it.
 #
 #   scripts/demo.sh        run the demo
-#   scripts/demo.sh down   stop the demo's own InfluxDB, if it started one
+#   scripts/demo.sh down   stop the demo's console (bin/query serve) and its own InfluxDB, if it started one
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
@@ -49,6 +49,7 @@ QUERY_ADDR=${DEMO_QUERY_ADDR:-127.0.0.1:9401}
 SHADOW_READS=${DEMO_SHADOW_READS:-1000}
 DEMO_INFLUX_RPC_ADDR=${DEMO_INFLUX_RPC_ADDR:-127.0.0.1:8188}
 DB=bsu_demo
+CONSOLE_ADDR=${DEMO_CONSOLE_ADDR:-127.0.0.1:9400} # the web console's query serve, up from the start and after the demo
 
 DIR=$ROOT/.data/demo
 RUN_DIR=${SERVICES_RUN_DIR:-/tmp/flexipack-cutover-services}
@@ -61,6 +62,10 @@ PRIVATE_INFLUX_ENV=(SERVICES_RUN_DIR="$DIR/services" SERVICES_DATA_DIR="$DIR/sta
 case ${1:-} in
 "") ;;
 down)
+	if [[ -f $DIR/console.pid ]] && kill -0 "$(cat "$DIR/console.pid")" 2>/dev/null; then
+		kill -TERM "$(cat "$DIR/console.pid")" && echo "demo: stopped the console (bin/query serve, pid $(cat "$DIR/console.pid"))"
+	fi
+	rm -f "$DIR/console.pid"
 	if [[ -f $DIR/services/influxdb.pid ]]; then
 		env "${PRIVATE_INFLUX_ENV[@]}" scripts/services.sh stop influxdb || true
 	else
@@ -249,7 +254,31 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# start_console runs bin/query serve (the read API and its web console) in
+# the background, outliving the demo so the page stays up afterwards;
+# 'scripts/demo.sh down' stops it. It takes no shadow reads: the read-API
+# step's own query serve (QUERY_ADDR) does, with --shadow-rate 1.
+start_console() {
+	if [[ -f $DIR/console.pid ]] && kill -0 "$(cat "$DIR/console.pid")" 2>/dev/null; then
+		kill -TERM "$(cat "$DIR/console.pid")" 2>/dev/null || true
+		sleep 1
+	fi
+	setsid bin/query serve --http-addr "$CONSOLE_ADDR" --phase-poll 1s --shadow-rate 0 >"$DIR/console.log" 2>&1 </dev/null &
+	echo $! >"$DIR/console.pid"
+	disown $!
+	local deadline=$((SECONDS + 30))
+	until [[ $(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://$CONSOLE_ADDR/-/healthy" 2>/dev/null) == 200 ]]; do
+		kill -0 "$(cat "$DIR/console.pid")" 2>/dev/null || { tail -n 20 "$DIR/console.log" >&2; die "bin/query serve exited (log: .data/demo/console.log)"; }
+		((SECONDS < deadline)) || die "bin/query serve did not answer on $CONSOLE_ADDR within 30s (log: .data/demo/console.log)"
+		sleep 0.5
+	done
+}
+
 # ---------------------------------------------------------------- the story
+
+step "the console: bin/query serve on http://$CONSOLE_ADDR/ (log: .data/demo/console.log)"
+start_console
+note "open http://$CONSOLE_ADDR/ in a browser to watch the cutover while the demo runs (read-only; it shows commands, never runs them)"
 
 step "two consumers in phase legacy (logs: .data/demo/consumer-1.log, consumer-2.log)"
 start_consumer demo-consumer-1
@@ -450,6 +479,7 @@ Start the consumers again (phase influx-primary) with:
 EOF
 if ((ok)); then
 	echo "demo: done: every reading in both stores, every malformed message dead-lettered, the same API answers from both"
+	echo "demo: the console stays up (scripts/demo.sh down stops it): http://$CONSOLE_ADDR/"
 else
 	die "the figures do not add up (see above)"
 fi

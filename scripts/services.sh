@@ -3,11 +3,11 @@
 # loopback, from nothing.
 #
 #   scripts/services.sh up              install, build, start and wait for everything (idempotent)
-#   scripts/services.sh down            stop what this script started (InfluxDB, MinIO, Kafka)
+#   scripts/services.sh down            stop what this script started (InfluxDB, MinIO, Kafka, Alertmanager)
 #   scripts/services.sh status          one line per service; exit 1 if any is unhealthy
 #   scripts/services.sh env             export lines for the binaries and tests (eval "$(...)")
-#   scripts/services.sh start SERVICE   start one of: influxdb, minio, kafka
-#   scripts/services.sh stop SERVICE    stop one of: influxdb, minio, kafka
+#   scripts/services.sh start SERVICE   start one of: influxdb, minio, kafka, alertmanager
+#   scripts/services.sh stop SERVICE    stop one of: influxdb, minio, kafka, alertmanager
 #
 # Services:
 #   RabbitMQ 127.0.0.1:5672 (guest/guest) with the management API on :15672;
@@ -22,6 +22,8 @@
 #     IN-MEMORY test broker (topics telemetry and telemetry.dead, 6 partitions;
 #     nothing survives its restart); built into .data/bin. docker-compose.yml
 #     runs a real Kafka instead. `env` keeps BUS=rabbitmq.
+#   Alertmanager v0.28.1 http://127.0.0.1:9093 (API v2, clustering off);
+#     built once with go install into GOPATH/bin, run from .data/alertmanager.
 #
 # Data and logs live under .data/ at the repository root (git-ignored);
 # logs in .data/log/. The system RabbitMQ and PostgreSQL are never stopped.
@@ -40,6 +42,9 @@ INFLUXD_PKG=github.com/influxdata/influxdb/cmd/influxd@v1.8.3
 # MinIO no longer tags semver releases; this is what @latest resolved to when
 # the stack was set up. Pinned so every machine builds the same server.
 MINIO_PKG=github.com/minio/minio@v0.0.0-20260212201848-7aac2a2c5b7c
+# v0.32 and later do not build with go install (their UI assets are missing
+# from the module); v0.28.1 does.
+ALERTMANAGER_PKG=github.com/prometheus/alertmanager/cmd/alertmanager@v0.28.1
 
 AMQP_HOST=127.0.0.1 AMQP_PORT=5672 RABBIT_MGMT=http://127.0.0.1:15672
 PG_HOST=127.0.0.1 PG_PORT=5432 PG_DB=bsu
@@ -49,6 +54,7 @@ INFLUX_HTTP=${SERVICES_INFLUX_ADDR:-127.0.0.1:8086} INFLUX_RPC=${SERVICES_INFLUX
 MINIO_ADDR=${SERVICES_MINIO_ADDR:-127.0.0.1:9000} MINIO_CONSOLE=${SERVICES_MINIO_CONSOLE_ADDR:-127.0.0.1:9001}
 MINIO_USER=minioadmin MINIO_PASSWORD=minioadmin
 S3_BUCKET_NAME=bsu-snapshots
+AM_ADDR=${SERVICES_ALERTMANAGER_ADDR:-127.0.0.1:9093}
 
 # Bounded waits, in seconds.
 WAIT_RABBIT=${WAIT_RABBIT:-120}
@@ -57,6 +63,7 @@ WAIT_INFLUX=${WAIT_INFLUX:-90}
 WAIT_MINIO=${WAIT_MINIO:-90}
 WAIT_KAFKA=${WAIT_KAFKA:-60}
 KAFKA_ADDR=${SERVICES_KAFKA_ADDR:-127.0.0.1:9092}
+WAIT_ALERTMANAGER=${WAIT_ALERTMANAGER:-60}
 
 say() { printf 'services: %s\n' "$*" >&2; }
 
@@ -480,6 +487,51 @@ kafka_status() {
 	fi
 }
 
+# ---------------------------------------------------------------- Alertmanager
+
+am_healthy() { [[ $(http_code "http://$AM_ADDR/-/ready") == 200 ]]; }
+
+# am_write_config: one route to a receiver without integrations. The alert
+# service's tests and the e2e read what arrived through the API
+# (GET /api/v2/alerts); an operator adds real receivers here.
+am_write_config() {
+	local dir=$DATA/alertmanager
+	mkdir -p "$dir/data"
+	cat >"$dir/alertmanager.yml" <<EOF
+# Written by scripts/services.sh on every start; edit the script, not this file.
+route:
+  receiver: default
+  group_by: [alertname, site]
+  group_wait: 10s
+  group_interval: 1m
+  repeat_interval: 4h
+receivers:
+  - name: default
+EOF
+}
+
+am_up() {
+	local log=$LOG/alertmanager.log pid=
+	if am_healthy; then return; fi
+	if port_open "${AM_ADDR%:*}" "${AM_ADDR#*:}"; then
+		pid=$(owned_pid alertmanager alertmanager) ||
+			die "alertmanager: $AM_ADDR is taken by a process this script did not start, and it is not a ready Alertmanager"
+	else
+		local bin
+		bin=$(find_bin alertmanager)
+		if [[ -z $bin ]]; then
+			go_install alertmanager "$ALERTMANAGER_PKG"
+			bin=$(gobin)/alertmanager
+		fi
+		am_write_config
+		say "starting Alertmanager ($bin) on $AM_ADDR; log: $log"
+		start_daemon alertmanager "$log" "$bin" --config.file="$DATA/alertmanager/alertmanager.yml" \
+			--storage.path="$DATA/alertmanager/data" --web.listen-address="$AM_ADDR" --cluster.listen-address=
+		pid=$(<"$(pidfile alertmanager)")
+	fi
+	wait_for "alertmanager (http://$AM_ADDR/-/ready)" "$WAIT_ALERTMANAGER" "$log" "$pid" am_healthy
+}
+
 # ---------------------------------------------------------------- commands
 
 cmd_env() {
@@ -500,6 +552,7 @@ export AWS_SECRET_ACCESS_KEY=$MINIO_PASSWORD
 export AWS_REGION=us-east-1
 export KAFKA_BROKERS=$KAFKA_ADDR
 export BUS=rabbitmq
+export ALERTMANAGER_URL=http://$AM_ADDR
 EOF
 }
 
@@ -512,7 +565,7 @@ owner_note() {
 	fi
 }
 
-line() { printf '%-11s %-9s %s\n' "$1" "$2" "$3"; }
+line() { printf '%-12s %-9s %s\n' "$1" "$2" "$3"; }
 
 cmd_status() {
 	local bad=0
@@ -534,6 +587,12 @@ cmd_status() {
 		bad=1
 		line influxdb UNHEALTHY "http://$INFLUX_HTTP: /ping $(influx_ping && echo ok || echo failed), Flux $(influx_flux && echo ok || echo failed); log: $LOG/influxdb.log"
 	fi
+	if command -v chromium >/dev/null; then
+		line chromium installed "$(command -v chromium) (the console's browser tests)"
+	else
+		bad=1
+		line chromium MISSING "run scripts/services.sh up (installs Debian's chromium)"
+	fi
 	if minio_healthy; then
 		line minio healthy "http://$MINIO_ADDR, console http://$MINIO_CONSOLE ($(owner_note minio minio))"
 	else
@@ -541,7 +600,24 @@ cmd_status() {
 		line minio UNHEALTHY "http://$MINIO_ADDR/minio/health/live failed; log: $LOG/minio.log"
 	fi
 	kafka_status || bad=1
+	if am_healthy; then
+		line alertmanager healthy "http://$AM_ADDR, API v2 ($(owner_note alertmanager alertmanager))"
+	else
+		bad=1
+		line alertmanager UNHEALTHY "http://$AM_ADDR/-/ready failed; log: $LOG/alertmanager.log"
+	fi
 	return "$bad"
+}
+
+# chromium_up: Debian's Chromium, which the console's browser tests drive
+# headless (query/internal/console); installed only when missing.
+chromium_up() {
+	if command -v chromium >/dev/null; then
+		return
+	fi
+	apt_install chromium
+	command -v chromium >/dev/null || die "chromium is still not on PATH after apt-get install chromium" "$LOG/apt.log"
+	say "chromium installed: $(chromium --version 2>/dev/null || echo unknown version)"
 }
 
 cmd_up() {
@@ -553,6 +629,8 @@ cmd_up() {
 	influx_up
 	minio_up
 	kafka_up
+	am_up
+	chromium_up
 	say "all services healthy in $((SECONDS - start))s"
 }
 
@@ -560,6 +638,7 @@ cmd_down() {
 	stop_daemon influxdb influxd || say "influxdb: nothing started by services.sh is running"
 	stop_daemon minio minio || say "minio: nothing started by services.sh is running"
 	stop_daemon kafka kafkabroker || say "kafka: nothing started by services.sh is running"
+	stop_daemon alertmanager alertmanager || say "alertmanager: nothing started by services.sh is running"
 	say "left the system RabbitMQ and PostgreSQL running (never stopped by this script)"
 }
 
@@ -583,9 +662,11 @@ main() {
 		start:minio) minio_up ;;
 		start:kafka) kafka_up ;;
 		stop:kafka) stop_daemon kafka kafkabroker || die "kafka: no Kafka test broker started by services.sh is running (pid file $(pidfile kafka))" ;;
+		start:alertmanager) am_up ;;
+		stop:alertmanager) stop_daemon alertmanager alertmanager || die "alertmanager: no Alertmanager started by services.sh is running (pid file $(pidfile alertmanager))" ;;
 		stop:influxdb) stop_daemon influxdb influxd || die "influxdb: no InfluxDB started by services.sh is running (pid file $(pidfile influxdb))" ;;
 		stop:minio) stop_daemon minio minio || die "minio: no MinIO started by services.sh is running (pid file $(pidfile minio))" ;;
-		*) die "$1 $2: unknown service; want influxdb, minio or kafka" ;;
+		*) die "$1 $2: unknown service; want influxdb, minio, kafka or alertmanager" ;;
 		esac
 		;;
 	-h | --help | help) usage ;;

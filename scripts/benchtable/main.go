@@ -42,52 +42,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "benchtable:", err)
 		os.Exit(1)
 	}
-	rows := []row{
-		codecRow("codec gen-2, 1 sample", "gen2-1"),
-		codecRow("codec gen-2, 100 samples", "gen2-100"),
-		codecRow("codec gen-1", "gen1"),
-		{name: "producer simulate → RabbitMQ (confirms)", pkg: "./producer/internal/sim", bench: "^BenchmarkPublishConfirms$", benchtime: "3x",
-			pick: func(m map[string]float64) (float64, float64, float64, float64, string, string, string) {
-				return m["simulate_msgs/s"], m["raw_msgs/s"], m["ratio"], m["cpu-us/msg"], "msg/s", "µs", "baseline: raw amqp091 publish-with-confirms loop"
-			}},
-		{name: "consumer dual-write (PG + InfluxDB)", pkg: "./consumer/internal/pipeline", bench: "^BenchmarkDualWrite$", benchtime: "40000x",
-			pick: func(m map[string]float64) (float64, float64, float64, float64, string, string, string) {
-				return m["msgs/s"], m["raw_msgs/s"], m["ratio"], m["cpu-us/msg"], "msg/s", "µs", "baseline: raw amqp091 consume+ack of the same queue"
-			}},
-		{name: "backfill run (unthrottled)", pkg: "./backfill/internal/cmd", bench: "^BenchmarkReplayVsRawWrite$", benchtime: "2x",
-			env: []string{"BACKFILL_BENCH_POINTS=100000"},
-			pick: func(m map[string]float64) (float64, float64, float64, float64, string, string, string) {
-				return m["run-points/s"], m["raw-points/s"], m["run/raw"], m["cpu-us/point"], "point/s", "µs",
-					fmt.Sprintf("baseline: raw line-protocol write loop; writing phase alone %.2f× raw", m["writing-phase/raw"])
-			}},
-		{name: "backfill run --rate 2000 (60 s)", pkg: "./backfill/internal/cmd", bench: "^BenchmarkThrottledRate$", benchtime: "1x",
-			pick: func(m map[string]float64) (float64, float64, float64, float64, string, string, string) {
-				return m["achieved-points/s"], m["target-points/s"], m["achieved-points/s"] / m["target-points/s"], 0, "point/s", "",
-					fmt.Sprintf("baseline: the target; error %+.1f%% over %.0f s", m["error-%"], m["measured-s"])
-			}},
-		{name: "verify legacy vs InfluxDB (InfluxQL)", pkg: "./shared/verify", bench: "^BenchmarkVerify$", benchtime: "1x",
-			pick: func(m map[string]float64) (float64, float64, float64, float64, string, string, string) {
-				return m["influxql_readings/s"], m["flux_readings/s"], m["ratio"], 0, "reading/s", "",
-					fmt.Sprintf("baseline: the Flux reader it replaced; fleetbench data set, %.0f readings, 1h windows", m["readings"])
-			}},
-		{name: "gap counting (InfluxQL GROUP BY time)", pkg: "./shared/verify", bench: "^BenchmarkGapCounts$", benchtime: "3x",
-			pick: func(m map[string]float64) (float64, float64, float64, float64, string, string, string) {
-				return m["influxql_readings/s"], m["flux_readings/s"], m["ratio"], 0, "reading/s", "",
-					"baseline: the Flux window()/count() it replaced; per unit and 1h window"
-			}},
-		{name: "query API fleet 30d p99, InfluxDB, under ingest (vs idle)", pkg: "./query/internal/loadtest", bench: "^BenchmarkQueryAPI$", benchtime: "1x",
-			lines: "QUERYBENCH",
-			pick: func(m map[string]float64) (float64, float64, float64, float64, string, string, string) {
-				ing, idle := m["influxdb-ingest-fleet-30d-1h-p99-ms"], m["influxdb-idle-fleet-30d-1h-p99-ms"]
-				return ing, idle, ing / idle, 0, "ms", "",
-					fmt.Sprintf("goals: p99 < 300 ms, ingest ≤ 2× idle; ingest achieved %.0f msg/s; every endpoint below", m["influxdb-ingest-msgs/s"])
-			}},
-		{name: "backfill peak RSS, 100× snapshot", pkg: "./backfill/internal/cmd", bench: "^BenchmarkPeakRSS$", benchtime: "1x",
-			pick: func(m map[string]float64) (float64, float64, float64, float64, string, string, string) {
-				return m["100x-peak-MiB"], m["small-peak-MiB"], m["ratio"], 0, "MiB", "",
-					"baseline: peak RSS of a snapshot 100× smaller"
-			}},
-	}
+	rows := tableRows()
 	tw := tabwriter.NewWriter(os.Stdout, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "benchmark\trate\tbaseline\tratio\tCPU/msg\t\tnote")
 	failed := false
@@ -126,6 +81,66 @@ func main() {
 	}
 	if failed {
 		os.Exit(1)
+	}
+}
+
+// tableRows are the table's rows, in order.
+func tableRows() []row {
+	return []row{
+		codecRow("codec gen-2, 1 sample", "gen2-1"),
+		codecRow("codec gen-2, 100 samples", "gen2-100"),
+		codecRow("codec gen-1", "gen1"),
+		{name: "producer simulate → RabbitMQ (confirms)", pkg: "./producer/internal/sim", bench: "^BenchmarkPublishConfirms$", benchtime: "3x",
+			pick: func(m map[string]float64) (float64, float64, float64, float64, string, string, string) {
+				return m["simulate_msgs/s"], m["raw_msgs/s"], m["ratio"], m["cpu-us/msg"], "msg/s", "µs", "baseline: raw amqp091 publish-with-confirms loop"
+			}},
+		{name: "consumer dual-write (PG + InfluxDB)", pkg: "./consumer/internal/pipeline", bench: "^BenchmarkDualWrite$", benchtime: "40000x",
+			pick: func(m map[string]float64) (float64, float64, float64, float64, string, string, string) {
+				return m["msgs/s"], m["raw_msgs/s"], m["ratio"], m["cpu-us/msg"], "msg/s", "µs", "baseline: raw amqp091 consume+ack of the same queue"
+			}},
+		{name: "backfill run (unthrottled)", pkg: "./backfill/internal/cmd", bench: "^BenchmarkReplayVsRawWrite$", benchtime: "2x",
+			env: []string{"BACKFILL_BENCH_POINTS=100000"},
+			pick: func(m map[string]float64) (float64, float64, float64, float64, string, string, string) {
+				return m["run-points/s"], m["raw-points/s"], m["run/raw"], m["cpu-us/point"], "point/s", "µs",
+					fmt.Sprintf("baseline: raw line-protocol write loop; writing phase alone %.2f× raw", m["writing-phase/raw"])
+			}},
+		{name: "backfill run --rate 2000 (60 s)", pkg: "./backfill/internal/cmd", bench: "^BenchmarkThrottledRate$", benchtime: "1x",
+			pick: func(m map[string]float64) (float64, float64, float64, float64, string, string, string) {
+				return m["achieved-points/s"], m["target-points/s"], m["achieved-points/s"] / m["target-points/s"], 0, "point/s", "",
+					fmt.Sprintf("baseline: the target; error %+.1f%% over %.0f s", m["error-%"], m["measured-s"])
+			}},
+		{name: "verify legacy vs InfluxDB (InfluxQL)", pkg: "./shared/verify", bench: "^BenchmarkVerify$", benchtime: "1x",
+			pick: func(m map[string]float64) (float64, float64, float64, float64, string, string, string) {
+				return m["influxql_readings/s"], m["flux_readings/s"], m["ratio"], 0, "reading/s", "",
+					fmt.Sprintf("baseline: the Flux reader it replaced; fleetbench data set, %.0f readings, 1h windows", m["readings"])
+			}},
+		{name: "gap counting (InfluxQL GROUP BY time)", pkg: "./shared/verify", bench: "^BenchmarkGapCounts$", benchtime: "3x",
+			pick: func(m map[string]float64) (float64, float64, float64, float64, string, string, string) {
+				return m["influxql_readings/s"], m["flux_readings/s"], m["ratio"], 0, "reading/s", "",
+					"baseline: the Flux window()/count() it replaced; per unit and 1h window"
+			}},
+		{name: "alert: 20 rules × 1,000 units", pkg: "./alert/internal/engine", bench: "^BenchmarkEvaluate20Rules1000Units$", benchtime: "100000x",
+			pick: func(m map[string]float64) (float64, float64, float64, float64, string, string, string) {
+				return m["readings/cpu-s"], m["decode-readings/cpu-s"], m["ratio"], m["cpu-us/reading"], "reading/s/core", "µs",
+					"baseline: decoding alone, same messages; target ≥ 50k readings/s/core"
+			}},
+		{name: "alert state bytes, 100,000 units", pkg: "./alert/internal/engine", bench: "^BenchmarkStateBytes$", benchtime: "1x",
+			pick: func(m map[string]float64) (float64, float64, float64, float64, string, string, string) {
+				return m["100k-B/unit-rule"], m["1k-B/unit-rule"], m["ratio"], 0, "B/unit×rule", "",
+					"baseline: the same at 1,000 units; 20 rules, aggregate windows full"
+			}},
+		{name: "query API fleet 30d p99, InfluxDB, under ingest (vs idle)", pkg: "./query/internal/loadtest", bench: "^BenchmarkQueryAPI$", benchtime: "1x",
+			lines: "QUERYBENCH",
+			pick: func(m map[string]float64) (float64, float64, float64, float64, string, string, string) {
+				ing, idle := m["influxdb-ingest-fleet-30d-1h-p99-ms"], m["influxdb-idle-fleet-30d-1h-p99-ms"]
+				return ing, idle, ing / idle, 0, "ms", "",
+					fmt.Sprintf("goals: p99 < 300 ms, ingest ≤ 2× idle; ingest achieved %.0f msg/s; every endpoint below", m["influxdb-ingest-msgs/s"])
+			}},
+		{name: "backfill peak RSS, 100× snapshot", pkg: "./backfill/internal/cmd", bench: "^BenchmarkPeakRSS$", benchtime: "1x",
+			pick: func(m map[string]float64) (float64, float64, float64, float64, string, string, string) {
+				return m["100x-peak-MiB"], m["small-peak-MiB"], m["ratio"], 0, "MiB", "",
+					"baseline: peak RSS of a snapshot 100× smaller"
+			}},
 	}
 }
 

@@ -53,7 +53,7 @@ func New(name, usage, description string, cmds ...*cli.Command) *cli.App {
 		Before: func(c *cli.Context) error {
 			logger, err := obs.NewLogger(c.App.ErrWriter, c.String("log-level"), c.String("log-format"))
 			if err != nil {
-				return cli.Exit(err.Error(), ExitFailure)
+				return Exit(err, ExitFailure)
 			}
 			c.App.Metadata[loggerKey] = logger
 			return nil
@@ -76,15 +76,18 @@ func Main(app *cli.App) int {
 }
 
 // ExitStatus prints err (if any) to the app's error writer and returns the
-// status it stands for.
+// status it stands for: the code of the first cli.ExitCoder in its chain
+// (an *ExitError or a cli.Exit), 1 for any other error.
 func ExitStatus(app *cli.App, err error) int {
 	if err == nil {
 		return ExitOK
 	}
 	var ec cli.ExitCoder
 	if errors.As(err, &ec) {
-		if msg := ec.Error(); msg != "" {
-			fmt.Fprintln(app.ErrWriter, app.Name+": "+redact.String(msg))
+		// The whole message: what wraps the status adds context. A status
+		// without a message exits silently.
+		if ec.Error() != "" {
+			fmt.Fprintln(app.ErrWriter, app.Name+": "+redact.String(err.Error()))
 		}
 		return ec.ExitCode()
 	}
@@ -118,4 +121,34 @@ func versionCommand() *cli.Command {
 			return nil
 		},
 	}
+}
+
+// ExitError is an error that stands for an exit status other than 1. It
+// keeps the error chain (errors.Is and errors.As see Err) and is a
+// cli.ExitCoder, so ExitStatus prints Err and returns Code.
+type ExitError struct {
+	Code int
+	Err  error // nil: exit with Code, print nothing
+}
+
+func (e *ExitError) Error() string {
+	if e.Err == nil {
+		return ""
+	}
+	return e.Err.Error()
+}
+
+// Unwrap returns the error the status stands for.
+func (e *ExitError) Unwrap() error { return e.Err }
+
+// ExitCode returns the exit status.
+func (e *ExitError) ExitCode() int { return e.Code }
+
+// Exit returns err with the exit status code; err nil exits with code
+// silently.
+func Exit(err error, code int) error { return &ExitError{Code: code, Err: err} }
+
+// Exitf returns fmt.Errorf(format, args...) with the exit status code.
+func Exitf(code int, format string, args ...any) error {
+	return &ExitError{Code: code, Err: fmt.Errorf(format, args...)}
 }

@@ -1,8 +1,6 @@
 package cliapp
 
 import (
-	"fmt"
-
 	"github.com/urfave/cli/v2"
 
 	"github.com/flexipack/cutover/shared/influx"
@@ -179,7 +177,7 @@ func Output(c *cli.Context) (string, error) {
 	case "table", "json":
 		return o, nil
 	default:
-		return "", cli.Exit(fmt.Sprintf("--output %q: want table or json", o), ExitFailure)
+		return "", Exitf(ExitFailure, "--output %q: want table or json", o)
 	}
 }
 

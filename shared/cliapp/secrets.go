@@ -68,7 +68,7 @@ func addSecretFiles(cmds []*cli.Command) {
 		before := cmd.Before
 		cmd.Before = func(c *cli.Context) error {
 			if err := readSecretFiles(c, secrets); err != nil {
-				return cli.Exit(err.Error(), ExitFailure)
+				return Exit(err, ExitFailure)
 			}
 			if before != nil {
 				return before(c)

@@ -65,6 +65,15 @@ func Open(ctx context.Context, dsn string, logger *slog.Logger) (*Store, error) 
 	return s, nil
 }
 
+// FromPool returns a Store over a pool the caller made (and closes), for a
+// service that connects lazily; it does not check that PostgreSQL answers.
+func FromPool(pool *pgxpool.Pool, logger *slog.Logger) *Store {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &Store{pool: pool, logger: logger, pageSize: DefaultPageSize}
+}
+
 // Migrate applies the store's pending schema migrations (embedded SQL files,
 // recorded in legacy.schema_migrations). Each migration runs in its own
 // transaction under an advisory lock, so several processes migrating at once

@@ -22,28 +22,10 @@ import (
 // and returns how many it applied. The schema and its schema_migrations
 // table are created if missing.
 func Apply(ctx context.Context, pool *pgxpool.Pool, schema string, fsys fs.FS, dir string) (int, error) {
-	entries, err := fs.ReadDir(fsys, dir)
+	migs, err := list(fsys, dir)
 	if err != nil {
-		return 0, fmt.Errorf("read migrations: %w", err)
+		return 0, err
 	}
-	type mig struct {
-		version int
-		name    string
-	}
-	var migs []mig
-	for _, e := range entries {
-		if e.IsDir() || !strings.HasSuffix(e.Name(), ".sql") {
-			continue
-		}
-		num, _, ok := strings.Cut(e.Name(), "_")
-		v, err := strconv.Atoi(num)
-		if !ok || err != nil {
-			return 0, fmt.Errorf("migration %s: name must start with a number and '_'", e.Name())
-		}
-		migs = append(migs, mig{v, e.Name()})
-	}
-	sort.Slice(migs, func(i, j int) bool { return migs[i].version < migs[j].version })
-
 	conn, err := pool.Acquire(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("migrate %s: %w", schema, err)
@@ -58,28 +40,10 @@ func Apply(ctx context.Context, pool *pgxpool.Pool, schema string, fsys fs.FS, d
 	defer func() { _, _ = conn.Exec(context.Background(), "SELECT pg_advisory_unlock($1)", lockID) }()
 
 	ident := pgx.Identifier{schema}.Sanitize()
-	if _, err := conn.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+ident+"; CREATE TABLE IF NOT EXISTS "+ident+
-		".schema_migrations (version int PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"); err != nil {
-		return 0, fmt.Errorf("migrate %s: create schema_migrations: %w", schema, err)
-	}
-	applied := map[int]bool{}
-	rows, err := conn.Query(ctx, "SELECT version FROM "+ident+".schema_migrations")
+	applied, err := appliedVersions(ctx, conn, schema, ident)
 	if err != nil {
-		return 0, fmt.Errorf("migrate %s: %w", schema, err)
+		return 0, err
 	}
-	for rows.Next() {
-		var v int
-		if err := rows.Scan(&v); err != nil {
-			rows.Close()
-			return 0, err
-		}
-		applied[v] = true
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return 0, fmt.Errorf("migrate %s: %w", schema, err)
-	}
-
 	n := 0
 	for _, m := range migs {
 		if applied[m.version] {
@@ -102,4 +66,58 @@ func Apply(ctx context.Context, pool *pgxpool.Pool, schema string, fsys fs.FS, d
 		n++
 	}
 	return n, nil
+}
+
+// migration is one NNN_name.sql file.
+type migration struct {
+	version int
+	name    string
+}
+
+// list returns the migrations in dir, in version order.
+func list(fsys fs.FS, dir string) ([]migration, error) {
+	entries, err := fs.ReadDir(fsys, dir)
+	if err != nil {
+		return nil, fmt.Errorf("read migrations: %w", err)
+	}
+	var migs []migration
+	for _, e := range entries {
+		if e.IsDir() || !strings.HasSuffix(e.Name(), ".sql") {
+			continue
+		}
+		num, _, ok := strings.Cut(e.Name(), "_")
+		v, err := strconv.Atoi(num)
+		if !ok || err != nil {
+			return nil, fmt.Errorf("migration %s: name must start with a number and '_'", e.Name())
+		}
+		migs = append(migs, migration{v, e.Name()})
+	}
+	sort.Slice(migs, func(i, j int) bool { return migs[i].version < migs[j].version })
+	return migs, nil
+}
+
+// appliedVersions creates the schema and its schema_migrations table if
+// missing and returns the versions applied so far.
+func appliedVersions(ctx context.Context, conn *pgxpool.Conn, schema, ident string) (map[int]bool, error) {
+	if _, err := conn.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+ident+"; CREATE TABLE IF NOT EXISTS "+ident+
+		".schema_migrations (version int PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"); err != nil {
+		return nil, fmt.Errorf("migrate %s: create schema_migrations: %w", schema, err)
+	}
+	applied := map[int]bool{}
+	rows, err := conn.Query(ctx, "SELECT version FROM "+ident+".schema_migrations")
+	if err != nil {
+		return nil, fmt.Errorf("migrate %s: %w", schema, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var v int
+		if err := rows.Scan(&v); err != nil {
+			return nil, err
+		}
+		applied[v] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("migrate %s: %w", schema, err)
+	}
+	return applied, nil
 }

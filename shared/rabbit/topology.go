@@ -18,7 +18,6 @@ import (
 	"strings"
 
 	amqp "github.com/rabbitmq/amqp091-go"
-	"github.com/urfave/cli/v2"
 )
 
 // Topology names the exchanges and queues of the telemetry bus.
@@ -31,7 +30,8 @@ type Topology struct {
 	DeadQueue    string // bound to DeadExchange with "#"; default "telemetry.dead"
 }
 
-// Flag names and environment variables of the topology.
+// Flag names and environment variables of the topology (the flags are
+// defined in shared/cliapp; Validate names them in its errors).
 const (
 	FlagExchange     = "exchange"
 	FlagQueue        = "queue"
@@ -57,39 +57,6 @@ func DefaultTopology() Topology {
 		BindingKey:   "bsu.#",
 		DeadExchange: "telemetry.dlx",
 		DeadQueue:    "telemetry.dead",
-	}
-}
-
-// TopologyFlags are the flags (each bound to its AMQP_* environment
-// variable) that override DefaultTopology.
-func TopologyFlags() []cli.Flag {
-	d := DefaultTopology()
-	const cat = "RabbitMQ"
-	return []cli.Flag{
-		&cli.StringFlag{Name: FlagExchange, EnvVars: []string{EnvExchange}, Value: d.Exchange, Category: cat,
-			Usage: "durable topic exchange telemetry is published to"},
-		&cli.StringFlag{Name: FlagQueue, EnvVars: []string{EnvQueue}, Value: d.Queue, Category: cat,
-			Usage: "ingest queue bound to --exchange; dead-letters to --dead-exchange"},
-		&cli.StringFlag{Name: FlagQueueType, EnvVars: []string{EnvQueueType}, Value: d.QueueType, Category: cat,
-			Usage: "queue type of the ingest and dead-letter queues: classic or quorum (must match what the broker already has)"},
-		&cli.StringFlag{Name: FlagBindingKey, EnvVars: []string{EnvBindingKey}, Value: d.BindingKey, Category: cat,
-			Usage: "binding key of the ingest queue"},
-		&cli.StringFlag{Name: FlagDeadExchange, EnvVars: []string{EnvDeadExchange}, Value: d.DeadExchange, Category: cat,
-			Usage: "dead-letter exchange (topic) for rejected and expired messages"},
-		&cli.StringFlag{Name: FlagDeadQueue, EnvVars: []string{EnvDeadQueue}, Value: d.DeadQueue, Category: cat,
-			Usage: "queue holding dead letters, bound to --dead-exchange with \"#\""},
-	}
-}
-
-// TopologyFromCLI reads the flags of TopologyFlags.
-func TopologyFromCLI(c *cli.Context) Topology {
-	return Topology{
-		Exchange:     c.String(FlagExchange),
-		Queue:        c.String(FlagQueue),
-		QueueType:    c.String(FlagQueueType),
-		BindingKey:   c.String(FlagBindingKey),
-		DeadExchange: c.String(FlagDeadExchange),
-		DeadQueue:    c.String(FlagDeadQueue),
 	}
 }
 

@@ -185,45 +185,18 @@ func (r *Reader) ReadPart(ctx context.Context, m *Manifest, p Part, fn func(rec 
 		return st, nil
 	}
 	key := PartKey(r.prefix, m.SnapshotID, p.Key)
-	rc, size, err := r.store.Get(ctx, key)
-	if errors.Is(err, ErrNotFound) {
-		return corrupt("missing from the store")
-	}
-	if errors.Is(err, ErrNotRegular) {
-		return corrupt("%v", err)
+	f, damaged, err := r.fetch(ctx, key, p)
+	if f != nil {
+		defer func() {
+			f.Close()
+			os.Remove(f.Name())
+		}()
 	}
 	if err != nil {
-		return st, fmt.Errorf("read part %s: %w", key, err)
+		return st, err
 	}
-	if size >= 0 && size != p.Bytes {
-		rc.Close()
-		return corrupt("size %d bytes, manifest says %d", size, p.Bytes)
-	}
-	f, err := os.CreateTemp(r.opts.TempDir, "snapshot-verify-*.gz")
-	if err != nil {
-		rc.Close()
-		return st, fmt.Errorf("read part %s: %w", key, err)
-	}
-	defer func() {
-		f.Close()
-		os.Remove(f.Name())
-	}()
-	sum := sha256.New()
-	// Never more than the manifest's size + 1 byte: a part that grew (or a
-	// store that did not say its size) cannot fill the disk.
-	n, err := io.Copy(io.MultiWriter(f, sum), ctxReader{ctx, io.LimitReader(rc, p.Bytes+1)})
-	rc.Close()
-	if err != nil {
-		return st, fmt.Errorf("read part %s: %w", key, err)
-	}
-	if n != p.Bytes {
-		if n > p.Bytes {
-			return corrupt("larger than the %d bytes the manifest says", p.Bytes)
-		}
-		return corrupt("size %d bytes, manifest says %d", n, p.Bytes)
-	}
-	if got := hex.EncodeToString(sum.Sum(nil)); !strings.EqualFold(got, p.SHA256) {
-		return corrupt("sha256 %s, manifest says %s", got, p.SHA256)
+	if damaged != "" {
+		return corrupt("%s", damaged)
 	}
 	// Pass 1: the whole stream must decompress before any record counts.
 	lines, err := countLines(ctx, f)
@@ -246,7 +219,55 @@ func (r *Reader) ReadPart(ctx context.Context, m *Manifest, p Part, fn func(rec 
 		return corrupt("not valid gzip: %v", err)
 	}
 	defer gz.Close()
-	br := bufio.NewReaderSize(gz, 256<<10)
+	err = decodeLines(ctx, m, p, key, bufio.NewReaderSize(gz, 256<<10), fn, report, &st)
+	return st, err
+}
+
+// fetch copies part p to a temporary file (the caller removes it) while
+// checking its size and sha256 against the manifest. damaged says why the
+// part is unusable; err is for failures that are not the part's fault.
+func (r *Reader) fetch(ctx context.Context, key string, p Part) (f *os.File, damaged string, err error) {
+	rc, size, err := r.store.Get(ctx, key)
+	if errors.Is(err, ErrNotFound) {
+		return nil, "missing from the store", nil
+	}
+	if errors.Is(err, ErrNotRegular) {
+		return nil, err.Error(), nil
+	}
+	if err != nil {
+		return nil, "", fmt.Errorf("read part %s: %w", key, err)
+	}
+	defer rc.Close()
+	if size >= 0 && size != p.Bytes {
+		return nil, fmt.Sprintf("size %d bytes, manifest says %d", size, p.Bytes), nil
+	}
+	f, err = os.CreateTemp(r.opts.TempDir, "snapshot-verify-*.gz")
+	if err != nil {
+		return nil, "", fmt.Errorf("read part %s: %w", key, err)
+	}
+	sum := sha256.New()
+	// Never more than the manifest's size + 1 byte: a part that grew (or a
+	// store that did not say its size) cannot fill the disk.
+	n, err := io.Copy(io.MultiWriter(f, sum), ctxReader{ctx, io.LimitReader(rc, p.Bytes+1)})
+	if err != nil {
+		return f, "", fmt.Errorf("read part %s: %w", key, err)
+	}
+	if n != p.Bytes {
+		if n > p.Bytes {
+			return f, fmt.Sprintf("larger than the %d bytes the manifest says", p.Bytes), nil
+		}
+		return f, fmt.Sprintf("size %d bytes, manifest says %d", n, p.Bytes), nil
+	}
+	if got := hex.EncodeToString(sum.Sum(nil)); !strings.EqualFold(got, p.SHA256) {
+		return f, fmt.Sprintf("sha256 %s, manifest says %s", got, p.SHA256), nil
+	}
+	return f, "", nil
+}
+
+// decodeLines decodes a verified part's lines and calls fn for each valid
+// record in the manifest's range; bad lines and readings out of range go
+// to report.
+func decodeLines(ctx context.Context, m *Manifest, p Part, key string, br *bufio.Reader, fn func(rec *telemetry.Record, line int64) error, report func(Damage), st *PartStats) error {
 	dec := telemetry.NewDecoder()
 	bad := func(line int64, format string, args ...any) {
 		report(Damage{Kind: KindBadLine, Snapshot: m.SnapshotID, Part: p.Key, Line: line, Reason: fmt.Sprintf(format, args...), Skipped: true})
@@ -255,15 +276,15 @@ func (r *Reader) ReadPart(ctx context.Context, m *Manifest, p Part, fn func(rec 
 	for lineNo := int64(1); ; lineNo++ {
 		if lineNo%4096 == 0 {
 			if err := ctx.Err(); err != nil {
-				return st, err
+				return err
 			}
 		}
 		line, tooLong, err := readLine(br, &long)
 		if errors.Is(err, io.EOF) {
-			break
+			return nil
 		}
 		if err != nil {
-			return st, fmt.Errorf("read part %s line %d: %w", key, lineNo, err)
+			return fmt.Errorf("read part %s line %d: %w", key, lineNo, err)
 		}
 		st.Lines++
 		if tooLong {
@@ -287,10 +308,9 @@ func (r *Reader) ReadPart(ctx context.Context, m *Manifest, p Part, fn func(rec 
 		}
 		st.Records++
 		if err := fn(&rec, lineNo); err != nil {
-			return st, err
+			return err
 		}
 	}
-	return st, nil
 }
 
 // readLine returns the next line without its newline. A line longer than

@@ -3,7 +3,7 @@ package cmd
 import (
 	"context"
 	"encoding/json"
-	"fmt"
+	"io"
 	"log/slog"
 	"slices"
 	"strings"
@@ -75,11 +75,11 @@ func (p params) window() time.Duration {
 func paramsFromCLI(c *cli.Context, now time.Time, source string) (params, error) {
 	from, to, err := window.ParseRange(c.String(flagFrom), c.String(flagTo), now)
 	if err != nil {
-		return params{}, cli.Exit(err.Error(), cliapp.ExitFailure)
+		return params{}, cliapp.Exit(err, cliapp.ExitFailure)
 	}
 	w := c.Duration(flagWindow)
 	if w < time.Second || w%time.Millisecond != 0 {
-		return params{}, cli.Exit(fmt.Sprintf("--window %s: want at least 1s, a whole number of milliseconds", w), cliapp.ExitFailure)
+		return params{}, cliapp.Exitf(cliapp.ExitFailure, "--window %s: want at least 1s, a whole number of milliseconds", w)
 	}
 	return params{
 		From: from, To: to, Window: w.String(),
@@ -101,199 +101,81 @@ func cleanList(xs []string) []string {
 	return slices.Compact(out)
 }
 
+// snapshotSource says where the snapshots are: a local folder, or S3.
+type snapshotSource struct {
+	Dir    string
+	S3     snapshot.S3Config
+	Prefix string
+}
+
+func snapshotSourceFrom(c *cli.Context) snapshotSource {
+	return snapshotSource{Dir: c.String(flagSnapshotDir), Prefix: strings.Trim(c.String(cliapp.FlagS3Prefix), "/"),
+		S3: snapshot.S3Config{Endpoint: c.String(cliapp.FlagS3Endpoint), Bucket: c.String(cliapp.FlagS3Bucket), Region: c.String(cliapp.FlagAWSRegion),
+			AccessKeyID: c.String(cliapp.FlagAWSKeyID), SecretAccessKey: c.String(cliapp.FlagAWSSecret), CAFile: c.String(cliapp.FlagS3CAFile)}}
+}
+
+// name describes where the snapshots are, for run params.
+func (s snapshotSource) name() string {
+	if s.Dir != "" {
+		return "dir:" + s.Dir
+	}
+	return "s3://" + s.S3.Bucket + "/" + s.Prefix
+}
+
 // openSnapshots returns the snapshot store and the prefix the snapshots
 // are under, and a description for logs.
-func openSnapshots(ctx context.Context, c *cli.Context) (snapshot.Store, string, string, error) {
-	if dir := c.String(flagSnapshotDir); dir != "" {
-		st, err := snapshot.NewDirStore(dir)
+func openSnapshots(ctx context.Context, src snapshotSource) (snapshot.Store, string, string, error) {
+	if src.Dir != "" {
+		st, err := snapshot.NewDirStore(src.Dir)
 		if err != nil {
-			return nil, "", "", cli.Exit(fmt.Sprintf("--%s: %v", flagSnapshotDir, err), cliapp.ExitFailure)
+			return nil, "", "", cliapp.Exitf(cliapp.ExitFailure, "--%s: %w", flagSnapshotDir, err)
 		}
 		return st, "", st.String(), nil
 	}
-	bucket := c.String(cliapp.FlagS3Bucket)
-	if bucket == "" {
-		return nil, "", "", cli.Exit(fmt.Sprintf("no snapshot store: set --%s (or %s), or --%s for a local folder", cliapp.FlagS3Bucket, cliapp.EnvS3Bucket, flagSnapshotDir), cliapp.ExitFailure)
+	if src.S3.Bucket == "" {
+		return nil, "", "", cliapp.Exitf(cliapp.ExitFailure, "no snapshot store: set --%s (or %s), or --%s for a local folder", cliapp.FlagS3Bucket, cliapp.EnvS3Bucket, flagSnapshotDir)
 	}
-	st, err := snapshot.NewS3Store(ctx, snapshot.S3Config{Endpoint: c.String(cliapp.FlagS3Endpoint), Bucket: bucket, Region: c.String(cliapp.FlagAWSRegion),
-		AccessKeyID: c.String(cliapp.FlagAWSKeyID), SecretAccessKey: c.String(cliapp.FlagAWSSecret), CAFile: c.String(cliapp.FlagS3CAFile)})
+	st, err := snapshot.NewS3Store(ctx, src.S3)
 	if err != nil {
 		return nil, "", "", err
 	}
-	prefix := strings.Trim(c.String(cliapp.FlagS3Prefix), "/")
-	return st, prefix, st.String() + "/" + prefix, nil
+	return st, src.Prefix, st.String() + "/" + src.Prefix, nil
 }
 
-// analysis is what gap detection found.
-type analysis struct {
-	p        params
-	w        time.Duration
-	from, to time.Time // whole windows
-	sorter   *spill.Sorter
-	collect  gaps.CollectStats
-	damage   *gaps.Damage
-	gaps     []gaps.Gap
-	checked  int // (unit, window) pairs with snapshot readings
-	ahead    int // windows where InfluxDB has more than the snapshots
-	ledger   *gaps.LedgerPlan
-	// uncovered are ledger entries no snapshot covers: left open.
-	uncovered []cutover.Gap
+// analysisConfig is where gap analysis reads and spills.
+type analysisConfig struct {
+	Snapshots      snapshotSource
+	Influx         influx.Config
+	SpillDir       string
+	SpillMemoryMiB int
 }
 
-func (a *analysis) targets() map[window.Key]bool {
-	t := make(map[window.Key]bool, len(a.gaps))
-	for _, g := range a.gaps {
-		t[g.Key()] = true
-	}
-	return t
+func analysisConfigFrom(c *cli.Context) analysisConfig {
+	return analysisConfig{Snapshots: snapshotSourceFrom(c), Influx: cliapp.InfluxConfig(c), SpillDir: c.String(flagSpillDir), SpillMemoryMiB: c.Int(flagSpillMemory)}
 }
 
-func (a *analysis) close() {
-	if a.sorter != nil {
-		_ = a.sorter.Close()
-	}
-}
-
-// analyse collects the snapshots' readings for p and finds the gap
-// windows: by comparing counts with InfluxDB, or from the gap ledger.
-func analyse(ctx context.Context, c *cli.Context, logger *slog.Logger, p params, state *cutover.Store) (*analysis, error) {
-	a := &analysis{p: p, w: p.window(), damage: gaps.NewDamage(logger)}
-	a.from, a.to = gaps.AlignedRange(p.From, p.To, a.w)
-	store, prefix, desc, err := openSnapshots(ctx, c)
+// analyse opens the snapshots and InfluxDB and runs the gap analysis for
+// p; state (nil unless needed) is the gap ledger of --from-ledger.
+func analyse(ctx context.Context, cfg analysisConfig, p params, state *cutover.Store, logger *slog.Logger) (*gaps.Analysis, error) {
+	store, prefix, desc, err := openSnapshots(ctx, cfg.Snapshots)
 	if err != nil {
 		return nil, err
 	}
-	reader, err := influx.NewReader(cliapp.InfluxConfig(c), logger)
+	reader, err := influx.NewReader(cfg.Influx, logger)
 	if err != nil {
-		return nil, cli.Exit(err.Error(), cliapp.ExitFailure)
+		return nil, cliapp.Exit(err, cliapp.ExitFailure)
 	}
 	defer reader.Close()
-
-	q := gaps.Query{From: a.from, To: a.to, Window: a.w, Units: p.Units, Sites: p.Sites}
-	countUnits := p.Units
-	if p.FromLedger {
-		if state == nil {
-			return nil, fmt.Errorf("--%s needs the state store", flagFromLedger)
-		}
-		entries, err := state.Gaps(ctx, cutover.GapFilter{Sink: cutover.SinkInflux, OnlyOpen: true, Units: p.Units, From: p.From, To: p.To})
-		if err != nil {
-			return nil, err
-		}
-		plan := gaps.FromLedger(entries, a.w)
-		a.ledger = &plan
-		logger.Info("gap ledger read", "open_entries", len(entries), "windows", len(plan.Windows))
-		if len(entries) == 0 {
-			return a, nil
-		}
-		a.from, a.to = plan.From, plan.To
-		q.From, q.To, q.Keep = plan.From, plan.To, plan.Keep(a.w)
-		countUnits = nil
-		seen := map[string]bool{}
-		for _, e := range entries {
-			if !seen[e.Unit] {
-				seen[e.Unit] = true
-				countUnits = append(countUnits, e.Unit)
-			}
-		}
+	src := gaps.Sources{Snapshots: snapshot.NewReader(store, prefix, snapshot.ReaderOptions{TempDir: cfg.SpillDir}), SnapshotsDesc: desc, Influx: reader}
+	if state != nil {
+		src.Ledger = state
 	}
-
-	a.sorter = spill.New(c.String(flagSpillDir), c.Int(flagSpillMemory)<<20)
-	start := time.Now()
-	logger.Info("reading snapshots", "source", desc, "from", a.from, "to", a.to, "window", a.w.String())
-	snapReader := snapshot.NewReader(store, prefix, snapshot.ReaderOptions{TempDir: c.String(flagSpillDir)})
-	a.collect, err = gaps.Collect(ctx, snapReader, q, a.sorter, a.damage, logger)
-	if err != nil {
-		a.close()
-		return nil, err
-	}
-	snapCounts, err := gaps.SnapshotCounts(a.sorter, a.w)
-	if err != nil {
-		a.close()
-		return nil, err
-	}
-	var distinct int64
-	for _, sc := range snapCounts {
-		distinct += sc.N
-	}
-	logger.Info("snapshots read", "snapshots", len(a.collect.SnapshotsRead), "parts", a.collect.PartsRead,
-		"parts_skipped", a.collect.PartsCorrupt, "readings", a.collect.Records, "distinct_readings", distinct,
-		"spill_runs", a.sorter.Runs(), "took", time.Since(start).Round(time.Millisecond))
-
-	influxCounts, err := reader.Counts(ctx, a.from, a.to, a.w, countUnits)
-	if err != nil {
-		a.close()
-		return nil, err
-	}
-	if a.ledger == nil {
-		a.checked = len(snapCounts)
-		a.gaps, a.ahead = gaps.Compare(snapCounts, influxCounts, a.w)
-		return a, nil
-	}
-	// Ledger mode: every ledger window is repaired, whatever the counts.
-	snapBy := map[window.Key]int64{}
-	for _, sc := range snapCounts {
-		snapBy[sc.Key()] = sc.N
-	}
-	influxBy := map[window.Key]int64{}
-	for _, ic := range influxCounts {
-		influxBy[window.Key{Unit: ic.Unit, Start: ic.Start.UTC()}] = ic.N
-	}
-	for k, ids := range a.ledger.Windows {
-		g := gaps.Gap{Unit: k.Unit, Start: k.Start, End: k.Start.Add(a.w), Snapshot: snapBy[k], Influx: influxBy[k], LedgerIDs: ids}
-		g.Missing = max(g.Snapshot-g.Influx, 0)
-		a.gaps = append(a.gaps, g)
-	}
-	slices.SortFunc(a.gaps, func(x, y gaps.Gap) int {
-		if c := strings.Compare(x.Unit, y.Unit); c != 0 {
-			return c
-		}
-		return x.Start.Compare(y.Start)
-	})
-	a.checked = len(a.gaps)
-	for _, e := range a.ledger.Entries {
-		if !gaps.Covered(a.collect.Spans, e.From, e.To) {
-			a.uncovered = append(a.uncovered, e)
-			logger.Warn("gap-ledger entry not covered by any snapshot; left open", "id", e.ID, "unit", e.Unit, "from", e.From, "to", e.To)
-		}
-	}
-	return a, nil
+	return gaps.Analyse(ctx, src, gaps.Options{From: p.From, To: p.To, Window: p.window(), Units: p.Units, Sites: p.Sites,
+		FromLedger: p.FromLedger, SpillDir: cfg.SpillDir, SpillBytes: cfg.SpillMemoryMiB << 20}, logger)
 }
 
-// gapsDoc is the JSON document of `gaps --output json`.
-type gapsDoc struct {
-	From           time.Time          `json:"from"`
-	To             time.Time          `json:"to"`
-	Window         string             `json:"window"`
-	Source         string             `json:"source"`
-	FromLedger     bool               `json:"from_ledger"`
-	WindowsChecked int                `json:"windows_checked"`
-	GapsFound      int                `json:"gaps_found"`
-	MissingTotal   int64              `json:"missing_readings"`
-	InfluxAhead    int                `json:"windows_influx_has_more"`
-	Snapshots      gaps.CollectStats  `json:"snapshots"`
-	Damage         gaps.DamageSummary `json:"damage"`
-	Gaps           []gaps.Gap         `json:"gaps"`
-	Uncovered      []cutover.Gap      `json:"ledger_entries_not_covered,omitempty"`
-}
-
-func (a *analysis) doc() gapsDoc {
-	d := gapsDoc{From: a.from, To: a.to, Window: a.w.String(), Source: a.p.Source, FromLedger: a.p.FromLedger,
-		WindowsChecked: a.checked, GapsFound: len(a.gaps), InfluxAhead: a.ahead, Snapshots: a.collect,
-		Damage: a.damage.Summary(), Gaps: a.gaps, Uncovered: a.uncovered}
-	if d.Gaps == nil {
-		d.Gaps = []gaps.Gap{}
-	}
-	if d.Snapshots.SnapshotsRead == nil {
-		d.Snapshots.SnapshotsRead = []string{}
-	}
-	for _, g := range a.gaps {
-		d.MissingTotal += g.Missing
-	}
-	return d
-}
-
-func writeJSON(c *cli.Context, v any) error {
-	enc := json.NewEncoder(c.App.Writer)
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
 }
@@ -302,15 +184,7 @@ func writeJSON(c *cli.Context, v any) error {
 // when anything was skipped.
 func exitFor(skipped bool, what string) error {
 	if skipped {
-		return cli.Exit("some snapshot data was skipped ("+what+"); see the damage above", cliapp.ExitNoRecords)
+		return cliapp.Exitf(cliapp.ExitNoRecords, "some snapshot data was skipped (%s); see the damage above", what)
 	}
 	return nil
-}
-
-// sourceName describes where the snapshots are, for run params.
-func sourceName(c *cli.Context) string {
-	if dir := c.String(flagSnapshotDir); dir != "" {
-		return "dir:" + dir
-	}
-	return "s3://" + c.String(cliapp.FlagS3Bucket) + "/" + strings.Trim(c.String(cliapp.FlagS3Prefix), "/")
 }

@@ -1,12 +1,15 @@
 package cmd
 
 import (
+	"context"
 	"fmt"
+	"io"
 	"text/tabwriter"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/flexipack/cutover/backfill/internal/gaps"
 	"github.com/flexipack/cutover/shared/cliapp"
 	"github.com/flexipack/cutover/shared/cutover"
 )
@@ -43,46 +46,57 @@ Examples:
   backfill gaps --snapshot-dir /backups/bsu --from 7d
   backfill gaps --from-ledger --from 720h`,
 		Flags:  gapsFlags(),
-		Action: runGaps,
+		Action: cliapp.Action(gapsConfigFrom, runGaps),
 	}
 }
 
-func runGaps(c *cli.Context) error {
-	ctx := c.Context
-	logger := cliapp.Logger(c)
+// gapsConfig is what gaps runs with.
+type gapsConfig struct {
+	Output   string
+	Params   params
+	Analysis analysisConfig
+	StateDSN string
+}
+
+func gapsConfigFrom(c *cli.Context) (gapsConfig, error) {
 	output, err := cliapp.Output(c)
 	if err != nil {
-		return err
+		return gapsConfig{}, err
 	}
-	p, err := paramsFromCLI(c, time.Now(), sourceName(c))
+	a := analysisConfigFrom(c)
+	p, err := paramsFromCLI(c, time.Now(), a.Snapshots.name())
 	if err != nil {
-		return err
+		return gapsConfig{}, err
 	}
+	return gapsConfig{Output: output, Params: p, Analysis: a, StateDSN: c.String(cliapp.FlagStateDSN)}, nil
+}
+
+func runGaps(ctx context.Context, env cliapp.Env, cfg gapsConfig) error {
 	var state *cutover.Store
-	if p.FromLedger {
-		if state, err = cutover.Open(ctx, c.String(cliapp.FlagStateDSN)); err != nil {
+	if cfg.Params.FromLedger {
+		var err error
+		if state, err = cutover.Open(ctx, cfg.StateDSN); err != nil {
 			return err
 		}
 		defer state.Close()
 	}
-	a, err := analyse(ctx, c, logger, p, state)
+	a, err := analyse(ctx, cfg.Analysis, cfg.Params, state, env.Logger)
 	if err != nil {
 		return err
 	}
-	defer a.close()
-	doc := a.doc()
-	if output == "json" {
-		if err := writeJSON(c, doc); err != nil {
+	defer a.Close()
+	doc := a.Doc(cfg.Params.Source)
+	if cfg.Output == "json" {
+		if err := writeJSON(env.Out, doc); err != nil {
 			return err
 		}
 	} else {
-		printGaps(c, doc)
+		printGaps(env.Out, doc)
 	}
-	return exitFor(a.damage.Skipped(), "gaps")
+	return exitFor(a.Damage.Skipped(), "gaps")
 }
 
-func printGaps(c *cli.Context, d gapsDoc) {
-	w := c.App.Writer
+func printGaps(w io.Writer, d gaps.Doc) {
 	fmt.Fprintf(w, "range [%s, %s), window %s, snapshots from %s\n", d.From.Format(time.RFC3339), d.To.Format(time.RFC3339), d.Window, d.Source)
 	fmt.Fprintf(w, "snapshots read: %d of %d complete (%d parts, %d skipped); %d readings in range\n",
 		len(d.Snapshots.SnapshotsRead), d.Snapshots.SnapshotsFound, d.Snapshots.PartsRead, d.Snapshots.PartsCorrupt, d.Snapshots.Records)
@@ -103,5 +117,5 @@ func printGaps(c *cli.Context, d gapsDoc) {
 		fmt.Fprintf(w, "ledger entry %d (%s, %s..%s) is not covered by any snapshot: cannot be repaired yet\n",
 			e.ID, e.Unit, e.From.Format(time.RFC3339), e.To.Format(time.RFC3339))
 	}
-	printDamage(c, d.Damage.Counts, d.Damage.Details)
+	printDamage(w, d.Damage.Counts, d.Damage.Details)
 }

@@ -7,6 +7,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"net/http"
 	"net/http/pprof"
 	"os"
@@ -16,9 +18,11 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/urfave/cli/v2"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/flexipack/cutover/backfill/internal/gaps"
 	"github.com/flexipack/cutover/backfill/internal/progress"
 	"github.com/flexipack/cutover/backfill/internal/replay"
 	"github.com/flexipack/cutover/backfill/internal/throttle"
@@ -29,7 +33,6 @@ import (
 	"github.com/flexipack/cutover/shared/rabbit"
 	"github.com/flexipack/cutover/shared/redact"
 	"github.com/flexipack/cutover/shared/snapshot"
-	"github.com/flexipack/cutover/shared/window"
 )
 
 const (
@@ -112,7 +115,7 @@ Examples:
   backfill run --execute --resume
   backfill run --from-ledger --from 720h --execute --max-queue-depth 10000`,
 		Flags:  runFlags(),
-		Action: runRun,
+		Action: cliapp.Action(runConfigFrom, runRun),
 	}
 }
 
@@ -153,143 +156,200 @@ func newRunID(now time.Time) string {
 	return "bf-" + now.UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(b[:])
 }
 
-func runRun(c *cli.Context) error {
-	ctx := c.Context
-	logger := cliapp.Logger(c)
+// runConfig is what run runs with.
+type runConfig struct {
+	Output   string
+	Execute  bool
+	Resume   bool
+	RunID    string // the run --resume continues ("": the latest unfinished)
+	Params   params // the selection of a new run (unused with Resume)
+	StateDSN string
+	Analysis analysisConfig
+	// Throttle, with MgmtURL and Vhost for the queue depth it watches.
+	Throttle         throttle.Config
+	MgmtURL, Vhost   string
+	Concurrency      int
+	HTTPAddr         string
+	ControlToken     string
+	ControlFile      string
+	Pprof            bool
+	ProgressInterval time.Duration
+}
+
+func runConfigFrom(c *cli.Context) (runConfig, error) {
 	output, err := cliapp.Output(c)
 	if err != nil {
-		return err
+		return runConfig{}, err
 	}
-	execute, resume := c.Bool(flagExecute), c.Bool(flagResume)
-	started := time.Now()
+	cfg := runConfig{Output: output, Execute: c.Bool(flagExecute), Resume: c.Bool(flagResume), RunID: c.String(flagRunID),
+		StateDSN: c.String(cliapp.FlagStateDSN), Analysis: analysisConfigFrom(c),
+		Throttle: throttle.Config{Rate: c.Float64(flagRate), MaxWriteLatency: c.Duration(flagMaxWriteLatency),
+			MaxQueueDepth: c.Int64(flagMaxQueueDepth), QueueName: c.String(flagQueue)},
+		MgmtURL: c.String(cliapp.FlagAMQPMgmtURL), Vhost: c.String(flagVhost), Concurrency: c.Int(flagConcurrency),
+		HTTPAddr: c.String(cliapp.FlagHTTPAddr), ControlToken: c.String(cliapp.FlagControlToken), ControlFile: c.String(flagControlFile),
+		Pprof: c.Bool(flagPprof), ProgressInterval: c.Duration(flagProgressInterval)}
+	if !cfg.Resume {
+		if cfg.Params, err = paramsFromCLI(c, time.Now(), cfg.Analysis.Snapshots.name()); err != nil {
+			return runConfig{}, err
+		}
+	} else {
+		cfg.Params.FromLedger = c.Bool(flagFromLedger)
+	}
+	return cfg, nil
+}
 
+// job is the run being made: new, or resumed with its stored selection.
+type job struct {
+	p     params
+	runID string                     // "" for a new run until it starts
+	done  map[cutover.WindowKey]bool // windows finished before a resume
+}
+
+// resumeJob loads the run to resume: its parameters and finished windows.
+func resumeJob(ctx context.Context, cfg runConfig, state *cutover.Store, logger *slog.Logger) (job, error) {
+	var run cutover.BackfillRun
+	var err error
+	if cfg.RunID != "" {
+		run, err = state.BackfillRunByID(ctx, cfg.RunID)
+	} else {
+		run, err = state.LatestUnfinishedBackfillRun(ctx)
+	}
+	if err != nil {
+		return job{}, cliapp.Exit(err, cliapp.ExitFailure)
+	}
+	if run.FinishedAt != nil {
+		return job{}, cliapp.Exitf(cliapp.ExitFailure, "run %s finished at %s: nothing to resume", run.RunID, run.FinishedAt.Format(time.RFC3339))
+	}
+	j := job{runID: run.RunID}
+	if err := json.Unmarshal(run.Params, &j.p); err != nil {
+		return job{}, fmt.Errorf("run %s: stored parameters: %w", run.RunID, err)
+	}
+	if j.p.window() <= 0 {
+		return job{}, fmt.Errorf("run %s: stored window %q is not a duration", run.RunID, j.p.Window)
+	}
+	if cur := cfg.Analysis.Snapshots.name(); cur != j.p.Source {
+		logger.Warn("resuming with another snapshot source than the run started with", "run_source", j.p.Source, "now", cur)
+	}
+	if j.done, err = state.DoneWindows(ctx, j.runID); err != nil {
+		return job{}, err
+	}
+	logger.Info("resuming backfill run", "run_id", j.runID, "from", j.p.From, "to", j.p.To, "window", j.p.Window, "windows_done", len(j.done))
+	return j, nil
+}
+
+func runRun(ctx context.Context, env cliapp.Env, cfg runConfig) error {
+	logger := env.Logger
+	started := time.Now()
 	var state *cutover.Store
-	if execute || resume || c.Bool(flagFromLedger) {
-		if state, err = cutover.Open(ctx, c.String(cliapp.FlagStateDSN)); err != nil {
+	if cfg.Execute || cfg.Resume || cfg.Params.FromLedger {
+		var err error
+		if state, err = cutover.Open(ctx, cfg.StateDSN); err != nil {
 			return err
 		}
 		defer state.Close()
 	}
-
-	var (
-		p     params
-		runID string
-		done  map[cutover.WindowKey]bool
-	)
-	if resume {
-		var run cutover.BackfillRun
-		if id := c.String(flagRunID); id != "" {
-			run, err = state.BackfillRunByID(ctx, id)
-		} else {
-			run, err = state.LatestUnfinishedBackfillRun(ctx)
-		}
-		if err != nil {
-			return cli.Exit(err.Error(), cliapp.ExitFailure)
-		}
-		if run.FinishedAt != nil {
-			return cli.Exit(fmt.Sprintf("run %s finished at %s: nothing to resume", run.RunID, run.FinishedAt.Format(time.RFC3339)), cliapp.ExitFailure)
-		}
-		if err := json.Unmarshal(run.Params, &p); err != nil {
-			return fmt.Errorf("run %s: stored parameters: %w", run.RunID, err)
-		}
-		if p.window() <= 0 {
-			return fmt.Errorf("run %s: stored window %q is not a duration", run.RunID, p.Window)
-		}
-		if cur := sourceName(c); cur != p.Source {
-			logger.Warn("resuming with another snapshot source than the run started with", "run_source", p.Source, "now", cur)
-		}
-		runID = run.RunID
-		if done, err = state.DoneWindows(ctx, runID); err != nil {
-			return err
-		}
-		logger.Info("resuming backfill run", "run_id", runID, "from", p.From, "to", p.To, "window", p.Window, "windows_done", len(done))
-	} else {
-		if p, err = paramsFromCLI(c, started, sourceName(c)); err != nil {
+	j := job{p: cfg.Params}
+	if cfg.Resume {
+		var err error
+		if j, err = resumeJob(ctx, cfg, state, logger); err != nil {
 			return err
 		}
 	}
-
-	a, err := analyse(ctx, c, logger, p, state)
+	a, err := analyse(ctx, cfg.Analysis, j.p, state, logger)
 	if err != nil {
 		return err
 	}
-	defer a.close()
-	targets := a.targets()
-	var pointsPlanned, windowsPlanned int64
-	for _, g := range a.gaps {
-		if !done[cutover.WindowKey(g.Key())] {
-			pointsPlanned += g.Snapshot
-			windowsPlanned++
-		}
+	defer a.Close()
+	sum, doc := plan(cfg, j, a)
+	if !cfg.Execute {
+		return dryRun(env.Out, cfg.Output, sum, doc, j, a, started)
 	}
-	doc := a.doc()
-	sum := summary{RunID: runID, Execute: execute, Resumed: resume, DoneBefore: len(done), Params: p, WindowsChecked: a.checked, GapsFound: len(a.gaps),
-		MissingReadings: doc.MissingTotal, PointsPlanned: pointsPlanned, WindowsPlanned: windowsPlanned,
-		Snapshots: doc.Snapshots, LedgerOpen: a.uncovered}
-
-	if !execute {
-		sum.Damage = a.damage.Summary()
-		sum.Skipped = a.damage.Skipped()
-		sum.Took = time.Since(started).Round(time.Millisecond).String()
-		if output == "json" {
-			if err := writeJSON(c, struct {
-				summary
-				DryRun bool `json:"dry_run"`
-				Gaps   any  `json:"gaps"`
-			}{sum, true, doc.Gaps}); err != nil {
-				return err
-			}
-		} else {
-			printGaps(c, doc)
-			fmt.Fprintf(c.App.Writer, "dry run: would write %d readings in %d windows", pointsPlanned, windowsPlanned)
-			if len(done) > 0 {
-				fmt.Fprintf(c.App.Writer, " (%d windows already done by run %s)", len(done), runID)
-			}
-			fmt.Fprintln(c.App.Writer, "; nothing written. Add --execute to write.")
-		}
-		return exitFor(sum.Skipped, "dry run")
-	}
-
-	if !resume {
-		runID = newRunID(started)
-		sum.RunID = runID
-		if err := state.StartBackfillRun(ctx, runID, p); err != nil {
+	if !cfg.Resume {
+		j.runID = newRunID(started)
+		sum.RunID = j.runID
+		if err := state.StartBackfillRun(ctx, j.runID, j.p); err != nil {
 			return err
 		}
-		logger.Info("backfill run started", "run_id", runID, "resume_with", "backfill run --execute --resume --run-id "+runID)
+		logger.Info("backfill run started", "run_id", j.runID, "resume_with", "backfill run --execute --resume --run-id "+j.runID)
 	}
-
 	replayStart := time.Now()
-	res, th, err := execRun(ctx, c, a, state, runID, targets, done, pointsPlanned, windowsPlanned)
+	res, th, err := execRun(ctx, env, cfg, a, state, j, sum.PointsPlanned, sum.WindowsPlanned)
 	sum.Result = res
 	st := th.Status()
 	sum.Throttle = &st
 	if err != nil {
 		if ctx.Err() != nil || errors.Is(err, context.Canceled) {
-			return cli.Exit(fmt.Sprintf("run %s interrupted after %d readings in %d windows; continue with: backfill run --execute --resume --run-id %s",
-				runID, res.PointsWritten, res.WindowsDone, runID), cliapp.ExitFailure)
+			return cliapp.Exitf(cliapp.ExitFailure, "run %s interrupted after %d readings in %d windows; continue with: backfill run --execute --resume --run-id %s", j.runID, res.PointsWritten, res.WindowsDone, j.runID)
 		}
-		return fmt.Errorf("run %s failed after %d readings in %d windows (continue with --resume --run-id %s): %w", runID, res.PointsWritten, res.WindowsDone, runID, err)
+		return fmt.Errorf("run %s failed after %d readings in %d windows (continue with --resume --run-id %s): %w", j.runID, res.PointsWritten, res.WindowsDone, j.runID, err)
 	}
+	if err := markLedgerRepaired(ctx, state, a, j.runID, &sum); err != nil {
+		return err
+	}
+	return finishRun(ctx, env, cfg, state, a, sum, started, replayStart)
+}
 
-	// Ledger entries are repaired when every window of theirs is written
-	// and the snapshots covered their whole span.
-	if a.ledger != nil {
-		open := map[int64]bool{}
-		for _, e := range a.uncovered {
-			open[e.ID] = true
+// plan sums up what the run will write: the gap windows not done before.
+func plan(cfg runConfig, j job, a *gaps.Analysis) (summary, gaps.Doc) {
+	var pointsPlanned, windowsPlanned int64
+	for _, g := range a.Gaps {
+		if !j.done[cutover.WindowKey(g.Key())] {
+			pointsPlanned += g.Snapshot
+			windowsPlanned++
 		}
-		for _, e := range a.ledger.Entries {
-			if !open[e.ID] {
-				sum.LedgerRepaired = append(sum.LedgerRepaired, e.ID)
-			}
-		}
-		sort.Slice(sum.LedgerRepaired, func(i, j int) bool { return sum.LedgerRepaired[i] < sum.LedgerRepaired[j] })
-		if err := state.MarkRepaired(ctx, sum.LedgerRepaired, runID); err != nil {
+	}
+	doc := a.Doc(j.p.Source)
+	return summary{RunID: j.runID, Execute: cfg.Execute, Resumed: cfg.Resume, DoneBefore: len(j.done), Params: j.p, WindowsChecked: a.Checked,
+		GapsFound: len(a.Gaps), MissingReadings: doc.MissingTotal, PointsPlanned: pointsPlanned, WindowsPlanned: windowsPlanned,
+		Snapshots: doc.Snapshots, LedgerOpen: a.Uncovered}, doc
+}
+
+// dryRun prints what the run would write.
+func dryRun(w io.Writer, output string, sum summary, doc gaps.Doc, j job, a *gaps.Analysis, started time.Time) error {
+	sum.Damage = a.Damage.Summary()
+	sum.Skipped = a.Damage.Skipped()
+	sum.Took = time.Since(started).Round(time.Millisecond).String()
+	if output == "json" {
+		if err := writeJSON(w, struct {
+			summary
+			DryRun bool `json:"dry_run"`
+			Gaps   any  `json:"gaps"`
+		}{sum, true, doc.Gaps}); err != nil {
 			return err
 		}
+	} else {
+		printGaps(w, doc)
+		fmt.Fprintf(w, "dry run: would write %d readings in %d windows", sum.PointsPlanned, sum.WindowsPlanned)
+		if len(j.done) > 0 {
+			fmt.Fprintf(w, " (%d windows already done by run %s)", len(j.done), j.runID)
+		}
+		fmt.Fprintln(w, "; nothing written. Add --execute to write.")
 	}
+	return exitFor(sum.Skipped, "dry run")
+}
 
+// markLedgerRepaired marks the ledger entries repaired: those whose windows
+// were all written and whose whole span the snapshots covered.
+func markLedgerRepaired(ctx context.Context, state *cutover.Store, a *gaps.Analysis, runID string, sum *summary) error {
+	if a.Ledger == nil {
+		return nil
+	}
+	open := map[int64]bool{}
+	for _, e := range a.Uncovered {
+		open[e.ID] = true
+	}
+	for _, e := range a.Ledger.Entries {
+		if !open[e.ID] {
+			sum.LedgerRepaired = append(sum.LedgerRepaired, e.ID)
+		}
+	}
+	sort.Slice(sum.LedgerRepaired, func(i, j int) bool { return sum.LedgerRepaired[i] < sum.LedgerRepaired[j] })
+	return state.MarkRepaired(ctx, sum.LedgerRepaired, runID)
+}
+
+// finishRun records the run as finished and prints its summary.
+func finishRun(ctx context.Context, env cliapp.Env, cfg runConfig, state *cutover.Store, a *gaps.Analysis, sum summary, started, replayStart time.Time) error {
+	res := sum.Result
 	replayTook := time.Since(replayStart)
 	sum.ReplayTook = replayTook.Round(time.Millisecond).String()
 	sum.ReplayPointsPerSecond = float64(res.PointsWritten) / replayTook.Seconds()
@@ -298,60 +358,53 @@ func runRun(c *cli.Context) error {
 	if took > 0 {
 		sum.PointsPerSecond = float64(res.PointsWritten) / took.Seconds()
 	}
-	dmg := a.damage.Summary()
+	dmg := a.Damage.Summary()
 	sum.Damage = dmg
 	sum.Skipped = dmg.Skipped || res.PointsRejected > 0
 	sum.PeakRSSMiB = peakRSSMiB()
-	if err := state.FinishBackfillRun(ctx, runID, sum); err != nil {
+	if err := state.FinishBackfillRun(ctx, sum.RunID, sum); err != nil {
 		return err
 	}
-	logger.Info("backfill run finished", "run_id", runID, "windows_checked", sum.WindowsChecked, "gaps_found", sum.GapsFound,
+	env.Logger.Info("backfill run finished", "run_id", sum.RunID, "windows_checked", sum.WindowsChecked, "gaps_found", sum.GapsFound,
 		"points_written", res.PointsWritten, "windows_done", res.WindowsDone, "windows_skipped_as_done", res.WindowsResumed,
-		"parts_skipped", a.collect.PartsCorrupt, "points_rejected", res.PointsRejected, "took", sum.Took)
-	if output == "json" {
-		if err := writeJSON(c, sum); err != nil {
+		"parts_skipped", a.Collect.PartsCorrupt, "points_rejected", res.PointsRejected, "took", sum.Took)
+	if cfg.Output == "json" {
+		if err := writeJSON(env.Out, sum); err != nil {
 			return err
 		}
 	} else {
-		printSummary(c, sum, a, dmg.Counts, dmg.Details)
+		printSummary(env.Out, cfg.Analysis.Influx, sum, a, dmg.Counts, dmg.Details)
 	}
 	return exitFor(sum.Skipped, "run")
 }
 
 // execRun replays the targets with throttling, control, progress and the
 // HTTP endpoints running alongside.
-func execRun(ctx context.Context, c *cli.Context, a *analysis, state *cutover.Store, runID string, targets map[window.Key]bool, done map[cutover.WindowKey]bool, points, windows int64) (replay.Result, *throttle.Throttler, error) {
-	logger := cliapp.Logger(c)
-	tcfg := throttle.Config{Rate: c.Float64(flagRate), MaxWriteLatency: c.Duration(flagMaxWriteLatency), MaxQueueDepth: c.Int64(flagMaxQueueDepth), QueueName: c.String(flagQueue)}
+func execRun(ctx context.Context, env cliapp.Env, cfg runConfig, a *gaps.Analysis, state *cutover.Store, j job, points, windows int64) (replay.Result, *throttle.Throttler, error) {
+	logger := env.Logger
+	tcfg := cfg.Throttle
 	if tcfg.MaxQueueDepth > 0 {
-		mgmt, vhost, queue := c.String(cliapp.FlagAMQPMgmtURL), c.String(flagVhost), c.String(flagQueue)
+		mgmt, vhost, queue := cfg.MgmtURL, cfg.Vhost, tcfg.QueueName
 		tcfg.QueueDepth = func(ctx context.Context) (int64, error) { return rabbit.QueueDepth(ctx, mgmt, vhost, queue) }
 	}
 	th := throttle.New(tcfg)
-	if a.sorter == nil || len(targets) == 0 && windows == 0 {
+	targets := a.Targets()
+	if a.Sorter == nil || len(targets) == 0 && windows == 0 {
 		return replay.Result{}, th, nil
 	}
 
 	reg := obs.NewRegistry()
-	w, err := influx.NewWriter(cliapp.InfluxConfig(c), logger)
+	w, err := influx.NewWriter(cfg.Analysis.Influx, logger)
 	if err != nil {
-		return replay.Result{}, th, cli.Exit(err.Error(), cliapp.ExitFailure)
+		return replay.Result{}, th, cliapp.Exit(err, cliapp.ExitFailure)
 	}
 	defer w.Close()
 	w.WithMetrics(reg)
 	metrics := replay.NewMetrics(reg)
 	tracker := progress.NewTracker(points, windows)
-
-	srv := obs.NewServer(c.String(cliapp.FlagHTTPAddr), reg, logger)
-	srv.Handle("/control/", obs.RequireToken(c.String(cliapp.FlagControlToken), th.Handler(logger, func() any { return tracker.Snapshot() })))
-	srv.AddReadiness(obs.ReadinessCheck{Name: "influxdb", Check: w.Ping})
-	if c.Bool(flagPprof) {
-		// Profiles of a long run, for the operator who wonders where time goes.
-		srv.Handle("/debug/pprof/", http.HandlerFunc(pprof.Index))
-		srv.Handle("/debug/pprof/profile", http.HandlerFunc(pprof.Profile))
-	}
-	if err := srv.Listen(); err != nil {
-		return replay.Result{}, th, cli.Exit(err.Error(), cliapp.ExitFailure)
+	srv, err := controlServer(cfg, reg, th, tracker, w.Ping, logger)
+	if err != nil {
+		return replay.Result{}, th, err
 	}
 
 	runCtx, stop := context.WithCancel(ctx)
@@ -359,7 +412,7 @@ func execRun(ctx context.Context, c *cli.Context, a *analysis, state *cutover.St
 	g, gctx := errgroup.WithContext(runCtx)
 	g.Go(func() error { return srv.Run(gctx) })
 	g.Go(func() error { return th.Run(gctx) })
-	if path := c.String(flagControlFile); path != "" {
+	if path := cfg.ControlFile; path != "" {
 		g.Go(func() error { return th.WatchFile(gctx, path, time.Second, logger) })
 	}
 	g.Go(func() error { watchSignals(gctx, th, logger); return nil })
@@ -372,15 +425,16 @@ func execRun(ctx context.Context, c *cli.Context, a *analysis, state *cutover.St
 			}
 			return ""
 		}
-		progress.Report(gctx, tracker, obs.IsTerminal(c.App.ErrWriter), c.App.ErrWriter, logger, c.Duration(flagProgressInterval), note)
+		progress.Report(gctx, tracker, obs.IsTerminal(env.Err), env.Err, logger, cfg.ProgressInterval, note)
 		return nil
 	})
+	g.Go(func() error { reportProgress(gctx, state, j.runID, tracker, th, 2*time.Second, logger); return nil })
 	var res replay.Result
 	g.Go(func() error {
 		defer stop() // replay done: stop the helpers
 		var err error
-		res, err = replay.Run(gctx, a.sorter, replay.Config{
-			RunID: runID, Window: a.w, Targets: targets, Done: done, Concurrency: c.Int(flagConcurrency),
+		res, err = replay.Run(gctx, a.Sorter, replay.Config{
+			RunID: j.runID, Window: a.Window, Targets: targets, Done: j.done, Concurrency: cfg.Concurrency,
 			Writer: w, Checkpoints: state, Throttle: th, Progress: tracker, Metrics: metrics, Logger: logger,
 		})
 		return err
@@ -390,6 +444,51 @@ func execRun(ctx context.Context, c *cli.Context, a *analysis, state *cutover.St
 		err = ctx.Err()
 	}
 	return res, th, err
+}
+
+// controlServer is the run's HTTP server: /metrics, health, readiness
+// (InfluxDB answers), the control endpoints and, with --pprof, profiles.
+func controlServer(cfg runConfig, reg *prometheus.Registry, th *throttle.Throttler, tracker *progress.Tracker, ping func(context.Context) error, logger *slog.Logger) (*obs.Server, error) {
+	srv := obs.NewServer(cfg.HTTPAddr, reg, logger)
+	srv.Handle("/control/", obs.RequireToken(cfg.ControlToken, th.Handler(logger, func() any { return tracker.Snapshot() })))
+	srv.AddReadiness(obs.ReadinessCheck{Name: "influxdb", Check: ping})
+	if cfg.Pprof {
+		// Profiles of a long run, for the operator who wonders where time goes.
+		srv.Handle("/debug/pprof/", http.HandlerFunc(pprof.Index))
+		srv.Handle("/debug/pprof/profile", http.HandlerFunc(pprof.Profile))
+	}
+	if err := srv.Listen(); err != nil {
+		return nil, cliapp.Exit(err, cliapp.ExitFailure)
+	}
+	return srv, nil
+}
+
+// reportProgress writes the run's progress and throttle state to the state
+// store every interval, and once more at the end, so that the console shows
+// a running backfill without reaching this process. A failed write is
+// logged and retried at the next tick: progress reports never stop a run.
+func reportProgress(ctx context.Context, state *cutover.Store, runID string, tracker *progress.Tracker, th *throttle.Throttler, interval time.Duration, logger *slog.Logger) {
+	save := func(ctx context.Context) {
+		s, ts := tracker.Snapshot(), th.Status()
+		p := cutover.BackfillProgress{PointsTotal: s.PointsTotal, PointsDone: s.PointsDone, WindowsTotal: s.WindowsTotal, WindowsDone: s.WindowsDone,
+			Rate: s.Rate, ETASeconds: s.ETASeconds, ThrottleState: ts.State, ThrottleReason: ts.Reason, RateLimit: ts.EffectiveRate}
+		if err := state.SaveBackfillProgress(ctx, runID, p); err != nil {
+			logger.Warn("could not record backfill progress in the state store", "run_id", runID, "err", err)
+		}
+	}
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			final, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			save(final)
+			cancel()
+			return
+		case <-tick.C:
+			save(ctx)
+		}
+	}
 }
 
 // watchSignals pauses on SIGUSR1 and resumes on SIGUSR2.
@@ -413,11 +512,10 @@ func watchSignals(ctx context.Context, th *throttle.Throttler, logger interface{
 	}
 }
 
-func printSummary(c *cli.Context, s summary, a *analysis, counts map[string]int64, details []snapshot.Damage) {
-	w := c.App.Writer
+func printSummary(w io.Writer, icfg influx.Config, s summary, a *gaps.Analysis, counts map[string]int64, details []snapshot.Damage) {
 	fmt.Fprintf(w, "backfill run %s finished in %s (peak memory %.0f MiB)\n", s.RunID, s.Took, s.PeakRSSMiB)
-	fmt.Fprintf(w, "  range             [%s, %s), window %s\n", a.from.Format(time.RFC3339), a.to.Format(time.RFC3339), s.Params.Window)
-	fmt.Fprintf(w, "  snapshots read    %d (%d parts, %d skipped)\n", len(a.collect.SnapshotsRead), a.collect.PartsRead, a.collect.PartsCorrupt)
+	fmt.Fprintf(w, "  range             [%s, %s), window %s\n", a.From.Format(time.RFC3339), a.To.Format(time.RFC3339), s.Params.Window)
+	fmt.Fprintf(w, "  snapshots read    %d (%d parts, %d skipped)\n", len(a.Collect.SnapshotsRead), a.Collect.PartsRead, a.Collect.PartsCorrupt)
 	fmt.Fprintf(w, "  windows checked   %d\n", s.WindowsChecked)
 	fmt.Fprintf(w, "  gaps found        %d (%d readings missing)\n", s.GapsFound, s.MissingReadings)
 	fmt.Fprintf(w, "  readings written  %d in %d windows (%.0f/s overall, %.0f/s while writing)\n", s.Result.PointsWritten, s.Result.WindowsDone, s.PointsPerSecond, s.ReplayPointsPerSecond)
@@ -427,9 +525,9 @@ func printSummary(c *cli.Context, s summary, a *analysis, counts map[string]int6
 	if s.Result.PointsWritten > 0 {
 		// The continuous queries behind the fleet dashboards' 5-minute
 		// rollups only look back an hour; repaired history needs them rebuilt.
-		db, _, _ := strings.Cut(c.String(cliapp.FlagInfluxBucket), "/")
+		db, _, _ := strings.Cut(icfg.Bucket, "/")
 		fmt.Fprintf(w, "  dashboards        rebuild the 5-minute rollups of this range (InfluxDB 1.8; see docs/dashboards.md for 2.x):\n")
-		fmt.Fprintf(w, "                    deploy/influxdb/resample.sh %s %s %s %s\n", a.from.Format(time.RFC3339), a.to.Format(time.RFC3339), redact.URL(c.String(cliapp.FlagInfluxURL)), db)
+		fmt.Fprintf(w, "                    deploy/influxdb/resample.sh %s %s %s %s\n", a.From.Format(time.RFC3339), a.To.Format(time.RFC3339), redact.URL(icfg.URL), db)
 	}
 	if s.Result.PointsRejected > 0 {
 		fmt.Fprintf(w, "  refused by InfluxDB %d readings, e.g. %v\n", s.Result.PointsRejected, s.Result.Rejected[:min(3, len(s.Result.Rejected))])
@@ -440,15 +538,14 @@ func printSummary(c *cli.Context, s summary, a *analysis, counts map[string]int6
 	for _, e := range s.LedgerOpen {
 		fmt.Fprintf(w, "  ledger entry %d (%s) left open: no snapshot covers %s..%s\n", e.ID, e.Unit, e.From.Format(time.RFC3339), e.To.Format(time.RFC3339))
 	}
-	printDamage(c, counts, details)
+	printDamage(w, counts, details)
 }
 
 // printDamage lists what was skipped and why.
-func printDamage(c *cli.Context, counts map[string]int64, details []snapshot.Damage) {
+func printDamage(w io.Writer, counts map[string]int64, details []snapshot.Damage) {
 	if len(counts) == 0 {
 		return
 	}
-	w := c.App.Writer
 	kinds := make([]string, 0, len(counts))
 	for k := range counts {
 		kinds = append(kinds, k)

@@ -1,6 +1,7 @@
 package cmd
 
 import (
+	"context"
 	"fmt"
 	"time"
 
@@ -45,35 +46,52 @@ Examples:
   backfill snapshot --from 2026-11-20T00:00:00Z --to 2026-11-21T00:00:00Z
   backfill snapshot --from 24h --snapshot-dir /backups/bsu --output json`,
 		Flags:  snapshotFlags(),
-		Action: runSnapshot,
+		Action: cliapp.Action(snapshotConfigFrom, runSnapshot),
 	}
 }
 
-func runSnapshot(c *cli.Context) error {
-	ctx := c.Context
-	logger := cliapp.Logger(c)
+// snapshotConfig is what snapshot runs with.
+type snapshotConfig struct {
+	Output    string
+	From, To  time.Time
+	ID        string
+	Snapshots snapshotSource
+	Writer    snapshot.WriterOptions
+	LegacyDSN string
+	Units     []string
+	Started   time.Time
+}
+
+func snapshotConfigFrom(c *cli.Context) (snapshotConfig, error) {
 	output, err := cliapp.Output(c)
 	if err != nil {
-		return err
+		return snapshotConfig{}, err
 	}
 	now := time.Now()
 	from, to, err := window.ParseRange(c.String(flagFrom), c.String(flagTo), now)
 	if err != nil {
-		return cli.Exit(err.Error(), cliapp.ExitFailure)
+		return snapshotConfig{}, cliapp.Exit(err, cliapp.ExitFailure)
 	}
 	id := c.String(flagSnapshotID)
 	if id == "" {
 		id = snapshot.NewID(now)
 	}
-	store, prefix, desc, err := openSnapshots(ctx, c)
+	return snapshotConfig{Output: output, From: from, To: to, ID: id, Snapshots: snapshotSourceFrom(c), LegacyDSN: c.String(cliapp.FlagPGDSN),
+		Writer: snapshot.WriterOptions{PartRecords: c.Int64(flagPartRecords), TempDir: c.String(flagSpillDir)},
+		Units:  cleanList(c.StringSlice(flagUnits)), Started: now}, nil
+}
+
+func runSnapshot(ctx context.Context, env cliapp.Env, cfg snapshotConfig) error {
+	logger, id, from, to, now := env.Logger, cfg.ID, cfg.From, cfg.To, cfg.Started
+	store, prefix, desc, err := openSnapshots(ctx, cfg.Snapshots)
 	if err != nil {
 		return err
 	}
-	w, err := snapshot.NewWriter(store, prefix, id, from, to, snapshot.WriterOptions{PartRecords: c.Int64(flagPartRecords), TempDir: c.String(flagSpillDir)})
+	w, err := snapshot.NewWriter(store, prefix, id, from, to, cfg.Writer)
 	if err != nil {
-		return cli.Exit(err.Error(), cliapp.ExitFailure)
+		return cliapp.Exit(err, cliapp.ExitFailure)
 	}
-	src, err := legacy.Open(ctx, c.String(cliapp.FlagPGDSN), logger)
+	src, err := legacy.Open(ctx, cfg.LegacyDSN, logger)
 	if err != nil {
 		return err
 	}
@@ -82,7 +100,7 @@ func runSnapshot(c *cli.Context) error {
 	logger.Info("writing snapshot", "snapshot_id", id, "to", desc, "from", from, "to", to)
 	var n int64
 	lastLog := time.Now()
-	err = src.Stream(ctx, from, to, cleanList(c.StringSlice(flagUnits)), func(rec *telemetry.Record) error {
+	err = src.Stream(ctx, from, to, cfg.Units, func(rec *telemetry.Record) error {
 		n++
 		if time.Since(lastLog) >= 10*time.Second {
 			lastLog = time.Now()
@@ -99,10 +117,10 @@ func runSnapshot(c *cli.Context) error {
 		return err
 	}
 	logger.Info("snapshot written", "snapshot_id", id, "records", m.Records, "parts", len(m.Parts), "took", time.Since(now).Round(time.Millisecond))
-	if output == "json" {
-		return writeJSON(c, m)
+	if cfg.Output == "json" {
+		return writeJSON(env.Out, m)
 	}
-	fmt.Fprintf(c.App.Writer, "snapshot %s written to %s: %d records in %d parts, [%s, %s)\n",
+	fmt.Fprintf(env.Out, "snapshot %s written to %s: %d records in %d parts, [%s, %s)\n",
 		id, desc, m.Records, len(m.Parts), m.From.Format(time.RFC3339), m.To.Format(time.RFC3339))
 	return nil
 }

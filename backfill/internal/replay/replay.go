@@ -184,84 +184,99 @@ func Run(ctx context.Context, s *spill.Sorter, cfg Config) (Result, error) {
 
 func produce(ctx context.Context, s *spill.Sorter, cfg Config, out chan<- *batch, resumed *int64) error {
 	size := cfg.Throttle.BatchSize()
-	var seq int64
-	// lines counts the line-protocol lines of cur (a reading and its
-	// alarms), so that a batch is one write request, never 5000 + a few.
-	lines := 0
-	cur := &batch{recs: make([]telemetry.Record, 0, size)}
-	send := func() error {
-		cur.seq = seq
-		seq++
-		select {
-		case out <- cur:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		size = cfg.Throttle.BatchSize()
-		cur = &batch{recs: make([]telemetry.Record, 0, size)}
-		lines = 0
-		return nil
-	}
-
-	seen := make(map[window.Key]bool)
-	var (
-		have     bool
-		key      window.Key
-		isTarget bool
-		points   int64
-	)
-	closeWindow := func() {
-		if have && isTarget {
-			cur.done = append(cur.done, doneWindow{key: key, points: points})
-		}
-	}
-	err := s.Iterate(func(e *spill.Entry) error {
-		start := window.Align(time.UnixMilli(e.TimeMs), cfg.Window)
-		if !have || string(e.Unit) != key.Unit || !start.Equal(key.Start) {
-			closeWindow()
-			have, key, points = true, window.Key{Unit: string(e.Unit), Start: start}, 0
-			isTarget = cfg.Targets[key]
-			if isTarget {
-				seen[key] = true
-				if cfg.Done[cutover.WindowKey(key)] {
-					isTarget = false
-					*resumed++
-				}
-			}
-		}
-		if !isTarget {
-			return nil
-		}
-		rec, err := spill.DecodeRecord(e.Payload)
-		if err != nil {
-			// The spill holds records the codec decoded: this is a bug.
-			return fmt.Errorf("spilled reading (%s, %d) does not decode: %w", e.Unit, e.TimeMs, err)
-		}
-		cur.recs = append(cur.recs, rec)
-		points++
-		lines += 1 + len(rec.Alarms)
-		if len(cur.recs) >= size || lines+1 >= influx.DefaultBatchLines {
-			return send()
-		}
-		return nil
-	})
-	if err != nil {
+	pr := &producer{cfg: cfg, out: out, resumed: resumed, size: size, seen: make(map[window.Key]bool),
+		cur: &batch{recs: make([]telemetry.Record, 0, size)}}
+	if err := s.Iterate(func(e *spill.Entry) error { return pr.add(ctx, e) }); err != nil {
 		return err
 	}
-	closeWindow()
+	pr.closeWindow()
 	// Target windows the snapshots hold no reading of (ledger windows a
 	// backup missed) are done with nothing to write.
 	for k := range cfg.Targets {
-		if !seen[k] {
+		if !pr.seen[k] {
 			if cfg.Done[cutover.WindowKey(k)] {
 				*resumed++
 				continue
 			}
-			cur.done = append(cur.done, doneWindow{key: k})
+			pr.cur.done = append(pr.cur.done, doneWindow{key: k})
 		}
 	}
-	if len(cur.recs) > 0 || len(cur.done) > 0 {
-		return send()
+	if len(pr.cur.recs) > 0 || len(pr.cur.done) > 0 {
+		return pr.send(ctx)
+	}
+	return nil
+}
+
+// producer cuts the sorted readings of the target windows into batches.
+type producer struct {
+	cfg     Config
+	out     chan<- *batch
+	resumed *int64
+	seq     int64
+	size    int
+	cur     *batch
+	// lines counts the line-protocol lines of cur (a reading and its
+	// alarms), so that a batch is one write request, never 5000 + a few.
+	lines int
+	seen  map[window.Key]bool // target windows with readings
+
+	// the window of the last reading
+	have     bool
+	key      window.Key
+	isTarget bool
+	points   int64
+}
+
+func (pr *producer) send(ctx context.Context) error {
+	pr.cur.seq = pr.seq
+	pr.seq++
+	select {
+	case pr.out <- pr.cur:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	pr.size = pr.cfg.Throttle.BatchSize()
+	pr.cur = &batch{recs: make([]telemetry.Record, 0, pr.size)}
+	pr.lines = 0
+	return nil
+}
+
+// closeWindow marks the window just finished done in the current batch.
+func (pr *producer) closeWindow() {
+	if pr.have && pr.isTarget {
+		pr.cur.done = append(pr.cur.done, doneWindow{key: pr.key, points: pr.points})
+	}
+}
+
+// add adds a reading of a target window not done before, sending the batch
+// when it is full.
+func (pr *producer) add(ctx context.Context, e *spill.Entry) error {
+	start := window.Align(time.UnixMilli(e.TimeMs), pr.cfg.Window)
+	if !pr.have || string(e.Unit) != pr.key.Unit || !start.Equal(pr.key.Start) {
+		pr.closeWindow()
+		pr.have, pr.key, pr.points = true, window.Key{Unit: string(e.Unit), Start: start}, 0
+		pr.isTarget = pr.cfg.Targets[pr.key]
+		if pr.isTarget {
+			pr.seen[pr.key] = true
+			if pr.cfg.Done[cutover.WindowKey(pr.key)] {
+				pr.isTarget = false
+				*pr.resumed++
+			}
+		}
+	}
+	if !pr.isTarget {
+		return nil
+	}
+	rec, err := spill.DecodeRecord(e.Payload)
+	if err != nil {
+		// The spill holds records the codec decoded: this is a bug.
+		return fmt.Errorf("spilled reading (%s, %d) does not decode: %w", e.Unit, e.TimeMs, err)
+	}
+	pr.cur.recs = append(pr.cur.recs, rec)
+	pr.points++
+	pr.lines += 1 + len(rec.Alarms)
+	if len(pr.cur.recs) >= pr.size || pr.lines+1 >= influx.DefaultBatchLines {
+		return pr.send(ctx)
 	}
 	return nil
 }

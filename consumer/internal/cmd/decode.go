@@ -2,6 +2,7 @@ package cmd
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -50,34 +51,49 @@ Examples:
 			&cli.StringFlag{Name: "now", EnvVars: []string{"DECODE_NOW"},
 				Usage: "judge reading times against this RFC 3339 time instead of the system clock"},
 		},
-		Action: runDecode,
+		Action: cliapp.Action(decodeConfigFrom, runDecode),
 	}
 }
 
-func runDecode(c *cli.Context) error {
+// decodeConfig is what decode runs with.
+type decodeConfig struct {
+	Format string    // json or lp
+	Now    time.Time // zero: the system clock
+	File   string    // "" or "-": standard input
+}
+
+func decodeConfigFrom(c *cli.Context) (decodeConfig, error) {
 	if c.NArg() > 1 {
-		return cli.Exit(fmt.Sprintf("decode takes one FILE (or - for standard input), got %d arguments; see --help", c.NArg()), cliapp.ExitFailure)
+		return decodeConfig{}, cliapp.Exitf(cliapp.ExitFailure, "decode takes one FILE (or - for standard input), got %d arguments; see --help", c.NArg())
 	}
-	format := c.String("format")
-	if format != "json" && format != "lp" {
-		return cli.Exit(fmt.Sprintf("--format %q: want json or lp", format), cliapp.ExitFailure)
+	cfg := decodeConfig{Format: c.String("format"), File: c.Args().First()}
+	if cfg.Format != "json" && cfg.Format != "lp" {
+		return decodeConfig{}, cliapp.Exitf(cliapp.ExitFailure, "--format %q: want json or lp", cfg.Format)
 	}
-	dec := telemetry.NewDecoder()
 	if s := c.String("now"); s != "" {
 		now, err := time.Parse(time.RFC3339Nano, s)
 		if err != nil {
-			return cli.Exit(fmt.Sprintf("--now %q: not an RFC 3339 time: %v", s, err), cliapp.ExitFailure)
+			return decodeConfig{}, cliapp.Exitf(cliapp.ExitFailure, "--now %q: not an RFC 3339 time: %w", s, err)
 		}
-		dec.Now = func() time.Time { return now }
+		cfg.Now = now
 	}
-	body, name, err := readMessage(c)
+	return cfg, nil
+}
+
+func runDecode(_ context.Context, env cliapp.Env, cfg decodeConfig) error {
+	format := cfg.Format
+	dec := telemetry.NewDecoder()
+	if !cfg.Now.IsZero() {
+		dec.Now = func() time.Time { return cfg.Now }
+	}
+	body, name, err := readMessage(env.In, cfg.File)
 	if err != nil {
-		return cli.Exit(err.Error(), cliapp.ExitFailure)
+		return cliapp.Exit(err, cliapp.ExitFailure)
 	}
-	cliapp.Logger(c).Debug("decoding message", "source", name, "bytes", len(body))
+	env.Logger.Debug("decoding message", "source", name, "bytes", len(body))
 
 	res, decErr := dec.Decode(body)
-	out := bufio.NewWriter(c.App.Writer)
+	out := bufio.NewWriter(env.Out)
 	var line []byte
 	for i := range res.Records {
 		line = line[:0]
@@ -89,9 +105,9 @@ func runDecode(c *cli.Context) error {
 		out.Write(line)
 	}
 	if err := out.Flush(); err != nil {
-		return cli.Exit(fmt.Sprintf("write records: %v", err), cliapp.ExitFailure)
+		return cliapp.Exitf(cliapp.ExitFailure, "write records: %w", err)
 	}
-	errOut := bufio.NewWriter(c.App.ErrWriter)
+	errOut := bufio.NewWriter(env.Err)
 	var me *telemetry.MessageError
 	if errors.As(decErr, &me) {
 		fmt.Fprintf(errOut, "reject: message (%s): %s\n", me.Kind, me.Reason)
@@ -100,19 +116,18 @@ func runDecode(c *cli.Context) error {
 		fmt.Fprintf(errOut, "reject: %s\n", r.Error())
 	}
 	if err := errOut.Flush(); err != nil {
-		return cli.Exit(fmt.Sprintf("write rejections: %v", err), cliapp.ExitFailure)
+		return cliapp.Exitf(cliapp.ExitFailure, "write rejections: %w", err)
 	}
 	if len(res.Records) == 0 {
-		return cli.Exit("", cliapp.ExitNoRecords)
+		return cliapp.Exit(nil, cliapp.ExitNoRecords)
 	}
 	return nil
 }
 
-// readMessage reads the body from the FILE argument or standard input.
-func readMessage(c *cli.Context) ([]byte, string, error) {
-	name := c.Args().First()
+// readMessage reads the body from the named file or, for "" or "-", stdin.
+func readMessage(stdin io.Reader, name string) ([]byte, string, error) {
 	if name == "" || name == "-" {
-		b, err := io.ReadAll(c.App.Reader)
+		b, err := io.ReadAll(stdin)
 		if err != nil {
 			return nil, "", fmt.Errorf("read standard input: %w", err)
 		}

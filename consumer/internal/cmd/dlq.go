@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -35,7 +36,7 @@ func dlqFilterFlags() []cli.Flag {
 }
 
 func dlqCommand() *cli.Command {
-	common := cliapp.Merge(dlqFilterFlags(), cliapp.AMQPFlags(), rabbit.TopologyFlags(), dlqKafkaFlags(), []cli.Flag{cliapp.BusFlag(), cliapp.OutputFlag()})
+	common := cliapp.Merge(dlqFilterFlags(), cliapp.AMQPFlags(), cliapp.TopologyFlags(), dlqKafkaFlags(), []cli.Flag{cliapp.BusFlag(), cliapp.OutputFlag()})
 	return &cli.Command{
 		Name:  "dlq",
 		Usage: "inspect and re-drive dead letters (messages the consumer could not store)",
@@ -95,29 +96,46 @@ so far is reported).
 	}
 }
 
-func dlqSetup(c *cli.Context) (*rabbit.Conn, rabbit.Topology, dlq.Filter, string, error) {
+// dlqConfig is what dlq list and dlq replay run with.
+type dlqConfig struct {
+	Output   string
+	AMQPURL  string
+	Topology rabbit.Topology
+	Filter   dlq.Filter
+	Limit    int
+	Execute  bool // replay only
+}
+
+func dlqConfigFrom(c *cli.Context) (dlqConfig, error) {
 	out, err := cliapp.Output(c)
 	if err != nil {
-		return nil, rabbit.Topology{}, dlq.Filter{}, "", err
+		return dlqConfig{}, err
 	}
 	if b := c.String(cliapp.FlagBus); b != "rabbitmq" {
-		return nil, rabbit.Topology{}, dlq.Filter{}, "", cli.Exit(fmt.Sprintf("dlq: --bus %q: want rabbitmq or kafka", b), cliapp.ExitFailure)
+		return dlqConfig{}, cliapp.Exitf(cliapp.ExitFailure, "dlq: --bus %q: want rabbitmq or kafka", b)
 	}
-	topo := rabbit.TopologyFromCLI(c)
+	topo := cliapp.Topology(c)
 	if err := topo.Validate(); err != nil {
-		return nil, topo, dlq.Filter{}, "", cli.Exit(err.Error(), cliapp.ExitFailure)
+		return dlqConfig{}, cliapp.Exit(err, cliapp.ExitFailure)
 	}
 	f := dlq.Filter{Reason: c.String(flagDLQReason), Kind: c.String(flagDLQKind), Unit: c.String(flagDLQUnit), Binding: topo.BindingKey}
 	switch f.Kind {
 	case "", dlq.KindRejected, dlq.KindPartial, "broker":
 	default:
-		return nil, topo, f, "", cli.Exit(fmt.Sprintf("--kind %q: want rejected, partial or broker", f.Kind), cliapp.ExitFailure)
+		return dlqConfig{}, cliapp.Exitf(cliapp.ExitFailure, "--kind %q: want rejected, partial or broker", f.Kind)
 	}
-	dctx, cancel := context.WithTimeout(c.Context, 15*time.Second)
+	return dlqConfig{Output: out, AMQPURL: c.String(cliapp.FlagAMQPURL), Topology: topo, Filter: f,
+		Limit: c.Int(flagDLQLimit), Execute: c.Bool(flagDLQExecute)}, nil
+}
+
+// dlqConnect connects to the broker and declares the topology.
+func dlqConnect(ctx context.Context, cfg dlqConfig, logger *slog.Logger) (*rabbit.Conn, error) {
+	topo := cfg.Topology
+	dctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	conn, err := rabbit.Dial(dctx, c.String(cliapp.FlagAMQPURL), "consumer-dlq", cliapp.Logger(c))
+	conn, err := rabbit.Dial(dctx, cfg.AMQPURL, "consumer-dlq", logger)
 	if err != nil {
-		return nil, topo, f, "", cli.Exit(err.Error(), cliapp.ExitFailure)
+		return nil, cliapp.Exit(err, cliapp.ExitFailure)
 	}
 	// Declaring makes a missing dead-letter queue an empty one instead of
 	// an error that closes the channel.
@@ -128,83 +146,93 @@ func dlqSetup(c *cli.Context) (*rabbit.Conn, rabbit.Topology, dlq.Filter, string
 	}
 	if err != nil {
 		_ = conn.Close()
-		return nil, topo, f, "", cli.Exit(fmt.Sprintf("dlq: %v", err), cliapp.ExitFailure)
+		return nil, cliapp.Exitf(cliapp.ExitFailure, "dlq: %w", err)
 	}
-	return conn, topo, f, out, nil
+	return conn, nil
 }
 
+// dlqListAction lists the dead letters of the bus --bus names.
 func dlqListAction(c *cli.Context) error {
 	if c.String(cliapp.FlagBus) == "kafka" {
 		return dlqKafkaList(c)
 	}
-	conn, topo, f, out, err := dlqSetup(c)
+	return cliapp.Action(dlqConfigFrom, dlqList)(c)
+}
+
+func dlqList(ctx context.Context, env cliapp.Env, cfg dlqConfig) error {
+	conn, err := dlqConnect(ctx, cfg, env.Logger)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	entries, total, err := dlq.List(c.Context, conn, topo.DeadQueue, f, c.Int(flagDLQLimit))
+	topo := cfg.Topology
+	entries, total, err := dlq.List(ctx, conn, topo.DeadQueue, cfg.Filter, cfg.Limit)
 	if err != nil {
-		return cli.Exit(fmt.Sprintf("dlq list: %v", err), cliapp.ExitFailure)
+		return cliapp.Exitf(cliapp.ExitFailure, "dlq list: %w", err)
 	}
-	if out == "json" {
-		return writeJSON(c.App.Writer, struct {
+	if cfg.Output == "json" {
+		return writeJSON(env.Out, struct {
 			Queue   string      `json:"queue"`
 			Read    int         `json:"read"`
 			Matched int         `json:"matched"`
 			Entries []dlq.Entry `json:"entries"`
 		}{topo.DeadQueue, total, len(entries), nonNil(entries)})
 	}
-	writeEntries(c.App.Writer, entries)
-	fmt.Fprintf(c.App.Writer, "%d of %d dead letters in %q match\n", len(entries), total, topo.DeadQueue)
+	writeEntries(env.Out, entries)
+	fmt.Fprintf(env.Out, "%d of %d dead letters in %q match\n", len(entries), total, topo.DeadQueue)
 	return nil
 }
 
+// dlqReplayAction replays the dead letters of the bus --bus names.
 func dlqReplayAction(c *cli.Context) error {
 	if c.String(cliapp.FlagBus) == "kafka" {
 		return dlqKafkaReplay(c)
 	}
-	conn, topo, f, out, err := dlqSetup(c)
+	return cliapp.Action(dlqConfigFrom, dlqReplay)(c)
+}
+
+func dlqReplay(ctx context.Context, env cliapp.Env, cfg dlqConfig) error {
+	conn, err := dlqConnect(ctx, cfg, env.Logger)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	logger := cliapp.Logger(c)
-	execute := c.Bool(flagDLQExecute)
+	topo, logger, execute := cfg.Topology, env.Logger, cfg.Execute
 	var pub *rabbit.Publisher
 	if execute {
-		pub, err = rabbit.NewPublisher(c.Context, conn, topo, rabbit.PublisherOptions{Name: "dlq-replay"}, logger, obs.NewRegistry())
+		pub, err = rabbit.NewPublisher(ctx, conn, topo, rabbit.PublisherOptions{Name: "dlq-replay"}, logger, obs.NewRegistry())
 		if err != nil {
-			return cli.Exit(fmt.Sprintf("dlq replay: %v", err), cliapp.ExitFailure)
+			return cliapp.Exitf(cliapp.ExitFailure, "dlq replay: %w", err)
 		}
 		defer pub.Close()
 	}
 	progress := func(replayed, matched int) {
 		logger.Info("replaying", "replayed", replayed, "matched_so_far", matched)
 	}
-	res, rerr := dlq.Replay(c.Context, conn, pub, topo.Exchange, topo.DeadQueue, f, c.Int(flagDLQLimit), execute, time.Now, progress)
-	if out == "json" {
+	res, rerr := dlq.Replay(ctx, conn, pub, topo.Exchange, topo.DeadQueue, cfg.Filter, cfg.Limit, execute, time.Now, progress)
+	if cfg.Output == "json" {
 		res.Entries = nonNil(res.Entries)
-		if err := writeJSON(c.App.Writer, res); err != nil {
+		if err := writeJSON(env.Out, res); err != nil {
 			return err
 		}
 	} else {
-		writeEntries(c.App.Writer, res.Entries)
+		writeEntries(env.Out, res.Entries)
 		if execute {
-			fmt.Fprintf(c.App.Writer, "replayed %d of %d matching dead letters (%d read) to exchange %q; skipped %d (left in %q)\n", res.Replayed, res.Matched, res.Read, topo.Exchange, res.Skipped, topo.DeadQueue)
+			fmt.Fprintf(env.Out, "replayed %d of %d matching dead letters (%d read) to exchange %q; skipped %d (left in %q)\n", res.Replayed, res.Matched, res.Read, topo.Exchange, res.Skipped, topo.DeadQueue)
 			for _, e := range res.Entries {
 				if e.Skipped != "" {
-					fmt.Fprintf(c.App.Writer, "  skipped %d (id %q): %s\n", e.Position, e.ID, e.Skipped)
+					fmt.Fprintf(env.Out, "  skipped %d (id %q): %s\n", e.Position, e.ID, e.Skipped)
 				}
 			}
 		} else {
-			fmt.Fprintf(c.App.Writer, "dry run: would replay %d of %d dead letters to exchange %q; add --execute to replay\n", res.Matched, res.Read, topo.Exchange)
+			fmt.Fprintf(env.Out, "dry run: would replay %d of %d dead letters to exchange %q; add --execute to replay\n", res.Matched, res.Read, topo.Exchange)
 		}
 	}
 	if rerr != nil {
-		return cli.Exit(fmt.Sprintf("dlq replay: %v", rerr), cliapp.ExitFailure)
+		return cliapp.Exitf(cliapp.ExitFailure, "dlq replay: %w", rerr)
 	}
 	if res.Skipped > 0 {
-		return cli.Exit(fmt.Sprintf("dlq replay: %d dead letters skipped (see above); the others were replayed", res.Skipped), cliapp.ExitNoRecords)
+		return cliapp.Exitf(cliapp.ExitNoRecords, "dlq replay: %d dead letters skipped (see above); the others were replayed", res.Skipped)
 	}
 	return nil
 }

@@ -38,7 +38,7 @@ func dlqKafkaSetup(c *cli.Context) (dlq.KafkaDead, dlq.Filter, string, error) {
 	switch f.Kind {
 	case "", dlq.KindRejected, dlq.KindPartial:
 	default:
-		return dlq.KafkaDead{}, f, "", cli.Exit(fmt.Sprintf("--kind %q: want rejected or partial on Kafka", f.Kind), cliapp.ExitFailure)
+		return dlq.KafkaDead{}, f, "", cliapp.Exitf(cliapp.ExitFailure, "--kind %q: want rejected or partial on Kafka", f.Kind)
 	}
 	topic := c.String(flagKafkaTopic)
 	dead := c.String(flagKafkaDeadTopic)
@@ -47,7 +47,7 @@ func dlqKafkaSetup(c *cli.Context) (dlq.KafkaDead, dlq.Filter, string, error) {
 	}
 	d := dlq.KafkaDead{Cluster: cliapp.KafkaConfig(c), Topic: dead, Original: topic, Group: c.String(flagDLQKafkaReplayGroup)}
 	if err := d.Cluster.Validate(); err != nil {
-		return d, f, "", cli.Exit(err.Error(), cliapp.ExitFailure)
+		return d, f, "", cliapp.Exit(err, cliapp.ExitFailure)
 	}
 	return d, f, out, nil
 }
@@ -59,7 +59,7 @@ func dlqKafkaList(c *cli.Context) error {
 	}
 	entries, total, err := dlq.ListKafka(c.Context, d, f, c.Int(flagDLQLimit))
 	if err != nil {
-		return cli.Exit(fmt.Sprintf("dlq list: %v", err), cliapp.ExitFailure)
+		return cliapp.Exitf(cliapp.ExitFailure, "dlq list: %w", err)
 	}
 	if out == "json" {
 		return writeJSON(c.App.Writer, struct {
@@ -83,7 +83,7 @@ func dlqKafkaReplay(c *cli.Context) error {
 	execute := c.Bool(flagDLQExecute)
 	pub, err := kafka.NewPublisher(d.Cluster, d.Original, kafka.Options{Name: "dlq-replay"}, logger, obs.NewRegistry())
 	if err != nil {
-		return cli.Exit(fmt.Sprintf("dlq replay: %v", err), cliapp.ExitFailure)
+		return cliapp.Exitf(cliapp.ExitFailure, "dlq replay: %w", err)
 	}
 	defer pub.Close()
 	progress := func(replayed, matched int) {
@@ -104,7 +104,7 @@ func dlqKafkaReplay(c *cli.Context) error {
 		}
 	}
 	if rerr != nil {
-		return cli.Exit(fmt.Sprintf("dlq replay: %v", rerr), cliapp.ExitFailure)
+		return cliapp.Exitf(cliapp.ExitFailure, "dlq replay: %w", rerr)
 	}
 	return nil
 }

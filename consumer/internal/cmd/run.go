@@ -17,6 +17,7 @@ import (
 	"github.com/flexipack/cutover/shared/cliapp"
 	"github.com/flexipack/cutover/shared/cutover"
 	"github.com/flexipack/cutover/shared/influx"
+	"github.com/flexipack/cutover/shared/kafka"
 	"github.com/flexipack/cutover/shared/legacy"
 	"github.com/flexipack/cutover/shared/obs"
 	"github.com/flexipack/cutover/shared/rabbit"
@@ -79,7 +80,7 @@ func runFlags() []cli.Flag {
 		cliapp.HTTPAddrFlag("127.0.0.1:9100"),
 		cliapp.BusFlag(),
 	}
-	return cliapp.Merge(own, cliapp.AMQPFlags(), []cli.Flag{cliapp.AMQPManagementFlag()}, rabbit.TopologyFlags(), cliapp.KafkaFlags(), cliapp.LegacyFlags(), cliapp.StateFlags(),
+	return cliapp.Merge(own, cliapp.AMQPFlags(), []cli.Flag{cliapp.AMQPManagementFlag()}, cliapp.TopologyFlags(), cliapp.KafkaFlags(), cliapp.LegacyFlags(), cliapp.StateFlags(),
 		cliapp.InfluxFlags())
 }
 
@@ -116,83 +117,157 @@ acks the batches in flight within --shutdown-timeout, and exits 0.
 
 /metrics, /-/healthy and /-/ready are served on --http-addr.`,
 		Flags:  runFlags(),
-		Action: runAction,
+		Action: cliapp.Action(runConfigFrom, runConsumer),
 	}
 }
 
-func runAction(c *cli.Context) error {
-	ctx := c.Context
-	logger := cliapp.Logger(c)
-	id := c.String(flagConsumerID)
-	logger = logger.With("consumer_id", id)
-	reg := obs.NewRegistry()
-	srv := obs.NewServer(c.String(cliapp.FlagHTTPAddr), reg, logger)
-	if err := srv.Listen(); err != nil {
-		return cli.Exit(err.Error(), cliapp.ExitFailure)
-	}
+// runConfig is what consumer run runs with.
+type runConfig struct {
+	ConsumerID     string
+	HTTPAddr       string
+	StateDSN       string
+	LegacyDSN      string
+	Influx         influx.Config
+	Pipeline       pipeline.Config
+	LegacyAttempts int
+	Bus            busConfig
+}
 
-	state, err := openWithRetry(ctx, logger, "state store", func(ctx context.Context) (*cutover.Store, error) {
-		return cutover.Open(ctx, c.String(cliapp.FlagStateDSN))
+// busConfig is the bus consumer run reads from and dead-letters to.
+type busConfig struct {
+	Bus            string // rabbitmq or kafka
+	AMQPURL        string
+	MgmtURL        string
+	Topology       rabbit.Topology
+	Prefetch       int
+	Kafka          kafka.Config
+	KafkaTopic     string
+	KafkaGroup     string
+	KafkaDeadTopic string // default <KafkaTopic>.dead
+	KafkaSession   time.Duration
+}
+
+func runConfigFrom(c *cli.Context) (runConfig, error) {
+	id := c.String(flagConsumerID)
+	cfg := runConfig{ConsumerID: id, HTTPAddr: c.String(cliapp.FlagHTTPAddr), StateDSN: c.String(cliapp.FlagStateDSN),
+		LegacyDSN: c.String(cliapp.FlagPGDSN), Influx: cliapp.InfluxConfig(c), LegacyAttempts: c.Int(flagLegacyAttempts),
+		Pipeline: pipeline.Config{
+			ConsumerID:      id,
+			BatchSize:       c.Int(flagBatchSize),
+			FlushInterval:   c.Duration(flagFlushInterval),
+			InFlight:        c.Int(flagInFlight),
+			DecodeWorkers:   c.Int(flagDecodeWorkers),
+			PhasePoll:       c.Duration(flagPhasePoll),
+			ShutdownTimeout: c.Duration(flagShutdownTimeout),
+		},
+		Bus: busConfig{Bus: c.String(cliapp.FlagBus), AMQPURL: c.String(cliapp.FlagAMQPURL), MgmtURL: c.String(cliapp.FlagAMQPMgmtURL),
+			Topology: cliapp.Topology(c), Prefetch: c.Int(flagPrefetch), Kafka: cliapp.KafkaConfig(c),
+			KafkaTopic: c.String(flagKafkaTopic), KafkaGroup: c.String(flagKafkaGroup), KafkaDeadTopic: c.String(flagKafkaDeadTopic),
+			KafkaSession: c.Duration(flagKafkaSession)},
+	}
+	if cfg.Bus.KafkaDeadTopic == "" {
+		cfg.Bus.KafkaDeadTopic = cfg.Bus.KafkaTopic + ".dead"
+	}
+	return cfg, nil
+}
+
+// runStores are the stores consumer run writes.
+type runStores struct {
+	state  *cutover.Store
+	legacy *legacy.Store
+	influx *influx.Writer
+}
+
+func (s *runStores) Close() {
+	if s.influx != nil {
+		s.influx.Close()
+	}
+	if s.legacy != nil {
+		s.legacy.Close()
+	}
+	if s.state != nil {
+		s.state.Close()
+	}
+}
+
+// openRunStores opens the state and legacy stores, retrying until they
+// answer (the consumer may start before them), and the InfluxDB writer.
+func openRunStores(ctx context.Context, cfg runConfig, logger *slog.Logger, reg prometheus.Registerer) (*runStores, error) {
+	s := &runStores{}
+	var err error
+	s.state, err = openWithRetry(ctx, logger, "state store", func(ctx context.Context) (*cutover.Store, error) {
+		return cutover.Open(ctx, cfg.StateDSN)
 	})
 	if err != nil {
-		return cli.Exit(err.Error(), cliapp.ExitFailure)
+		return s, err
 	}
-	defer state.Close()
-
-	leg, err := openWithRetry(ctx, logger, "legacy store", func(ctx context.Context) (*legacy.Store, error) {
-		s, err := legacy.Open(ctx, c.String(cliapp.FlagPGDSN), logger)
+	s.legacy, err = openWithRetry(ctx, logger, "legacy store", func(ctx context.Context) (*legacy.Store, error) {
+		l, err := legacy.Open(ctx, cfg.LegacyDSN, logger)
 		if err != nil {
 			return nil, err
 		}
-		if err := s.Migrate(ctx); err != nil {
-			s.Close()
+		if err := l.Migrate(ctx); err != nil {
+			l.Close()
 			return nil, err
 		}
-		return s, nil
+		return l, nil
 	})
 	if err != nil {
-		return cli.Exit(err.Error(), cliapp.ExitFailure)
+		return s, err
 	}
-	defer leg.Close()
-
-	iw, err := influx.NewWriter(cliapp.InfluxConfig(c), logger)
+	s.influx, err = influx.NewWriter(cfg.Influx, logger)
 	if err != nil {
-		return cli.Exit(err.Error(), cliapp.ExitFailure)
+		return s, err
 	}
-	iw.WithMetrics(reg)
-	defer iw.Close()
+	s.influx.WithMetrics(reg)
+	return s, nil
+}
 
-	src, dead, closeBus, err := openBus(c, id, logger, reg)
+func runConsumer(ctx context.Context, env cliapp.Env, cfg runConfig) error {
+	id := cfg.ConsumerID
+	logger := env.Logger.With("consumer_id", id)
+	reg := obs.NewRegistry()
+	srv := obs.NewServer(cfg.HTTPAddr, reg, logger)
+	if err := srv.Listen(); err != nil {
+		return cliapp.Exit(err, cliapp.ExitFailure)
+	}
+	stores, err := openRunStores(ctx, cfg, logger, reg)
+	defer stores.Close()
 	if err != nil {
-		return cli.Exit(err.Error(), cliapp.ExitFailure)
+		return cliapp.Exit(err, cliapp.ExitFailure)
+	}
+	src, dead, closeBus, err := openBus(ctx, cfg.Bus, id, logger, reg)
+	if err != nil {
+		return cliapp.Exit(err, cliapp.ExitFailure)
 	}
 	defer closeBus()
 
-	p, err := pipeline.New(pipeline.Config{
-		ConsumerID:      id,
-		BatchSize:       c.Int(flagBatchSize),
-		FlushInterval:   c.Duration(flagFlushInterval),
-		InFlight:        c.Int(flagInFlight),
-		DecodeWorkers:   c.Int(flagDecodeWorkers),
-		PhasePoll:       c.Duration(flagPhasePoll),
-		ShutdownTimeout: c.Duration(flagShutdownTimeout),
-	}, pipeline.Deps{
+	p, err := pipeline.New(cfg.Pipeline, pipeline.Deps{
 		Source: src,
 		Sinks: []pipeline.SinkSpec{
-			{Name: cutover.SinkLegacy, Sink: leg, Attempts: c.Int(flagLegacyAttempts)},
-			{Name: cutover.SinkInflux, Sink: iw, Attempts: 1}, // the writer retries 429/503/time-outs itself
+			{Name: cutover.SinkLegacy, Sink: stores.legacy, Attempts: cfg.LegacyAttempts},
+			{Name: cutover.SinkInflux, Sink: stores.influx, Attempts: 1}, // the writer retries 429/503/time-outs itself
 		},
-		State:      state,
-		Ledger:     state,
+		State:      stores.state,
+		Ledger:     stores.state,
 		DeadLetter: dead,
 		Logger:     logger,
 		Registry:   reg,
 	})
 	if err != nil {
-		return cli.Exit(err.Error(), cliapp.ExitFailure)
+		return cliapp.Exit(err, cliapp.ExitFailure)
 	}
 	srv.AddReadiness(obs.ReadinessCheck{Name: "pipeline", Check: p.Check})
+	if err := serveWhileRunning(ctx, srv, p.Run); err != nil {
+		return cliapp.Exit(err, cliapp.ExitFailure)
+	}
+	return nil
+}
 
+// serveWhileRunning runs the HTTP server while run runs: the server drains
+// (not ready) once ctx ends and stops once run returned; run stops if the
+// server fails.
+func serveWhileRunning(ctx context.Context, srv *obs.Server, run func(context.Context) error) error {
 	g, gctx := errgroup.WithContext(context.WithoutCancel(ctx))
 	srvCtx, stopSrv := context.WithCancel(gctx)
 	g.Go(func() error { return srv.Run(srvCtx) })
@@ -203,30 +278,26 @@ func runAction(c *cli.Context) error {
 		runCtx, cancel := context.WithCancel(ctx)
 		defer cancel()
 		context.AfterFunc(gctx, cancel) // the server failed
-		return p.Run(runCtx)
+		return run(runCtx)
 	})
-	if err := g.Wait(); err != nil {
-		return cli.Exit(err.Error(), cliapp.ExitFailure)
-	}
-	return nil
+	return g.Wait()
 }
 
-// openBus opens the source and the dead-letter writer for --bus; close
+// openBus opens the source and the dead-letter writer for the bus; close
 // releases what it opened.
-func openBus(c *cli.Context, id string, logger *slog.Logger, reg *prometheus.Registry) (source.Source, dlq.Writer, func(), error) {
-	ctx := c.Context
-	switch bus := c.String(cliapp.FlagBus); bus {
+func openBus(ctx context.Context, cfg busConfig, id string, logger *slog.Logger, reg *prometheus.Registry) (source.Source, dlq.Writer, func(), error) {
+	switch cfg.Bus {
 	case "rabbitmq":
-		topo := rabbit.TopologyFromCLI(c)
+		topo := cfg.Topology
 		if err := topo.Validate(); err != nil {
 			return nil, nil, nil, err
 		}
-		conn, err := rabbit.Dial(ctx, c.String(cliapp.FlagAMQPURL), "consumer-"+id, logger)
+		conn, err := rabbit.Dial(ctx, cfg.AMQPURL, "consumer-"+id, logger)
 		if err != nil {
 			return nil, nil, nil, err
 		}
-		src, err := source.NewRabbit(conn, source.RabbitOptions{Topology: topo, Prefetch: c.Int(flagPrefetch), ConsumerTag: id,
-			MgmtURL: c.String(cliapp.FlagAMQPMgmtURL)}, logger, reg)
+		src, err := source.NewRabbit(conn, source.RabbitOptions{Topology: topo, Prefetch: cfg.Prefetch, ConsumerTag: id,
+			MgmtURL: cfg.MgmtURL}, logger, reg)
 		if err != nil {
 			_ = conn.Close()
 			return nil, nil, nil, err
@@ -242,25 +313,19 @@ func openBus(c *cli.Context, id string, logger *slog.Logger, reg *prometheus.Reg
 		}
 		return src, &dlq.RabbitWriter{Pub: pub, Exchange: topo.DeadExchange, ConsumerID: id}, closeAll, nil
 	case "kafka":
-		topic := c.String(flagKafkaTopic)
-		deadTopic := c.String(flagKafkaDeadTopic)
-		if deadTopic == "" {
-			deadTopic = topic + ".dead"
-		}
-		cluster := cliapp.KafkaConfig(c)
-		src, err := source.NewKafka(source.KafkaOptions{Cluster: cluster, Topic: topic, GroupID: c.String(flagKafkaGroup),
-			QueueCapacity: c.Int(flagPrefetch), SessionTimeout: c.Duration(flagKafkaSession)}, logger)
+		src, err := source.NewKafka(source.KafkaOptions{Cluster: cfg.Kafka, Topic: cfg.KafkaTopic, GroupID: cfg.KafkaGroup,
+			QueueCapacity: cfg.Prefetch, SessionTimeout: cfg.KafkaSession}, logger)
 		if err != nil {
 			return nil, nil, nil, err
 		}
-		w, err := dlq.NewKafkaWriter(cluster, deadTopic, id, logger, reg)
+		w, err := dlq.NewKafkaWriter(cfg.Kafka, cfg.KafkaDeadTopic, id, logger, reg)
 		if err != nil {
 			_ = src.Close()
 			return nil, nil, nil, fmt.Errorf("dead-letter producer: %w", err)
 		}
 		return src, w, func() { _ = w.Close() }, nil
 	default:
-		return nil, nil, nil, fmt.Errorf("--%s %q: want rabbitmq or kafka", cliapp.FlagBus, bus)
+		return nil, nil, nil, fmt.Errorf("--%s %q: want rabbitmq or kafka", cliapp.FlagBus, cfg.Bus)
 	}
 }
 

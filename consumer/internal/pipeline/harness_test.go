@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/flexipack/cutover/consumer/internal/consumertest"
 	"github.com/flexipack/cutover/consumer/internal/dlq"
@@ -138,38 +139,53 @@ func (h *harness) stop() error {
 	}
 }
 
-// metric returns the value of a counter or gauge with the given labels
-// (summed over series that match them).
-func (h *harness) metric(name string, labels map[string]string) float64 {
+// series returns the series of a metric family that carry the given labels.
+func (h *harness) series(name string, labels map[string]string) []*dto.Metric {
 	h.t.Helper()
 	mfs, err := h.reg.Gather()
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	sum := 0.0
+	var out []*dto.Metric
 	for _, mf := range mfs {
 		if mf.GetName() != name {
 			continue
 		}
-	series:
 		for _, m := range mf.GetMetric() {
-			for k, v := range labels {
-				found := false
-				for _, lp := range m.GetLabel() {
-					if lp.GetName() == k && lp.GetValue() == v {
-						found = true
-					}
-				}
-				if !found {
-					continue series
-				}
+			if hasLabels(m, labels) {
+				out = append(out, m)
 			}
-			switch {
-			case m.Counter != nil:
-				sum += m.Counter.GetValue()
-			case m.Gauge != nil:
-				sum += m.Gauge.GetValue()
+		}
+	}
+	return out
+}
+
+func hasLabels(m *dto.Metric, labels map[string]string) bool {
+	for k, v := range labels {
+		found := false
+		for _, lp := range m.GetLabel() {
+			if lp.GetName() == k && lp.GetValue() == v {
+				found = true
 			}
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
+}
+
+// metric returns the value of a counter or gauge with the given labels
+// (summed over series that match them).
+func (h *harness) metric(name string, labels map[string]string) float64 {
+	h.t.Helper()
+	sum := 0.0
+	for _, m := range h.series(name, labels) {
+		switch {
+		case m.Counter != nil:
+			sum += m.Counter.GetValue()
+		case m.Gauge != nil:
+			sum += m.Gauge.GetValue()
 		}
 	}
 	return sum
@@ -201,31 +217,10 @@ func waitCounts(t testing.TB, env *consumertest.Env, dsn, influxURL, influxDB st
 // histogram returns the sum and count of a histogram's series matching labels.
 func (h *harness) histogram(name string, labels map[string]string) (sum, count float64) {
 	h.t.Helper()
-	mfs, err := h.reg.Gather()
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	series:
-		for _, m := range mf.GetMetric() {
-			for k, v := range labels {
-				found := false
-				for _, lp := range m.GetLabel() {
-					if lp.GetName() == k && lp.GetValue() == v {
-						found = true
-					}
-				}
-				if !found {
-					continue series
-				}
-			}
-			if hg := m.GetHistogram(); hg != nil {
-				sum += hg.GetSampleSum()
-				count += float64(hg.GetSampleCount())
-			}
+	for _, m := range h.series(name, labels) {
+		if hg := m.GetHistogram(); hg != nil {
+			sum += hg.GetSampleSum()
+			count += float64(hg.GetSampleCount())
 		}
 	}
 	return sum, count

@@ -192,45 +192,8 @@ func (r *Rabbit) ReadBatch(ctx context.Context, max int, linger time.Duration) (
 			}
 			first = d
 		}
-		msgs := make([]Message, 0, max)
-		msgs = append(msgs, fromDelivery(&first))
-		last, lastCh := first.DeliveryTag, first.Acknowledger
-		closed := false
-		// Take what is already buffered without arming the timer.
-	drain:
-		for len(msgs) < max {
-			select {
-			case d, ok := <-deliveries:
-				if !ok {
-					closed = true
-					break drain
-				}
-				msgs = append(msgs, fromDelivery(&d))
-				last = d.DeliveryTag
-			default:
-				break drain
-			}
-		}
-		if !closed && len(msgs) < max && linger > 0 {
-			r.timer.Reset(linger)
-		fill:
-			for len(msgs) < max {
-				select {
-				case d, ok := <-deliveries:
-					if !ok {
-						closed = true
-						break fill
-					}
-					msgs = append(msgs, fromDelivery(&d))
-					last = d.DeliveryTag
-				case <-r.timer.C:
-					break fill
-				case <-ctx.Done():
-					break fill
-				}
-			}
-			r.timer.Stop()
-		}
+		msgs, last, closed := r.fill(ctx, deliveries, &first, max, linger)
+		lastCh := first.Acknowledger
 		if closed {
 			// These tags died with their channel; the broker redelivers.
 			r.m.stale.Add(float64(len(msgs)))
@@ -240,6 +203,49 @@ func (r *Rabbit) ReadBatch(ctx context.Context, max int, linger time.Duration) (
 		ch, _ := lastCh.(*amqp.Channel)
 		return msgs, r.ackFunc(ch, last, len(msgs)), nil
 	}
+}
+
+// fill makes a batch of up to max messages starting with first: what is
+// already buffered, then what arrives within linger. closed reports that
+// the deliveries channel closed (the batch's tags died with it).
+func (r *Rabbit) fill(ctx context.Context, deliveries <-chan amqp.Delivery, first *amqp.Delivery, max int, linger time.Duration) (msgs []Message, last uint64, closed bool) {
+	msgs = make([]Message, 0, max)
+	msgs = append(msgs, fromDelivery(first))
+	last = first.DeliveryTag
+	// Take what is already buffered without arming the timer.
+drain:
+	for len(msgs) < max {
+		select {
+		case d, ok := <-deliveries:
+			if !ok {
+				return msgs, last, true
+			}
+			msgs = append(msgs, fromDelivery(&d))
+			last = d.DeliveryTag
+		default:
+			break drain
+		}
+	}
+	if len(msgs) >= max || linger <= 0 {
+		return msgs, last, false
+	}
+	r.timer.Reset(linger)
+	defer r.timer.Stop()
+	for len(msgs) < max {
+		select {
+		case d, ok := <-deliveries:
+			if !ok {
+				return msgs, last, true
+			}
+			msgs = append(msgs, fromDelivery(&d))
+			last = d.DeliveryTag
+		case <-r.timer.C:
+			return msgs, last, false
+		case <-ctx.Done():
+			return msgs, last, false
+		}
+	}
+	return msgs, last, false
 }
 
 func fromDelivery(d *amqp.Delivery) Message {

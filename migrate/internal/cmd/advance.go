@@ -1,6 +1,7 @@
 package cmd
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"strings"
@@ -43,7 +44,7 @@ concurrent change, or consumers that did not follow in time; 1 on errors.`,
 			&cli.StringFlag{Name: flagConfirm, Usage: "type influx-only to confirm entering influx-only"},
 			actorFlag(), reasonFlag(), consumerTimeoutFlag(), cliapp.OutputFlag(),
 		}),
-		Action: runAdvance,
+		Action: cliapp.Action(advanceConfigFrom, runAdvance),
 	}
 }
 
@@ -53,7 +54,7 @@ func parseTo(c *cli.Context) (cutover.Phase, error) {
 	}
 	p, err := cutover.ParsePhase(c.String(flagTo))
 	if err != nil {
-		return "", cli.Exit("--to: "+err.Error(), cliapp.ExitFailure)
+		return "", cliapp.Exitf(cliapp.ExitFailure, "--to: %w", err)
 	}
 	return p, nil
 }
@@ -71,30 +72,33 @@ func changeOptions(c *cli.Context) (control.Options, error) {
 		Execute: c.Bool(flagExecute), ConsumerTimeout: timeout, LiveFor: c.Duration(flagLiveFor)}, nil
 }
 
-func runAdvance(c *cli.Context) error {
-	out, err := cliapp.Output(c)
-	if err != nil {
-		return err
-	}
+// advanceConfig is what advance runs with.
+type advanceConfig struct {
+	gatedConfig
+	Change control.Options
+}
+
+func advanceConfigFrom(c *cli.Context) (advanceConfig, error) {
 	opts, err := changeOptions(c)
 	if err != nil {
-		return err
+		return advanceConfig{}, err
 	}
-	s, err := openStores(c)
+	g, err := gatedConfigFrom(c)
+	return advanceConfig{gatedConfig: g, Change: opts}, err
+}
+
+func runAdvance(ctx context.Context, env cliapp.Env, cfg advanceConfig) error {
+	s, err := openStores(ctx, cfg.Stores, env.Logger)
 	if err != nil {
 		return err
 	}
 	defer s.Close()
-	checker, err := s.checker(c)
-	if err != nil {
-		return err
-	}
-	res, err := control.Advance(c.Context, s.state, s.state, checker, opts)
-	return report(c, out, res, err)
+	res, err := control.Advance(ctx, s.state, s.state, s.checker(cfg.Gates), cfg.Change)
+	return report(env.Out, cfg.Output, res, err)
 }
 
 // report prints an outcome (also when refused) and returns the exit error.
-func report(c *cli.Context, out string, res control.Outcome, err error) error {
+func report(w io.Writer, out string, res control.Outcome, err error) error {
 	if res.Kind == "" {
 		return exitFor(err) // failed before anything was read
 	}
@@ -102,11 +106,11 @@ func report(c *cli.Context, out string, res control.Outcome, err error) error {
 		if res.Message == "" && err != nil {
 			res.Message = err.Error()
 		}
-		if werr := writeJSON(c.App.Writer, res); werr != nil {
+		if werr := writeJSON(w, res); werr != nil {
 			return werr
 		}
 	} else {
-		printOutcome(c.App.Writer, res, err)
+		printOutcome(w, res, err)
 	}
 	return exitFor(err)
 }

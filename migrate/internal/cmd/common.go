@@ -95,9 +95,22 @@ func defaultActor() string {
 	return "unknown"
 }
 
+// storeConfig says where the stores are.
+type storeConfig struct {
+	StateDSN  string
+	LegacyDSN string
+	Influx    influx.Config
+}
+
+// storeConfigFrom reads the store flags; a command without the legacy or
+// InfluxDB flags gets their zero values and never opens those stores.
+func storeConfigFrom(c *cli.Context) storeConfig {
+	return storeConfig{StateDSN: c.String(cliapp.FlagStateDSN), LegacyDSN: c.String(cliapp.FlagPGDSN), Influx: cliapp.InfluxConfig(c)}
+}
+
 // stores opens the state store at once and the data stores on first use.
 type stores struct {
-	c      *cli.Context
+	cfg    storeConfig
 	logger *slog.Logger
 	state  *cutover.Store
 	legacy *legacy.Store
@@ -105,12 +118,12 @@ type stores struct {
 	dash   *influx.Dashboard
 }
 
-func openStores(c *cli.Context) (*stores, error) {
-	st, err := cutover.Open(c.Context, c.String(cliapp.FlagStateDSN))
+func openStores(ctx context.Context, cfg storeConfig, logger *slog.Logger) (*stores, error) {
+	st, err := cutover.Open(ctx, cfg.StateDSN)
 	if err != nil {
 		return nil, err
 	}
-	return &stores{c: c, logger: cliapp.Logger(c), state: st}, nil
+	return &stores{cfg: cfg, logger: logger, state: st}, nil
 }
 
 func (s *stores) Close() {
@@ -128,7 +141,7 @@ func (s *stores) Close() {
 
 func (s *stores) Legacy(ctx context.Context) (*legacy.Store, error) {
 	if s.legacy == nil {
-		l, err := legacy.Open(ctx, s.c.String(cliapp.FlagPGDSN), s.logger)
+		l, err := legacy.Open(ctx, s.cfg.LegacyDSN, s.logger)
 		if err != nil {
 			return nil, err
 		}
@@ -139,7 +152,7 @@ func (s *stores) Legacy(ctx context.Context) (*legacy.Store, error) {
 
 func (s *stores) Influx() (*influx.Reader, error) {
 	if s.influx == nil {
-		r, err := influx.NewReader(cliapp.InfluxConfig(s.c), s.logger)
+		r, err := influx.NewReader(s.cfg.Influx, s.logger)
 		if err != nil {
 			return nil, err
 		}
@@ -150,7 +163,7 @@ func (s *stores) Influx() (*influx.Reader, error) {
 
 func (s *stores) Dashboard() (*influx.Dashboard, error) {
 	if s.dash == nil {
-		d, err := influx.NewDashboard(cliapp.InfluxConfig(s.c))
+		d, err := influx.NewDashboard(s.cfg.Influx)
 		if err != nil {
 			return nil, err
 		}
@@ -159,8 +172,28 @@ func (s *stores) Dashboard() (*influx.Dashboard, error) {
 	return s.dash, nil
 }
 
-// checker builds the gate checker from the gate flags.
-func (s *stores) checker(c *cli.Context) (*gates.Checker, error) {
+// gatedConfig is what the commands that evaluate gates (status, plan,
+// advance) share: the output format, the stores, the gates' thresholds.
+type gatedConfig struct {
+	Output string
+	Stores storeConfig
+	Gates  gates.Config
+}
+
+func gatedConfigFrom(c *cli.Context) (gatedConfig, error) {
+	out, err := cliapp.Output(c)
+	if err != nil {
+		return gatedConfig{}, err
+	}
+	g, err := gatesConfigFrom(c)
+	if err != nil {
+		return gatedConfig{}, err
+	}
+	return gatedConfig{Output: out, Stores: storeConfigFrom(c), Gates: g}, nil
+}
+
+// gatesConfigFrom reads and checks the gate flags (and --confirm).
+func gatesConfigFrom(c *cli.Context) (gates.Config, error) {
 	cfg := gates.Config{
 		MaxMismatchRate: c.Float64(flagMaxMismatchRate),
 		MinShadowReads:  c.Int64(flagMinShadowReads),
@@ -171,18 +204,23 @@ func (s *stores) checker(c *cli.Context) (*gates.Checker, error) {
 		Confirm:         c.String(flagConfirm),
 	}
 	if cfg.MinShadowReads < 0 {
-		return nil, cli.Exit(fmt.Sprintf("--%s %d: want 0 or more", flagMinShadowReads, cfg.MinShadowReads), cliapp.ExitFailure)
+		return cfg, cliapp.Exitf(cliapp.ExitFailure, "--%s %d: want 0 or more", flagMinShadowReads, cfg.MinShadowReads)
 	}
 	if cfg.MaxMismatchRate < 0 || cfg.MaxMismatchRate > 1 {
-		return nil, cli.Exit(fmt.Sprintf("--%s %g: want a share between 0 and 1", flagMaxMismatchRate, cfg.MaxMismatchRate), cliapp.ExitFailure)
+		return cfg, cliapp.Exitf(cliapp.ExitFailure, "--%s %g: want a share between 0 and 1", flagMaxMismatchRate, cfg.MaxMismatchRate)
 	}
 	if r := c.String(flagBackfilledRange); r != "" {
 		sp, err := parseSpan(r)
 		if err != nil {
-			return nil, cli.Exit(fmt.Sprintf("--%s: %v", flagBackfilledRange, err), cliapp.ExitFailure)
+			return cfg, cliapp.Exitf(cliapp.ExitFailure, "--%s: %w", flagBackfilledRange, err)
 		}
 		cfg.BackfilledRange = &sp
 	}
+	return cfg, nil
+}
+
+// checker builds the gate checker over the stores.
+func (s *stores) checker(cfg gates.Config) *gates.Checker {
 	return &gates.Checker{
 		Ledger: s.state, Verifies: s.state, Consumers: s.state, Backfills: s.state, Shadows: s.state, Config: cfg,
 		Recent: func(ctx context.Context, from, to time.Time, w time.Duration) (verify.Result, error) {
@@ -196,7 +234,7 @@ func (s *stores) checker(c *cli.Context) (*gates.Checker, error) {
 			}
 			return verify.Compare(ctx, l, f, verify.Options{From: from, To: to, Window: w})
 		},
-	}, nil
+	}
 }
 
 // parseSpan parses "FROM,TO" (RFC 3339 or durations before now).
@@ -214,8 +252,13 @@ func parseSpan(s string) (window.Span, error) {
 
 // units reads --units (repeated or comma-separated).
 func units(c *cli.Context) []string {
+	return splitList(c.StringSlice(flagUnits))
+}
+
+// splitList splits repeated or comma-separated values.
+func splitList(vs []string) []string {
 	var out []string
-	for _, v := range c.StringSlice(flagUnits) {
+	for _, v := range vs {
 		for _, u := range strings.Split(v, ",") {
 			if u = strings.TrimSpace(u); u != "" {
 				out = append(out, u)
@@ -242,9 +285,9 @@ func exitFor(err error) error {
 		return err
 	}
 	if errors.Is(err, control.ErrGateRefused) || errors.Is(err, control.ErrConflict) || errors.Is(err, control.ErrNotFollowed) {
-		return cli.Exit(err.Error(), cliapp.ExitGate)
+		return cliapp.Exit(err, cliapp.ExitGate)
 	}
-	return cli.Exit(err.Error(), cliapp.ExitFailure)
+	return cliapp.Exit(err, cliapp.ExitFailure)
 }
 
 func ts(t time.Time) string {

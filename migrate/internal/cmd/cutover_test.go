@@ -377,16 +377,10 @@ func TestRollbackFromEveryPhase(t *testing.T) {
 	})
 }
 
-// TestAdvanceWaitsForConsumers writes fake heartbeats: one consumer follows
-// the new phase, one keeps the old one; advance times out naming the
-// laggard, and succeeds when both follow.
-func TestAdvanceWaitsForConsumers(t *testing.T) {
-	e := newEnv(t)
-	e.beat("consumer-a", cutover.Legacy, 1, 0)
-	e.beat("consumer-b", cutover.Legacy, 1, 0)
-	// consumer-a follows as soon as the phase changes; consumer-b never does.
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
+// beatEvery writes heartbeats every 50 ms until stop closes: consumer-a
+// (host h1) applies the current phase; with laggard, consumer-b (host h2)
+// keeps applying legacy version 1.
+func (e *env) beatEvery(wg *sync.WaitGroup, stop <-chan struct{}, laggard bool) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -401,9 +395,24 @@ func TestAdvanceWaitsForConsumers(t *testing.T) {
 				return
 			}
 			_ = e.state.Beat(e.ctx, cutover.Heartbeat{ConsumerID: "consumer-a", Host: "h1", Phase: st.Phase, PhaseVersion: st.Version, StartedAt: time.Now()})
-			_ = e.state.Beat(e.ctx, cutover.Heartbeat{ConsumerID: "consumer-b", Host: "h2", Phase: cutover.Legacy, PhaseVersion: 1, StartedAt: time.Now()})
+			if laggard {
+				_ = e.state.Beat(e.ctx, cutover.Heartbeat{ConsumerID: "consumer-b", Host: "h2", Phase: cutover.Legacy, PhaseVersion: 1, StartedAt: time.Now()})
+			}
 		}
 	}()
+}
+
+// TestAdvanceWaitsForConsumers writes fake heartbeats: one consumer follows
+// the new phase, one keeps the old one; advance times out naming the
+// laggard, and succeeds when both follow.
+func TestAdvanceWaitsForConsumers(t *testing.T) {
+	e := newEnv(t)
+	e.beat("consumer-a", cutover.Legacy, 1, 0)
+	e.beat("consumer-b", cutover.Legacy, 1, 0)
+	// consumer-a follows as soon as the phase changes; consumer-b never does.
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	e.beatEvery(&wg, stop, true)
 	t.Cleanup(func() { close(stop); wg.Wait() })
 	started := time.Now()
 	r := e.mustRun(2, "advance", "--execute", "--consumer-timeout", "2s")
@@ -431,22 +440,7 @@ func TestAdvanceWaitsForConsumers(t *testing.T) {
 	if err := e.state.Forget(e.ctx, "consumer-b"); err != nil {
 		t.Fatal(err)
 	}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-time.After(50 * time.Millisecond):
-			}
-			st, err := e.state.Current(e.ctx)
-			if err != nil {
-				return
-			}
-			_ = e.state.Beat(e.ctx, cutover.Heartbeat{ConsumerID: "consumer-a", Host: "h1", Phase: st.Phase, PhaseVersion: st.Version, StartedAt: time.Now()})
-		}
-	}()
+	e.beatEvery(&wg, stop, false)
 	r = e.mustRun(0, "advance", "--execute", "--force", "--consumer-timeout", "10s", "-o", "json")
 	out := decodeJSON[control.Outcome](t, r.stdout)
 	if out.Follow == nil || len(out.Follow.Consumers) != 1 || !out.Follow.Consumers[0].Followed || out.Follow.Version != 3 {

@@ -1,6 +1,7 @@
 package cmd
 
 import (
+	"context"
 	"fmt"
 	"strings"
 
@@ -21,34 +22,45 @@ such as the legacy store's gap when leaving influx-only.`,
 			&cli.IntFlag{Name: "limit", Aliases: []string{"n"}, Value: 50, Usage: "newest entries to show (0: all)"},
 			cliapp.OutputFlag(),
 		}),
-		Action: runHistory,
+		Action: cliapp.Action(historyConfigFrom, runHistory),
 	}
 }
 
-func runHistory(c *cli.Context) error {
+// historyConfig is what history runs with.
+type historyConfig struct {
+	Output string
+	Stores storeConfig
+	Limit  int
+}
+
+func historyConfigFrom(c *cli.Context) (historyConfig, error) {
 	out, err := cliapp.Output(c)
 	if err != nil {
-		return err
+		return historyConfig{}, err
 	}
 	if c.Int("limit") < 0 {
-		return cli.Exit("--limit must not be negative", cliapp.ExitFailure)
+		return historyConfig{}, cliapp.Exitf(cliapp.ExitFailure, "--limit must not be negative")
 	}
-	s, err := openStores(c)
+	return historyConfig{Output: out, Stores: storeConfigFrom(c), Limit: c.Int("limit")}, nil
+}
+
+func runHistory(ctx context.Context, env cliapp.Env, cfg historyConfig) error {
+	s, err := openStores(ctx, cfg.Stores, env.Logger)
 	if err != nil {
 		return err
 	}
 	defer s.Close()
-	entries, err := s.state.History(c.Context, c.Int("limit"))
+	entries, err := s.state.History(ctx, cfg.Limit)
 	if err != nil {
 		return err
 	}
-	if out == "json" {
+	if cfg.Output == "json" {
 		if entries == nil {
-			return writeJSON(c.App.Writer, []any{})
+			return writeJSON(env.Out, []any{})
 		}
-		return writeJSON(c.App.Writer, entries)
+		return writeJSON(env.Out, entries)
 	}
-	w := c.App.Writer
+	w := env.Out
 	if len(entries) == 0 {
 		fmt.Fprintln(w, "no phase changes recorded yet")
 	}

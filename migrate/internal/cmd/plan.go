@@ -1,6 +1,7 @@
 package cmd
 
 import (
+	"context"
 	"fmt"
 	"io"
 
@@ -30,37 +31,29 @@ gate guarding it, exactly as 'advance' would, without changing anything:
 Exit status: 0 when the gates pass, 2 when one refuses, 1 on errors.`,
 		Flags: cliapp.Merge(cliapp.StateFlags(), cliapp.LegacyFlags(), cliapp.InfluxFlags(), gateFlags(),
 			[]cli.Flag{&cli.StringFlag{Name: flagConfirm, Usage: "the confirmation the gate into influx-only asks for (type: influx-only)"}, cliapp.OutputFlag()}),
-		Action: runPlan,
+		Action: cliapp.Action(gatedConfigFrom, runPlan),
 	}
 }
 
-func runPlan(c *cli.Context) error {
-	out, err := cliapp.Output(c)
-	if err != nil {
-		return err
-	}
-	s, err := openStores(c)
+func runPlan(ctx context.Context, env cliapp.Env, cfg gatedConfig) error {
+	s, err := openStores(ctx, cfg.Stores, env.Logger)
 	if err != nil {
 		return err
 	}
 	defer s.Close()
-	checker, err := s.checker(c)
-	if err != nil {
-		return err
-	}
-	p, err := control.MakePlan(c.Context, s.state, checker)
+	p, err := control.MakePlan(ctx, s.state, s.checker(cfg.Gates))
 	if err != nil {
 		return exitFor(err)
 	}
-	if out == "json" {
-		if err := writeJSON(c.App.Writer, p); err != nil {
+	if cfg.Output == "json" {
+		if err := writeJSON(env.Out, p); err != nil {
 			return err
 		}
 	} else {
-		printPlan(c.App.Writer, p)
+		printPlan(env.Out, p)
 	}
 	if !p.GatesPassed {
-		return cli.Exit("", cliapp.ExitGate)
+		return cliapp.Exit(nil, cliapp.ExitGate)
 	}
 	return nil
 }

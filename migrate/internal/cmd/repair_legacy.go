@@ -1,7 +1,9 @@
 package cmd
 
 import (
+	"context"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -38,37 +40,50 @@ so a repair can be re-run or overlap. Progress goes to stderr. Without
 			executeFlag("write the legacy store"),
 			actorFlag(), cliapp.OutputFlag(),
 		}),
-		Action: runRepairLegacy,
+		Action: cliapp.Action(repairConfigFrom, runRepairLegacy),
 	}
 }
 
-func runRepairLegacy(c *cli.Context) error {
+// repairConfig is what repair-legacy runs with.
+type repairConfig struct {
+	Output     string
+	Stores     storeConfig
+	FromLedger bool
+	Repair     control.RepairOptions
+}
+
+func repairConfigFrom(c *cli.Context) (repairConfig, error) {
 	out, err := cliapp.Output(c)
 	if err != nil {
-		return err
+		return repairConfig{}, err
 	}
 	fromLedger := c.Bool("from-ledger")
 	if fromLedger == (c.String(flagFrom) != "") {
-		return cli.Exit("give either --from (with --to) or --from-ledger", cliapp.ExitFailure)
+		return repairConfig{}, cliapp.Exitf(cliapp.ExitFailure, "give either --from (with --to) or --from-ledger")
 	}
 	opts := control.RepairOptions{Units: units(c), Batch: c.Int("batch"), Execute: c.Bool(flagExecute), Actor: c.String(flagActor)}
 	if !fromLedger {
 		opts.From, opts.To, err = window.ParseRange(c.String(flagFrom), c.String(flagTo), time.Now())
 		if err != nil {
-			return cli.Exit(err.Error(), cliapp.ExitFailure)
+			return repairConfig{}, cliapp.Exit(err, cliapp.ExitFailure)
 		}
 	}
-	s, err := openStores(c)
+	return repairConfig{Output: out, Stores: storeConfigFrom(c), FromLedger: fromLedger, Repair: opts}, nil
+}
+
+func runRepairLegacy(ctx context.Context, env cliapp.Env, cfg repairConfig) error {
+	opts := cfg.Repair
+	s, err := openStores(ctx, cfg.Stores, env.Logger)
 	if err != nil {
 		return err
 	}
 	defer s.Close()
-	l, err := s.Legacy(c.Context)
+	l, err := s.Legacy(ctx)
 	if err != nil {
 		return err
 	}
 	if opts.Execute {
-		if err := l.Migrate(c.Context); err != nil {
+		if err := l.Migrate(ctx); err != nil {
 			return err
 		}
 	}
@@ -83,21 +98,26 @@ func runRepairLegacy(c *cli.Context) error {
 			return
 		}
 		last = time.Now()
-		fmt.Fprintf(c.App.ErrWriter, "repair-legacy: %d read, %d written, at %s %s, %.0f readings/s\n",
+		fmt.Fprintf(env.Err, "repair-legacy: %d read, %d written, at %s %s, %.0f readings/s\n",
 			p.Read, p.Written, p.Unit, ts(p.Through), float64(p.Read)/time.Since(started).Seconds())
 	}
 	var res control.RepairResult
-	if fromLedger {
-		res, err = control.RepairLedger(c.Context, s.state, f, l, opts)
+	if cfg.FromLedger {
+		res, err = control.RepairLedger(ctx, s.state, f, l, opts)
 	} else {
-		res, err = control.RepairLegacy(c.Context, f, l, opts)
+		res, err = control.RepairLegacy(ctx, f, l, opts)
 	}
 	if err != nil {
 		return err
 	}
-	if out == "json" {
-		return writeJSON(c.App.Writer, res)
+	if cfg.Output == "json" {
+		return writeJSON(env.Out, res)
 	}
+	printRepair(env.Out, res)
+	return nil
+}
+
+func printRepair(w io.Writer, res control.RepairResult) {
 	for _, r := range res.Ranges {
 		if r.GapID != 0 {
 			state := "still open"
@@ -106,13 +126,12 @@ func runRepairLegacy(c *cli.Context) error {
 			} else if !res.Executed {
 				state = "dry run"
 			}
-			fmt.Fprintf(c.App.Writer, "  gap #%d %s [%s, %s): %d readings from InfluxDB, %s", r.GapID, r.Unit, ts(r.From), ts(r.To), r.Read, state)
+			fmt.Fprintf(w, "  gap #%d %s [%s, %s): %d readings from InfluxDB, %s", r.GapID, r.Unit, ts(r.From), ts(r.To), r.Read, state)
 			if r.Missing > 0 {
-				fmt.Fprintf(c.App.Writer, " (InfluxDB lacks %d of them)", r.Missing)
+				fmt.Fprintf(w, " (InfluxDB lacks %d of them)", r.Missing)
 			}
-			fmt.Fprintln(c.App.Writer)
+			fmt.Fprintln(w)
 		}
 	}
-	fmt.Fprintln(c.App.Writer, res.Message)
-	return nil
+	fmt.Fprintln(w, res.Message)
 }

@@ -1,6 +1,7 @@
 package cmd
 
 import (
+	"context"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -35,25 +36,33 @@ won or consumers did not follow in time, 1 on errors.`,
 			&cli.DurationFlag{Name: "repair-margin", Value: time.Hour, Usage: "how far before influx-only began the printed repair command starts (late readings)"},
 			actorFlag(), reasonFlag(), consumerTimeoutFlag(), liveForFlag(), cliapp.OutputFlag(),
 		}),
-		Action: runRollback,
+		Action: cliapp.Action(rollbackConfigFrom, runRollback),
 	}
 }
 
-func runRollback(c *cli.Context) error {
-	out, err := cliapp.Output(c)
-	if err != nil {
-		return err
-	}
+// rollbackConfig is what rollback runs with.
+type rollbackConfig struct {
+	Output string
+	Stores storeConfig
+	Change control.Options
+}
+
+func rollbackConfigFrom(c *cli.Context) (rollbackConfig, error) {
 	opts, err := changeOptions(c)
-	if err != nil {
-		return err
-	}
 	opts.RepairMargin = c.Duration("repair-margin")
-	s, err := openStores(c)
+	cfg := rollbackConfig{Stores: storeConfigFrom(c), Change: opts}
+	if err == nil {
+		cfg.Output, err = cliapp.Output(c)
+	}
+	return cfg, err
+}
+
+func runRollback(ctx context.Context, env cliapp.Env, cfg rollbackConfig) error {
+	s, err := openStores(ctx, cfg.Stores, env.Logger)
 	if err != nil {
 		return err
 	}
 	defer s.Close()
-	res, err := control.Rollback(c.Context, s.state, s.state, s.state, opts)
-	return report(c, out, res, err)
+	res, err := control.Rollback(ctx, s.state, s.state, s.state, cfg.Change)
+	return report(env.Out, cfg.Output, res, err)
 }

@@ -1,6 +1,7 @@
 package cmd
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -32,59 +33,67 @@ func statusCommand() *cli.Command {
 			&cli.DurationFlag{Name: "interval", Value: 5 * time.Second, Usage: "refresh interval of --watch"},
 			cliapp.OutputFlag(),
 		}),
-		Action: runStatus,
+		Action: cliapp.Action(statusConfigFrom, runStatus),
 	}
 }
 
-func runStatus(c *cli.Context) error {
-	out, err := cliapp.Output(c)
+// statusConfig is what status runs with.
+type statusConfig struct {
+	gatedConfig
+	Watch    bool
+	Interval time.Duration
+}
+
+func statusConfigFrom(c *cli.Context) (statusConfig, error) {
+	g, err := gatedConfigFrom(c)
 	if err != nil {
-		return err
+		return statusConfig{}, err
 	}
 	if c.Bool("watch") && c.Duration("interval") <= 0 {
-		return cli.Exit("--interval must be positive", cliapp.ExitFailure)
+		return statusConfig{}, cliapp.Exitf(cliapp.ExitFailure, "--interval must be positive")
 	}
-	s, err := openStores(c)
+	return statusConfig{gatedConfig: g, Watch: c.Bool("watch"), Interval: c.Duration("interval")}, nil
+}
+
+func runStatus(ctx context.Context, env cliapp.Env, cfg statusConfig) error {
+	s, err := openStores(ctx, cfg.Stores, env.Logger)
 	if err != nil {
 		return err
 	}
 	defer s.Close()
-	checker, err := s.checker(c)
-	if err != nil {
-		return err
-	}
+	checker := s.checker(cfg.Gates)
 	clearScreen := false
-	if f, ok := c.App.Writer.(*os.File); ok && out == "table" && c.Bool("watch") {
+	if f, ok := env.Out.(*os.File); ok && cfg.Output == "table" && cfg.Watch {
 		clearScreen = term.IsTerminal(int(f.Fd()))
 	}
 	for {
-		st, err := control.ReadStatus(c.Context, s.state, s.state, checker, c.Duration(flagLiveFor), nil)
+		st, err := control.ReadStatus(ctx, s.state, s.state, checker, cfg.Gates.LiveFor, nil)
 		if err != nil {
-			if c.Bool("watch") && c.Context.Err() != nil {
+			if cfg.Watch && ctx.Err() != nil {
 				return nil
 			}
 			return exitFor(err)
 		}
-		if out == "json" {
-			if err := writeJSON(c.App.Writer, st); err != nil {
+		if cfg.Output == "json" {
+			if err := writeJSON(env.Out, st); err != nil {
 				return err
 			}
 		} else {
 			if clearScreen {
-				fmt.Fprint(c.App.Writer, "\033[H\033[2J")
+				fmt.Fprint(env.Out, "\033[H\033[2J")
 			}
-			printStatus(c.App.Writer, st)
+			printStatus(env.Out, st)
 		}
-		if !c.Bool("watch") {
+		if !cfg.Watch {
 			return nil
 		}
 		select {
-		case <-c.Context.Done():
+		case <-ctx.Done():
 			return nil
-		case <-time.After(c.Duration("interval")):
+		case <-time.After(cfg.Interval):
 		}
-		if !clearScreen && out == "table" {
-			fmt.Fprintln(c.App.Writer)
+		if !clearScreen && cfg.Output == "table" {
+			fmt.Fprintln(env.Out)
 		}
 	}
 }

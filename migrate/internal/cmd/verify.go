@@ -59,7 +59,7 @@ otherwise, 1 on errors.`,
 			&cli.IntFlag{Name: "list", Value: 20, Usage: "mismatching windows listed in the table output (all are in the JSON output, up to 1000)"},
 			actorFlag(), cliapp.OutputFlag(),
 		}),
-		Action: runVerify,
+		Action: cliapp.Action(verifyConfigFrom, runVerify),
 	}
 }
 
@@ -73,29 +73,50 @@ type verifyReport struct {
 	Message string               `json:"message"`
 }
 
-func runVerify(c *cli.Context) error {
+// verifyConfig is what verify runs with.
+type verifyConfig struct {
+	Output     string
+	Stores     storeConfig
+	From, To   time.Time
+	Window     time.Duration
+	Chunk      time.Duration
+	Units      []string
+	MaxRate    float64
+	Shadow     bool
+	ShadowUnit string
+	List       int
+	Actor      string
+}
+
+func verifyConfigFrom(c *cli.Context) (verifyConfig, error) {
 	out, err := cliapp.Output(c)
 	if err != nil {
-		return err
+		return verifyConfig{}, err
 	}
 	from, to, err := window.ParseRange(c.String(flagFrom), c.String(flagTo), time.Now())
 	if err != nil {
-		return cli.Exit(err.Error(), cliapp.ExitFailure)
+		return verifyConfig{}, cliapp.Exit(err, cliapp.ExitFailure)
 	}
 	maxRate := c.Float64(flagMaxMismatchRate)
 	if maxRate < 0 || maxRate > 1 {
-		return cli.Exit(fmt.Sprintf("--%s %g: want a share between 0 and 1", flagMaxMismatchRate, maxRate), cliapp.ExitFailure)
+		return verifyConfig{}, cliapp.Exitf(cliapp.ExitFailure, "--%s %g: want a share between 0 and 1", flagMaxMismatchRate, maxRate)
 	}
 	w := c.Duration("window")
 	if w <= 0 || w%time.Millisecond != 0 {
-		return cli.Exit(fmt.Sprintf("--window %s: want a positive whole number of milliseconds", w), cliapp.ExitFailure)
+		return verifyConfig{}, cliapp.Exitf(cliapp.ExitFailure, "--window %s: want a positive whole number of milliseconds", w)
 	}
-	s, err := openStores(c)
+	return verifyConfig{Output: out, Stores: storeConfigFrom(c), From: from, To: to, Window: w, Chunk: c.Duration("chunk"),
+		Units: units(c), MaxRate: maxRate, Shadow: c.Bool("shadow"), ShadowUnit: c.String("shadow-unit"), List: c.Int("list"),
+		Actor: c.String(flagActor)}, nil
+}
+
+func runVerify(ctx context.Context, env cliapp.Env, cfg verifyConfig) error {
+	s, err := openStores(ctx, cfg.Stores, env.Logger)
 	if err != nil {
 		return err
 	}
 	defer s.Close()
-	l, err := s.Legacy(c.Context)
+	l, err := s.Legacy(ctx)
 	if err != nil {
 		return err
 	}
@@ -103,32 +124,33 @@ func runVerify(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	from, to, w := cfg.From, cfg.To, cfg.Window
 	started := time.Now()
-	res, err := verify.Compare(c.Context, l, f, verify.Options{From: from, To: to, Window: w, Units: units(c), Chunk: c.Duration("chunk"),
+	res, err := verify.Compare(ctx, l, f, verify.Options{From: from, To: to, Window: w, Units: cfg.Units, Chunk: cfg.Chunk,
 		Progress: func(p verify.Progress) {
 			eta := "-"
 			if p.Chunk < p.Chunks {
 				eta = (time.Since(started) / time.Duration(p.Chunk) * time.Duration(p.Chunks-p.Chunk)).Round(time.Second).String()
 			}
-			fmt.Fprintf(c.App.ErrWriter, "verify: %d/%d chunks, through %s: %d legacy / %d InfluxDB readings, %d of %d windows mismatch, ETA %s\n",
+			fmt.Fprintf(env.Err, "verify: %d/%d chunks, through %s: %d legacy / %d InfluxDB readings, %d of %d windows mismatch, ETA %s\n",
 				p.Chunk, p.Chunks, ts(p.Through), p.LegacyReadings, p.InfluxReadings, p.Mismatched, p.Windows, eta)
 		}})
 	if err != nil {
 		return err
 	}
-	rep := verifyReport{Result: res, MaxRate: maxRate, OK: res.Rate <= maxRate}
-	if c.Bool("shadow") {
+	rep := verifyReport{Result: res, MaxRate: cfg.MaxRate, OK: res.Rate <= cfg.MaxRate}
+	if cfg.Shadow {
 		d, err := s.Dashboard()
 		if err != nil {
 			return err
 		}
-		unit := c.String("shadow-unit")
+		unit := cfg.ShadowUnit
 		if unit == "" {
-			if unit, err = busiestUnit(c.Context, l, to.Add(-time.Hour), to, units(c)); err != nil {
+			if unit, err = busiestUnit(ctx, l, to.Add(-time.Hour), to, cfg.Units); err != nil {
 				return err
 			}
 		}
-		sh, err := verify.Shadow(c.Context, l, d, verify.ShadowOptions{At: to, Unit: unit})
+		sh, err := verify.Shadow(ctx, l, d, verify.ShadowOptions{At: to, Unit: unit})
 		if err != nil {
 			return err
 		}
@@ -137,20 +159,20 @@ func runVerify(c *cli.Context) error {
 	}
 	rep.Message = verdict(rep)
 	detail, _ := json.Marshal(rep)
-	rep.ID, err = s.state.SaveVerify(c.Context, cutover.VerifyRun{Actor: c.String(flagActor), From: from, To: to, Window: w,
+	rep.ID, err = s.state.SaveVerify(ctx, cutover.VerifyRun{Actor: cfg.Actor, From: from, To: to, Window: w,
 		Windows: res.Windows, Mismatched: res.Mismatched, Rate: res.Rate, OK: rep.OK, Detail: detail})
 	if err != nil {
 		return err
 	}
-	if out == "json" {
-		if err := writeJSON(c.App.Writer, rep); err != nil {
+	if cfg.Output == "json" {
+		if err := writeJSON(env.Out, rep); err != nil {
 			return err
 		}
 	} else {
-		printVerify(c.App.Writer, rep, c.Int("list"))
+		printVerify(env.Out, rep, cfg.List)
 	}
 	if !rep.OK {
-		return cli.Exit("verify: "+rep.Message, cliapp.ExitGate)
+		return cliapp.Exitf(cliapp.ExitGate, "verify: %s", rep.Message)
 	}
 	return nil
 }

@@ -28,7 +28,7 @@ func busFlags() []cli.Flag {
 	return cliapp.Merge(
 		[]cli.Flag{cliapp.BusFlag()},
 		cliapp.AMQPFlags(),
-		rabbit.TopologyFlags(),
+		cliapp.TopologyFlags(),
 		[]cli.Flag{
 			&cli.StringFlag{Name: flagConnName, EnvVars: []string{"AMQP_CONNECTION_NAME"}, Category: "RabbitMQ",
 				Usage: "connection_name shown in the management UI (default: producer-<command>-<host>-<pid>)"},
@@ -52,26 +52,52 @@ type busConn struct {
 	desc  string
 }
 
-// openBus connects to the bus that --bus selects.
-func openBus(c *cli.Context, command string, logger *slog.Logger, reg prometheus.Registerer) (*busConn, error) {
-	switch b := c.String(cliapp.FlagBus); b {
+// busConfig is the bus a producer command publishes to.
+type busConfig struct {
+	Bus            string // rabbitmq or kafka
+	AMQPURL        string
+	Topology       rabbit.Topology
+	ConnName       string // "" for producer-<command>-<host>-<pid>
+	Window         int
+	Kafka          kafka.Config
+	KafkaTopic     string
+	ConnectTimeout time.Duration
+}
+
+// busConfigFrom reads and checks the busFlags.
+func busConfigFrom(c *cli.Context) (busConfig, error) {
+	cfg := busConfig{Bus: c.String(cliapp.FlagBus), AMQPURL: c.String(cliapp.FlagAMQPURL), Topology: cliapp.Topology(c),
+		ConnName: c.String(flagConnName), Window: c.Int(flagWindow), Kafka: cliapp.KafkaConfig(c),
+		KafkaTopic: c.String(cliapp.FlagKafkaTopic), ConnectTimeout: c.Duration(flagConnectTimeout)}
+	switch cfg.Bus {
 	case "rabbitmq", "rabbit", "amqp":
-		topo := rabbit.TopologyFromCLI(c)
-		if err := topo.Validate(); err != nil {
-			return nil, cli.Exit(err.Error(), cliapp.ExitFailure)
+		if err := cfg.Topology.Validate(); err != nil {
+			return cfg, cliapp.Exit(err, cliapp.ExitFailure)
 		}
-		name := c.String(flagConnName)
+	case "kafka":
+	default:
+		return cfg, cliapp.Exitf(cliapp.ExitFailure, "--bus %q: want rabbitmq or kafka", cfg.Bus)
+	}
+	return cfg, nil
+}
+
+// openBus connects to the bus cfg selects.
+func openBus(ctx context.Context, cfg busConfig, command string, logger *slog.Logger, reg prometheus.Registerer) (*busConn, error) {
+	switch cfg.Bus {
+	case "rabbitmq", "rabbit", "amqp":
+		topo := cfg.Topology
+		name := cfg.ConnName
 		if name == "" {
 			host, _ := os.Hostname()
 			name = fmt.Sprintf("producer-%s-%s-%d", command, host, os.Getpid())
 		}
-		ctx, cancel := context.WithTimeout(c.Context, c.Duration(flagConnectTimeout))
+		ctx, cancel := context.WithTimeout(ctx, cfg.ConnectTimeout)
 		defer cancel()
-		conn, err := rabbit.Dial(ctx, c.String(cliapp.FlagAMQPURL), name, logger)
+		conn, err := rabbit.Dial(ctx, cfg.AMQPURL, name, logger)
 		if err != nil {
 			return nil, err
 		}
-		pub, err := rabbit.NewPublisher(ctx, conn, topo, rabbit.PublisherOptions{Window: c.Int(flagWindow)}, logger, reg)
+		pub, err := rabbit.NewPublisher(ctx, conn, topo, rabbit.PublisherOptions{Window: cfg.Window}, logger, reg)
 		if err != nil {
 			_ = conn.Close()
 			return nil, fmt.Errorf("open publisher: %w", err)
@@ -83,20 +109,20 @@ func openBus(c *cli.Context, command string, logger *slog.Logger, reg prometheus
 			desc:  "rabbitmq exchange " + topo.Exchange,
 		}, nil
 	case "kafka":
-		topic := c.String(cliapp.FlagKafkaTopic)
-		pub, err := kafka.NewPublisher(cliapp.KafkaConfig(c), topic, kafka.Options{}, logger, reg)
+		topic := cfg.KafkaTopic
+		pub, err := kafka.NewPublisher(cfg.Kafka, topic, kafka.Options{}, logger, reg)
 		if err != nil {
-			return nil, cli.Exit(err.Error(), cliapp.ExitFailure)
+			return nil, cliapp.Exit(err, cliapp.ExitFailure)
 		}
 		// As with RabbitMQ, start only once the broker serves the topic
 		// (a metadata request), within the connect timeout.
-		if err := waitReady(c.Context, pub.Check, c.Duration(flagConnectTimeout)); err != nil {
+		if err := waitReady(ctx, pub.Check, cfg.ConnectTimeout); err != nil {
 			_ = pub.Close()
 			return nil, fmt.Errorf("kafka topic %s: %w", topic, err)
 		}
 		return &busConn{pub: pub, ready: pub.Check, close: pub.Close, desc: "kafka topic " + topic}, nil
 	default:
-		return nil, cli.Exit(fmt.Sprintf("--bus %q: want rabbitmq or kafka", b), cliapp.ExitFailure)
+		return nil, cliapp.Exitf(cliapp.ExitFailure, "--bus %q: want rabbitmq or kafka", cfg.Bus)
 	}
 }
 

@@ -51,7 +51,7 @@ Examples:
 			&cli.DurationFlag{Name: "max-backoff", EnvVars: []string{"POLL_MAX_BACKOFF"}, Value: 5 * time.Minute, Category: "Polling", Usage: "longest wait before retrying a failing endpoint"},
 			cliapp.HTTPAddrFlag("127.0.0.1:9102"),
 		}, busFlags()),
-		Action: runPoll,
+		Action: cliapp.Action(pollConfigFrom, runPoll),
 	}
 }
 
@@ -78,29 +78,44 @@ func readEndpoints(c *cli.Context) ([]string, error) {
 	return eps, nil
 }
 
-func runPoll(c *cli.Context) error {
-	logger := cliapp.Logger(c).With("command", "poll")
+// pollConfig is what poll runs with.
+type pollConfig struct {
+	Poll     poll.Config
+	HTTPAddr string
+	Bus      busConfig
+}
+
+func pollConfigFrom(c *cli.Context) (pollConfig, error) {
 	eps, err := readEndpoints(c)
 	if err != nil {
-		return cli.Exit(err.Error(), cliapp.ExitFailure)
+		return pollConfig{}, cliapp.Exit(err, cliapp.ExitFailure)
 	}
-	cfg := poll.Config{
+	bus, err := busConfigFrom(c)
+	if err != nil {
+		return pollConfig{}, err
+	}
+	return pollConfig{HTTPAddr: c.String(cliapp.FlagHTTPAddr), Bus: bus, Poll: poll.Config{
 		Endpoints:   eps,
 		Interval:    c.Duration("interval"),
 		Timeout:     c.Duration("timeout"),
 		Concurrency: c.Int("concurrency"),
 		MaxBackoff:  c.Duration("max-backoff"),
-	}
+	}}, nil
+}
+
+func runPoll(ctx context.Context, env cliapp.Env, pc pollConfig) error {
+	logger := env.Logger.With("command", "poll")
+	cfg := pc.Poll
 	reg := obs.NewRegistry()
 	// Validate before connecting to anything.
 	if _, err := poll.New(cfg, nil, logger, nil); err != nil {
-		return cli.Exit(err.Error(), cliapp.ExitFailure)
+		return cliapp.Exit(err, cliapp.ExitFailure)
 	}
-	srv := obs.NewServer(c.String(cliapp.FlagHTTPAddr), reg, logger)
+	srv := obs.NewServer(pc.HTTPAddr, reg, logger)
 	if err := srv.Listen(); err != nil {
 		return err
 	}
-	bc, err := openBus(c, "poll", logger, reg)
+	bc, err := openBus(ctx, pc.Bus, "poll", logger, reg)
 	if err != nil {
 		return err
 	}
@@ -108,10 +123,10 @@ func runPoll(c *cli.Context) error {
 	srv.AddReadiness(obs.ReadinessCheck{Name: "bus", Check: bc.ready})
 	p, err := poll.New(cfg, bc.pub, logger, reg)
 	if err != nil {
-		return cli.Exit(err.Error(), cliapp.ExitFailure)
+		return cliapp.Exit(err, cliapp.ExitFailure)
 	}
-	logger.Info("polling", "endpoints", len(eps), "interval", cfg.Interval, "to", bc.desc)
-	g, ctx := errgroup.WithContext(c.Context)
+	logger.Info("polling", "endpoints", len(cfg.Endpoints), "interval", cfg.Interval, "to", bc.desc)
+	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return srv.Run(ctx) })
 	g.Go(func() error {
 		err := p.Run(ctx)

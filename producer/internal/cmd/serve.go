@@ -1,6 +1,7 @@
 package cmd
 
 import (
+	"context"
 	"fmt"
 	"time"
 
@@ -42,30 +43,44 @@ Example:
 			&cli.DurationFlag{Name: "confirm-timeout", EnvVars: []string{"INGEST_CONFIRM_TIMEOUT"}, Value: 10 * time.Second, Category: "Ingest", Usage: "longest wait for the broker's confirm before answering 503"},
 			&cli.DurationFlag{Name: "retry-after", EnvVars: []string{"INGEST_RETRY_AFTER"}, Value: 5 * time.Second, Category: "Ingest", Usage: "Retry-After of a 503"},
 		}, busFlags()),
-		Action: runServe,
+		Action: cliapp.Action(serveConfigFrom, runServe),
 	}
 }
 
-func runServe(c *cli.Context) error {
-	logger := cliapp.Logger(c).With("command", "serve")
+// serveConfig is what serve runs with.
+type serveConfig struct {
+	Listen string
+	Ingest ingest.Options // Ready is set once the bus is open
+	Bus    busConfig
+}
+
+func serveConfigFrom(c *cli.Context) (serveConfig, error) {
+	bus, err := busConfigFrom(c)
+	if err != nil {
+		return serveConfig{}, err
+	}
+	return serveConfig{Listen: c.String("listen"), Bus: bus,
+		Ingest: ingest.Options{ConfirmTimeout: c.Duration("confirm-timeout"), RetryAfter: c.Duration("retry-after")}}, nil
+}
+
+func runServe(ctx context.Context, env cliapp.Env, cfg serveConfig) error {
+	logger := env.Logger.With("command", "serve")
 	reg := obs.NewRegistry()
-	srv := obs.NewServer(c.String("listen"), reg, logger)
+	srv := obs.NewServer(cfg.Listen, reg, logger)
 	if err := srv.Listen(); err != nil {
 		return err
 	}
-	bc, err := openBus(c, "serve", logger, reg)
+	bc, err := openBus(ctx, cfg.Bus, "serve", logger, reg)
 	if err != nil {
 		return err
 	}
 	defer bc.close()
 	srv.AddReadiness(obs.ReadinessCheck{Name: "bus", Check: bc.ready})
-	srv.Handle("/ingest", ingest.NewHandler(bc.pub, ingest.Options{
-		ConfirmTimeout: c.Duration("confirm-timeout"),
-		RetryAfter:     c.Duration("retry-after"),
-		Ready:          bc.ready,
-	}, logger, reg))
+	opts := cfg.Ingest
+	opts.Ready = bc.ready
+	srv.Handle("/ingest", ingest.NewHandler(bc.pub, opts, logger, reg))
 	logger.Info("ingest listening", "addr", srv.Addr(), "to", bc.desc)
-	if err := srv.Run(c.Context); err != nil {
+	if err := srv.Run(ctx); err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
 	return nil

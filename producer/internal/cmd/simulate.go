@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -55,10 +56,8 @@ Examples:
   producer simulate --units 200 --duration 1m --time-scale 1440     # a day of data in a minute
   producer simulate --units 50 --count 100000 --time-scale 0 -o json  # as fast as possible
   producer simulate --units 20 --bad-ratio 0.05 --bus kafka --kafka-brokers 127.0.0.1:9092`,
-		Flags: cliapp.Merge(simulateFlags(), busFlags()),
-		Action: func(c *cli.Context) error {
-			return runSimulate(c)
-		},
+		Flags:  cliapp.Merge(simulateFlags(), busFlags()),
+		Action: cliapp.Action(simulateConfigFrom, runSimulate),
 	}
 }
 
@@ -76,6 +75,7 @@ func simulateFlags() []cli.Flag {
 		&cli.Uint64Flag{Name: "seed", EnvVars: []string{"SIM_SEED"}, Category: cat, Usage: "random seed for a reproducible fleet (0: pick one and report it)"},
 		&cli.Float64Flag{Name: "bad-ratio", EnvVars: []string{"SIM_BAD_RATIO"}, Category: cat, Usage: "bad messages or rejected samples added per good message, 0..1"},
 		&cli.Float64Flag{Name: "offline-prob", EnvVars: []string{"SIM_OFFLINE_PROB"}, Value: 0.002, Category: cat, Usage: "chance per cadence that a generation-2 unit goes offline (negative: never)"},
+		&cli.Float64Flag{Name: "fault-prob", EnvVars: []string{"SIM_FAULT_PROB"}, Value: 0.0003, Category: cat, Usage: "chance per cadence that a unit goes into fault (mode fault for 10-59 cadences, a critical GND alarm) (0 or negative: never)"},
 		&cli.IntFlag{Name: "publishers", EnvVars: []string{"SIM_PUBLISHERS"}, Value: 4, Category: cat, Usage: "concurrent publishing workers (a unit always uses the same one, in order)"},
 		&cli.IntFlag{Name: "batch", EnvVars: []string{"SIM_BATCH"}, Value: 256, Category: cat, Usage: "most messages per publish call"},
 		&cli.DurationFlag{Name: "progress", EnvVars: []string{"SIM_PROGRESS"}, Value: 10 * time.Second, Category: cat, Usage: "interval of progress log lines"},
@@ -84,11 +84,18 @@ func simulateFlags() []cli.Flag {
 	}
 }
 
-func runSimulate(c *cli.Context) error {
-	logger := cliapp.Logger(c).With("command", "simulate")
+// simulateConfig is what simulate runs with.
+type simulateConfig struct {
+	Run      sim.RunConfig
+	Output   string
+	HTTPAddr string
+	Bus      busConfig
+}
+
+func simulateConfigFrom(c *cli.Context) (simulateConfig, error) {
 	output, err := cliapp.Output(c)
 	if err != nil {
-		return err
+		return simulateConfig{}, err
 	}
 	cfg := sim.RunConfig{
 		Fleet: sim.Config{
@@ -98,6 +105,7 @@ func runSimulate(c *cli.Context) error {
 			Seed:        c.Uint64("seed"),
 			BadRatio:    c.Float64("bad-ratio"),
 			OfflineProb: c.Float64("offline-prob"),
+			FaultProb:   c.Float64("fault-prob"),
 		},
 		Count:      c.Int64("count"),
 		Duration:   c.Duration("duration"),
@@ -113,32 +121,43 @@ func runSimulate(c *cli.Context) error {
 	if cfg.Fleet.OfflineProb == 0 {
 		cfg.Fleet.OfflineProb = -1 // 0 on the command line means never
 	}
+	if cfg.Fleet.FaultProb == 0 {
+		cfg.Fleet.FaultProb = -1
+	}
 	if s := c.String("start"); s != "" {
 		t, err := time.Parse(time.RFC3339Nano, s)
 		if err != nil {
-			return cli.Exit(fmt.Sprintf("--start %q: want RFC 3339, e.g. 2026-11-20T00:00:00Z", s), cliapp.ExitFailure)
+			return simulateConfig{}, cliapp.Exitf(cliapp.ExitFailure, "--start %q: want RFC 3339, e.g. 2026-11-20T00:00:00Z", s)
 		}
 		cfg.Start = t
 	}
 	if _, err := sim.NewFleet(cfg.Fleet); err != nil {
-		return cli.Exit("simulate: "+err.Error(), cliapp.ExitFailure)
+		return simulateConfig{}, cliapp.Exitf(cliapp.ExitFailure, "simulate: %w", err)
 	}
+	bus, err := busConfigFrom(c)
+	if err != nil {
+		return simulateConfig{}, err
+	}
+	return simulateConfig{Run: cfg, Output: output, HTTPAddr: c.String(cliapp.FlagHTTPAddr), Bus: bus}, nil
+}
 
+func runSimulate(ctx context.Context, env cliapp.Env, sc simulateConfig) error {
+	logger := env.Logger.With("command", "simulate")
 	reg := obs.NewRegistry()
-	srv := obs.NewServer(c.String(cliapp.FlagHTTPAddr), reg, logger)
+	srv := obs.NewServer(sc.HTTPAddr, reg, logger)
 	if err := srv.Listen(); err != nil {
 		return err
 	}
-	bc, err := openBus(c, "simulate", logger, reg)
+	bc, err := openBus(ctx, sc.Bus, "simulate", logger, reg)
 	if err != nil {
 		return err
 	}
 	srv.AddReadiness(obs.ReadinessCheck{Name: "bus", Check: bc.ready})
 
-	srvCtx, stopSrv := context.WithCancel(context.WithoutCancel(c.Context))
+	srvCtx, stopSrv := context.WithCancel(context.WithoutCancel(ctx))
 	var g errgroup.Group
 	g.Go(func() error { return srv.Run(srvCtx) })
-	summary, runErr := sim.Run(c.Context, cfg, bc.pub, logger, reg)
+	summary, runErr := sim.Run(ctx, sc.Run, bc.pub, logger, reg)
 	srv.SetDraining()
 	stopSrv()
 	closeErr := bc.close()
@@ -148,7 +167,7 @@ func runSimulate(c *cli.Context) error {
 		"rejected_samples", summary.RejectedSamples, "bad_messages", summary.BadMessages,
 		"msgs_per_s", summary.MessagesPerSecond, "elapsed", time.Duration(summary.ElapsedSeconds*float64(time.Second)).Round(time.Millisecond).String(),
 		"interrupted", summary.Interrupted, "to", bc.desc)
-	if err := printSummary(c, output, summary); err != nil {
+	if err := printSummary(env.Out, sc.Output, summary); err != nil {
 		return err
 	}
 	if runErr != nil {
@@ -160,8 +179,7 @@ func runSimulate(c *cli.Context) error {
 	return srvErr
 }
 
-func printSummary(c *cli.Context, output string, s sim.Summary) error {
-	w := c.App.Writer
+func printSummary(w io.Writer, output string, s sim.Summary) error {
 	if output == "json" {
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")

@@ -109,6 +109,7 @@ type unit struct {
 // for minOutageTicks..minOutageTicks+outageSpread-1 cadences.
 const (
 	defaultOfflineProb = 0.002
+	defaultFaultProb   = 0.0003
 	minOutageTicks     = 3
 	outageSpread       = 150
 	meanOutageTicks    = minOutageTicks + (outageSpread-1)/2.0
@@ -122,6 +123,7 @@ type Config struct {
 	Seed        uint64        // random seed; equal seeds and start times give equal messages
 	BadRatio    float64       // extra bad messages (or injected bad samples) per good message, 0..1
 	OfflineProb float64       // chance per tick that an online gen-2 unit goes offline (0: 0.002; negative: never)
+	FaultProb   float64       // chance per tick that a unit goes into fault with a critical GND alarm (0: 0.0003; negative: never)
 }
 
 // Fleet is a simulated fleet. It is not safe for concurrent use.
@@ -164,6 +166,9 @@ func NewFleet(cfg Config) (*Fleet, error) {
 	}
 	if cfg.OfflineProb == 0 {
 		cfg.OfflineProb = defaultOfflineProb
+	}
+	if cfg.FaultProb == 0 {
+		cfg.FaultProb = defaultFaultProb
 	}
 	rng := rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15))
 	f := &Fleet{cfg: cfg, rng: rng}
@@ -291,7 +296,7 @@ func (f *Fleet) step(u *unit, t time.Time, dtH float64) sample {
 	case u.holdTicks > 0:
 		u.holdTicks--
 		mode = u.holdMode
-	case rng.Float64() < 0.0003:
+	case rng.Float64() < f.cfg.FaultProb: // drawn even when negative, so seeds keep their fleets
 		u.holdTicks, u.holdMode, mode = 10+rng.IntN(50), modeFault, modeFault
 		alarms = append(alarms, alarm{"GND", "critical", ""})
 	case rng.Float64() < 0.0001:

@@ -190,6 +190,58 @@ func (t *tally) snapshot() Summary {
 // refuses is retried (so a message may arrive twice); Run fails after
 // MaxAttempts, or at once for an unroutable message.
 func Run(ctx context.Context, cfg RunConfig, pub bus.Publisher, logger *slog.Logger, reg prometheus.Registerer) (Summary, error) {
+	cfg = cfg.withDefaults()
+	if cfg.Rate < 0 || cfg.TimeScale < 0 || cfg.Count < 0 || cfg.Duration < 0 {
+		return Summary{}, errors.New("rate, time scale, count and duration must not be negative")
+	}
+	fleet, err := NewFleet(cfg.Fleet)
+	if err != nil {
+		return Summary{}, err
+	}
+	wallStart := cfg.Now()
+	start := PlanStart(cfg, wallStart)
+	if start.Before(minStart) {
+		return Summary{}, fmt.Errorf("simulated start %s is before 2015-01-01, which the contract rejects: lower --count, or raise --units", start.Format(time.RFC3339))
+	}
+	if start.After(wallStart) {
+		return Summary{}, fmt.Errorf("simulated start %s is in the future", start.Format(time.RFC3339))
+	}
+	r := &runner{cfg: cfg, fleet: fleet, start: start, wallStart: wallStart, simNow: start, lastLog: wallStart,
+		m: newRunMetrics(reg), logger: logger}
+	for _, u := range fleet.units {
+		if u.gen == 1 {
+			r.gen1++
+		}
+	}
+	logger.Info("simulating", "units", fleet.Units(), "gen1_units", r.gen1, "seed", cfg.Fleet.Seed,
+		"sim_start", start.UTC(), "cadence", cfg.Fleet.Cadence, "time_scale", cfg.TimeScale, "rate", cfg.Rate, "count", cfg.Count, "duration", cfg.Duration)
+
+	// Workers keep publishing what was generated after ctx ends, for a while.
+	pubCtx, cancelPub := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelPub()
+	stopDrain := context.AfterFunc(ctx, func() {
+		time.AfterFunc(30*time.Second, cancelPub)
+	})
+	defer stopDrain()
+
+	g, gctx := errgroup.WithContext(pubCtx)
+	r.ins = make([]chan Message, cfg.Publishers)
+	for i := range r.ins {
+		r.ins[i] = make(chan Message, cfg.Batch*2)
+		in := r.ins[i]
+		g.Go(func() error { return publishWorker(gctx, in, cfg, pub, &r.t, r.m, logger) })
+	}
+	if cfg.Rate > 0 {
+		r.limiter = rate.NewLimiter(rate.Limit(cfg.Rate), max(1, int(cfg.Rate/20)))
+	}
+	r.generate(ctx, gctx)
+	for _, in := range r.ins {
+		close(in)
+	}
+	return r.summary(g.Wait())
+}
+
+func (cfg RunConfig) withDefaults() RunConfig {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -208,152 +260,146 @@ func Run(ctx context.Context, cfg RunConfig, pub bus.Publisher, logger *slog.Log
 	if cfg.Fleet.Cadence <= 0 {
 		cfg.Fleet.Cadence = 10 * time.Second
 	}
-	if cfg.Rate < 0 || cfg.TimeScale < 0 || cfg.Count < 0 || cfg.Duration < 0 {
-		return Summary{}, errors.New("rate, time scale, count and duration must not be negative")
+	return cfg
+}
+
+// runner is one Run in progress: the fleet, the publishing workers' inputs
+// and how far generation got.
+type runner struct {
+	cfg              RunConfig
+	fleet            *Fleet
+	gen1             int
+	start, wallStart time.Time
+	ins              []chan Message
+	limiter          *rate.Limiter
+	m                *runMetrics
+	t                tally
+	logger           *slog.Logger
+
+	msgs        []Message
+	sent        int64
+	simNow      time.Time
+	interrupted bool
+	lastLog     time.Time
+	lastLogSent int64
+}
+
+// generate ticks the fleet and hands its messages to the workers until
+// Count or Duration is reached, ctx ends, or a worker failed (gctx).
+func (r *runner) generate(ctx, gctx context.Context) {
+	cfg := r.cfg
+	for tick := int64(0); ; tick++ {
+		if ctx.Err() != nil {
+			r.interrupted = true
+			return
+		}
+		if gctx.Err() != nil {
+			return
+		}
+		simT := r.start.Add(time.Duration(tick) * cfg.Fleet.Cadence)
+		if !r.pace(ctx, gctx, simT) {
+			return
+		}
+		r.msgs = r.fleet.Tick(simT, r.msgs[:0])
+		r.simNow = simT.Add(cfg.Fleet.Cadence)
+		r.m.simTime.Set(float64(r.simNow.Unix()))
+		if !r.send(ctx, gctx, r.msgs) || (cfg.Count > 0 && r.sent >= cfg.Count) {
+			return
+		}
+		r.logProgress()
 	}
-	fleet, err := NewFleet(cfg.Fleet)
-	if err != nil {
-		return Summary{}, err
+}
+
+// pace waits until the tick at simT may be generated: TimeScale's pace,
+// and every reading of the tick (before simT + cadence) in the past. It
+// returns false when the run ends instead.
+func (r *runner) pace(ctx, gctx context.Context, simT time.Time) bool {
+	cfg := r.cfg
+	if cfg.Duration > 0 && cfg.Now().Sub(r.wallStart) >= cfg.Duration {
+		return false
 	}
-	wallStart := cfg.Now()
-	start := PlanStart(cfg, wallStart)
-	if start.Before(minStart) {
-		return Summary{}, fmt.Errorf("simulated start %s is before 2015-01-01, which the contract rejects: lower --count, or raise --units", start.Format(time.RFC3339))
-	}
-	if start.After(wallStart) {
-		return Summary{}, fmt.Errorf("simulated start %s is in the future", start.Format(time.RFC3339))
-	}
-	m := newRunMetrics(reg)
-	gen1 := 0
-	for _, u := range fleet.units {
-		if u.gen == 1 {
-			gen1++
+	if cfg.TimeScale > 0 {
+		target := r.wallStart.Add(time.Duration(float64(simT.Sub(r.start)) / cfg.TimeScale))
+		if cfg.Duration > 0 {
+			target = minTime(target, r.wallStart.Add(cfg.Duration))
+		}
+		if !r.wait(ctx, gctx, target) {
+			r.interrupted = ctx.Err() != nil
+			return false
+		}
+		if cfg.Duration > 0 && cfg.Now().Sub(r.wallStart) >= cfg.Duration {
+			return false
 		}
 	}
-	logger.Info("simulating", "units", fleet.Units(), "gen1_units", gen1, "seed", cfg.Fleet.Seed,
-		"sim_start", start.UTC(), "cadence", cfg.Fleet.Cadence, "time_scale", cfg.TimeScale, "rate", cfg.Rate, "count", cfg.Count, "duration", cfg.Duration)
-
-	var t tally
-	// Workers keep publishing what was generated after ctx ends, for a while.
-	pubCtx, cancelPub := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancelPub()
-	stopDrain := context.AfterFunc(ctx, func() {
-		time.AfterFunc(30*time.Second, cancelPub)
-	})
-	defer stopDrain()
-
-	g, gctx := errgroup.WithContext(pubCtx)
-	ins := make([]chan Message, cfg.Publishers)
-	for i := range ins {
-		ins[i] = make(chan Message, cfg.Batch*2)
-		in := ins[i]
-		g.Go(func() error { return publishWorker(gctx, in, cfg, pub, &t, m, logger) })
+	if !r.wait(ctx, gctx, simT.Add(cfg.Fleet.Cadence)) {
+		r.interrupted = ctx.Err() != nil
+		return false
 	}
+	return true
+}
 
-	var limiter *rate.Limiter
-	if cfg.Rate > 0 {
-		limiter = rate.NewLimiter(rate.Limit(cfg.Rate), max(1, int(cfg.Rate/20)))
+// wait waits until the wall clock reaches until; false if ctx or gctx ended.
+func (r *runner) wait(ctx, gctx context.Context, until time.Time) bool {
+	d := until.Sub(r.cfg.Now())
+	if d <= 0 {
+		return true
 	}
-	var (
-		sent        int64
-		simNow      = start
-		interrupted bool
-		msgs        []Message
-		lastLog     = wallStart
-		lastLogSent int64
-	)
-	wait := func(until time.Time) bool {
-		d := until.Sub(cfg.Now())
-		if d <= 0 {
-			return true
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-gctx.Done():
+		return false
+	case <-timer.C:
+		return true
+	}
+}
+
+// send hands msgs to their workers (a unit always to the same one), within
+// Count and Rate; false when the run ends.
+func (r *runner) send(ctx, gctx context.Context, msgs []Message) bool {
+	for i := range msgs {
+		if r.cfg.Count > 0 && r.sent >= r.cfg.Count {
+			return false
 		}
-		timer := time.NewTimer(d)
-		defer timer.Stop()
+		if r.limiter != nil {
+			if err := r.limiter.Wait(ctx); err != nil {
+				r.interrupted = ctx.Err() != nil
+				return false
+			}
+		}
 		select {
+		case r.ins[workerOf(msgs[i].Key, len(r.ins))] <- msgs[i]:
+			r.sent++
 		case <-ctx.Done():
+			r.interrupted = true
 			return false
 		case <-gctx.Done():
 			return false
-		case <-timer.C:
-			return true
 		}
 	}
-generate:
-	for tick := int64(0); ; tick++ {
-		if ctx.Err() != nil {
-			interrupted = true
-			break
-		}
-		if gctx.Err() != nil {
-			break
-		}
-		simT := start.Add(time.Duration(tick) * cfg.Fleet.Cadence)
-		if cfg.Duration > 0 && cfg.Now().Sub(wallStart) >= cfg.Duration {
-			break
-		}
-		if cfg.TimeScale > 0 {
-			target := wallStart.Add(time.Duration(float64(simT.Sub(start)) / cfg.TimeScale))
-			if cfg.Duration > 0 {
-				target = minTime(target, wallStart.Add(cfg.Duration))
-			}
-			if !wait(target) {
-				interrupted = ctx.Err() != nil
-				break
-			}
-			if cfg.Duration > 0 && cfg.Now().Sub(wallStart) >= cfg.Duration {
-				break
-			}
-		}
-		// Every reading of this tick lies before simT + cadence: wait until
-		// that is not in the future.
-		if !wait(simT.Add(cfg.Fleet.Cadence)) {
-			interrupted = ctx.Err() != nil
-			break
-		}
-		msgs = fleet.Tick(simT, msgs[:0])
-		simNow = simT.Add(cfg.Fleet.Cadence)
-		m.simTime.Set(float64(simNow.Unix()))
-		for i := range msgs {
-			if cfg.Count > 0 && sent >= cfg.Count {
-				break generate
-			}
-			if limiter != nil {
-				if err := limiter.Wait(ctx); err != nil {
-					interrupted = ctx.Err() != nil
-					break generate
-				}
-			}
-			select {
-			case ins[workerOf(msgs[i].Key, len(ins))] <- msgs[i]:
-				sent++
-			case <-ctx.Done():
-				interrupted = true
-				break generate
-			case <-gctx.Done():
-				break generate
-			}
-		}
-		if cfg.Count > 0 && sent >= cfg.Count {
-			break
-		}
-		if now := cfg.Now(); cfg.Progress > 0 && now.Sub(lastLog) >= cfg.Progress {
-			s := t.snapshot()
-			logger.Info("progress", "generated", sent, "confirmed", s.Messages, "readings", s.Readings,
-				"msgs_per_s", math.Round(float64(sent-lastLogSent)/now.Sub(lastLog).Seconds()),
-				"sim_time", simNow.UTC(), "behind_now", now.Sub(simNow).Round(time.Second).String())
-			lastLog, lastLogSent = now, sent
-		}
+	return true
+}
+
+func (r *runner) logProgress() {
+	if now := r.cfg.Now(); r.cfg.Progress > 0 && now.Sub(r.lastLog) >= r.cfg.Progress {
+		s := r.t.snapshot()
+		r.logger.Info("progress", "generated", r.sent, "confirmed", s.Messages, "readings", s.Readings,
+			"msgs_per_s", math.Round(float64(r.sent-r.lastLogSent)/now.Sub(r.lastLog).Seconds()),
+			"sim_time", r.simNow.UTC(), "behind_now", now.Sub(r.simNow).Round(time.Second).String())
+		r.lastLog, r.lastLogSent = now, r.sent
 	}
-	for _, in := range ins {
-		close(in)
-	}
-	werr := g.Wait()
-	elapsed := cfg.Now().Sub(wallStart)
-	s := t.snapshot()
-	s.Units, s.Gen1Units, s.Seed = fleet.Units(), gen1, cfg.Fleet.Seed
-	s.SimStart, s.SimEnd = start.UTC(), simNow.UTC()
-	s.BufferedUnsent = fleet.Buffered()
-	s.Interrupted = interrupted
+}
+
+// summary reports the run once the workers are done (werr: their error).
+func (r *runner) summary(werr error) (Summary, error) {
+	elapsed := r.cfg.Now().Sub(r.wallStart)
+	s := r.t.snapshot()
+	s.Units, s.Gen1Units, s.Seed = r.fleet.Units(), r.gen1, r.cfg.Fleet.Seed
+	s.SimStart, s.SimEnd = r.start.UTC(), r.simNow.UTC()
+	s.BufferedUnsent = r.fleet.Buffered()
+	s.Interrupted = r.interrupted
 	s.ElapsedSeconds = elapsed.Seconds()
 	if sec := elapsed.Seconds(); sec > 0 {
 		s.MessagesPerSecond = math.Round(float64(s.Messages)/sec*10) / 10
@@ -362,8 +408,8 @@ generate:
 	if werr != nil {
 		return s, werr
 	}
-	if sent != s.Messages {
-		return s, fmt.Errorf("generated %d messages but only %d were confirmed", sent, s.Messages)
+	if r.sent != s.Messages {
+		return s, fmt.Errorf("generated %d messages but only %d were confirmed", r.sent, s.Messages)
 	}
 	return s, nil
 }

@@ -17,11 +17,14 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/flexipack/cutover/query/internal/api"
+	"github.com/flexipack/cutover/query/internal/console"
+	"github.com/flexipack/cutover/query/internal/cutoverapi"
 	"github.com/flexipack/cutover/query/internal/reader"
 	"github.com/flexipack/cutover/query/internal/route"
 	"github.com/flexipack/cutover/shared/cliapp"
 	"github.com/flexipack/cutover/shared/cutover"
 	"github.com/flexipack/cutover/shared/influx"
+	"github.com/flexipack/cutover/shared/legacy"
 	"github.com/flexipack/cutover/shared/obs"
 	"github.com/flexipack/cutover/shared/redact"
 )
@@ -207,11 +210,11 @@ func withMaxConns(dsn string, n int) string {
 func runServe(c *cli.Context) error {
 	cfg, err := parseServe(c)
 	if err != nil {
-		return cli.Exit(err.Error(), cliapp.ExitFailure)
+		return cliapp.Exit(err, cliapp.ExitFailure)
 	}
 	logger := cliapp.Logger(c)
 	if err := serve(c.Context, cfg, logger); err != nil {
-		return cli.Exit(redact.Error(err).Error(), cliapp.ExitFailure)
+		return cliapp.Exit(redact.Error(err), cliapp.ExitFailure)
 	}
 	return nil
 }
@@ -262,6 +265,15 @@ func serve(ctx context.Context, cfg serveConfig, logger *slog.Logger) error {
 	}
 	shadow := route.NewShadower(cfg.Shadow, state, reg, logger)
 	a := api.New(cfg.API, api.Deps{Router: router, Shadow: shadow, Auth: auth, Registry: reg, Logger: logger, Context: ctx})
+	// The console's verify-recent gate streams both stores (cached, in the background).
+	vr, err := influx.NewReader(cfg.Influx, logger)
+	if err != nil {
+		return err
+	}
+	defer vr.Close()
+	cut := cutoverapi.New(cutoverapi.DefaultConfig(), cutoverapi.Deps{State: state, Shadow: state, Recent: cutoverapi.CompareStores(legacy.FromPool(pool, logger), vr), Logger: logger})
+	defer cut.Close()
+	console.Mount(a, cut)
 	srv.Handle("/", a.Handler())
 	srv.AddReadiness(obs.ReadinessCheck{Name: "serving store", Check: router.Ready})
 

@@ -191,7 +191,7 @@ func (r *Influx) latest(ctx context.Context, unit, timeCond string) (*telemetry.
 				break
 			}
 			rec = &telemetry.Record{}
-			if err := cols.Record(rec, nil, row); err != nil {
+			if err := cols.Record(rec, s.Tags, row); err != nil {
 				return fmt.Errorf("latest reading of %q: %w", unit, err)
 			}
 			alarms = alarmCount(row, ai)
@@ -244,7 +244,7 @@ func (r *Influx) Readings(ctx context.Context, q RangeQuery, fn func(*telemetry.
 		var withAlarms int64
 		for _, row := range s.Values {
 			var rec telemetry.Record
-			if err := cols.Record(&rec, nil, row); err != nil {
+			if err := cols.Record(&rec, s.Tags, row); err != nil {
 				return fmt.Errorf("reading of %q: %w", q.Unit, err)
 			}
 			recs = append(recs, rec)
