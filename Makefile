@@ -9,7 +9,7 @@ SHELL       := /bin/bash
 GO         ?= go
 PKGS       ?= ./...
 # Packages with benchmarks; grows as benchmarks land next to their baselines.
-BENCH_PKGS ?= ./shared/... ./consumer/internal/pipeline ./backfill/... ./alert/...
+BENCH_PKGS ?= ./shared/... ./consumer/internal/pipeline ./backfill/... ./alert/... ./deploy/...
 BENCHTIME  ?= 1s
 BINARIES   := producer consumer backfill migrate query alert
 VERSION    ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
@@ -18,7 +18,7 @@ LDFLAGS    := -X github.com/flexipack/cutover/shared/cliapp.Version=$(VERSION)
 # Runs a command with the service addresses the binaries and tests read.
 WITH_ENV = eval "$$(scripts/services.sh env)" &&
 
-.PHONY: help test test-unit test-e2e bench bench-all build demo demo-down lint services-up services-down services-status
+.PHONY: help test test-unit test-e2e bench bench-all build demo demo-down lint fuzz services-up services-down services-status
 
 help: ## show this help
 	@echo 'usage: make TARGET'
@@ -43,6 +43,16 @@ bench: services-up ## one table: codec, producer, consumer, backfill, alert, eac
 
 bench-all: services-up ## every benchmark, raw go test output (BENCH_PKGS, BENCHTIME)
 	$(WITH_ENV) $(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) $(BENCH_PKGS)
+
+FUZZTIME ?= 30s
+FUZZ_TARGETS = ./shared/telemetry:FuzzDecode ./shared/telemetry:FuzzDecodeJSON ./backfill/internal/spill:FuzzDecodeRecord \
+	./producer/internal/ingest:FuzzIngest ./consumer/internal/dlq:FuzzDeadLetter
+
+fuzz: ## run every fuzz target for FUZZTIME each (default 30s); failures land in the package's testdata/fuzz
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		echo "fuzz $${t#*:} ($${t%%:*}) for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$${t#*:}$$" -fuzztime $(FUZZTIME) "$${t%%:*}"; \
+	done
 
 build: ## build the binaries into bin/
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ $(addprefix ./,$(BINARIES))

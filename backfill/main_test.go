@@ -7,10 +7,12 @@ import (
 	"github.com/flexipack/cutover/shared/composecheck"
 )
 
-// The backfill service in docker-compose.yml runs a command backfill has and sets
-// only environment variables that command reads.
+// The backfill and rollup services in docker-compose.yml run commands
+// backfill has and set only environment variables those commands read.
 func TestComposeService(t *testing.T) {
-	if err := composecheck.Verify("../docker-compose.yml", "backfill", cmd.New()); err != nil {
-		t.Fatal(err)
+	for _, svc := range []string{"backfill", "rollup"} {
+		if err := composecheck.Verify("../docker-compose.yml", svc, cmd.New()); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

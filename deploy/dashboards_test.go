@@ -10,10 +10,7 @@ import (
 	"go/ast"
 	"go/parser"
 	"go/token"
-	"io"
 	"io/fs"
-	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -23,10 +20,11 @@ import (
 	"testing"
 	"time"
 
-	influxdb2 "github.com/influxdata/influxdb-client-go/v2"
 	yaml "go.yaml.in/yaml/v4"
 
 	"github.com/flexipack/cutover/deploy/influxdb"
+	"github.com/flexipack/cutover/shared/influx"
+	"github.com/flexipack/cutover/shared/rollup"
 	"github.com/flexipack/cutover/shared/telemetry"
 	"github.com/flexipack/cutover/shared/testenv"
 )
@@ -471,10 +469,25 @@ func TestCutoverDashboardUsesExistingMetrics(t *testing.T) {
 // --- InfluxDB measurements and fields -----------------------------------------
 
 var (
-	fluxMeasurement = regexp.MustCompile(`r\._measurement\s*==\s*"([^"]*)"`)
-	fluxField       = regexp.MustCompile(`r\._field\s*==\s*"([^"]*)"`)
-	fluxFieldRegex  = regexp.MustCompile(`r\._field\s*=~\s*/((?:[^/\\]|\\.)*)/`)
+	qlMeasurement = regexp.MustCompile(`FROM (?:"([^"]+)"|/\^([\w]+)\$/)`)
+	qlField       = regexp.MustCompile(`\b(?:mean|max|min|sum|count|last)\("([^"]+)"\)`)
+	qlFieldRegex  = regexp.MustCompile(`\b(?:mean|max|min|sum|count|last)\(/((?:[^/\\]|\\.)*)/\)`)
+	qlAlias       = regexp.MustCompile(`AS "([^"]+)"`)
 )
+
+// sources are the values of the dashboard's resolution variables.
+var sources = map[string][]string{"${fleet_source}": {"bsu", "bsu_site_5m"}, "${unit_source}": {"bsu", "bsu_5m"}}
+
+// interpolations returns q with the resolution variables replaced by each
+// of their values ("raw" first, then "5m").
+func interpolations(q string) []string {
+	out := []string{q, q}
+	for v, vals := range sources {
+		out[0] = strings.ReplaceAll(out[0], v, vals[0])
+		out[1] = strings.ReplaceAll(out[1], v, vals[1])
+	}
+	return out
+}
 
 // rawFields returns the bsu and bsu_alarm field keys the consumer writes:
 // those of AppendLineProtocol on a record with every value, plus the
@@ -561,63 +574,86 @@ func TestFleetDashboardUsesExistingMeasurementsAndFields(t *testing.T) {
 	d := loadDashboards(t)["fleet.json"]
 	for _, p := range d.panels() {
 		for _, tg := range p.Targets {
-			ms := fluxMeasurement.FindAllStringSubmatch(tg.Query, -1)
-			if len(ms) == 0 {
-				t.Errorf("panel %q: the Flux query names no measurement", p.Title)
-			}
-			var inQuery []string
-			for _, m := range ms {
-				if fields[m[1]] == nil {
-					t.Errorf("panel %q: measurement %q is neither written by the consumer nor by the downsampling", p.Title, m[1])
-				}
-				inQuery = append(inQuery, m[1])
-			}
-			// Each field must exist in one of the measurements the query reads.
-			has := func(f string) bool {
-				for _, m := range inQuery {
-					if fields[m][f] {
-						return true
-					}
-				}
-				return false
-			}
-			for _, m := range fluxField.FindAllStringSubmatch(tg.Query, -1) {
-				if !has(m[1]) {
-					t.Errorf("panel %q: field %q is in none of %v", p.Title, m[1], inQuery)
-				}
-			}
-			for _, m := range fluxFieldRegex.FindAllStringSubmatch(tg.Query, -1) {
-				re := regexp.MustCompile(m[1])
-				n := 0
-				for _, ms := range inQuery {
-					for f := range fields[ms] {
-						if re.MatchString(f) {
-							n++
-						}
-					}
-				}
-				if n == 0 {
-					t.Errorf("panel %q: field pattern /%s/ matches no field of %v", p.Title, m[1], inQuery)
-				}
-			}
-			for _, v := range []string{"v.timeRangeStart", "v.timeRangeStop", "v.defaultBucket"} {
+			for _, v := range []string{"$timeFilter"} {
 				if !strings.Contains(tg.Query, v) {
-					t.Errorf("panel %q: the query does not use %s", p.Title, v)
+					t.Errorf("panel %q %s: the query does not use %s", p.Title, tg.RefID, v)
 				}
+			}
+			if strings.Contains(tg.Query, "|>") || strings.Contains(tg.Query, "from(bucket") {
+				t.Errorf("panel %q %s: Flux in an InfluxQL panel", p.Title, tg.RefID)
+			}
+			// In one of the resolutions every field the target aggregates
+			// is a field of the measurement it reads (in the other, the
+			// target reads nothing: that is how it switches off).
+			ok := false
+			var problems []string
+			for _, q := range interpolations(tg.Query) {
+				if missing := missingFields(q, fields); len(missing) == 0 {
+					ok = true
+				} else {
+					problems = append(problems, strings.Join(missing, ", "))
+				}
+			}
+			if !ok {
+				t.Errorf("panel %q %s: fields not written: %v", p.Title, tg.RefID, problems)
 			}
 		}
 	}
 }
 
-// Every fleet panel's query runs on the real InfluxDB, at both resolutions,
-// and returns rows: two hours of readings of four units on two sites,
-// downsampled with the continuous queries' statements.
+// missingFields lists what q aggregates that the measurements it reads do
+// not have (aliases of a subquery's columns are not fields).
+func missingFields(q string, fields map[string]map[string]bool) []string {
+	var ms []string
+	for _, m := range qlMeasurement.FindAllStringSubmatch(q, -1) {
+		ms = append(ms, m[1]+m[2])
+	}
+	aliases := map[string]bool{"mean": true}
+	for _, a := range qlAlias.FindAllStringSubmatch(q, -1) {
+		aliases[a[1]] = true
+	}
+	var missing []string
+	if len(ms) == 0 {
+		return []string{"no measurement"}
+	}
+	has := func(match func(string) bool) bool {
+		for _, m := range ms {
+			for f := range fields[m] {
+				if match(f) {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	for _, m := range ms {
+		if fields[m] == nil {
+			missing = append(missing, "measurement "+m)
+		}
+	}
+	for _, f := range qlField.FindAllStringSubmatch(q, -1) {
+		if !aliases[f[1]] && !has(func(x string) bool { return x == f[1] }) {
+			missing = append(missing, f[1])
+		}
+	}
+	for _, f := range qlFieldRegex.FindAllStringSubmatch(q, -1) {
+		re := regexp.MustCompile(f[1])
+		if !has(re.MatchString) {
+			missing = append(missing, "/"+f[1]+"/")
+		}
+	}
+	return missing
+}
+
+// Every fleet panel's query runs on the real InfluxDB at both resolutions:
+// two hours of readings of four units on two sites, rolled up by the
+// rollup job. Of a panel's raw and 5m targets exactly one answers rows.
 func TestFleetPanelsRunOnInfluxDB(t *testing.T) {
 	db := testenv.Influx(t)
 	ctx := testenv.Context(t, 3*time.Minute)
 	to := time.Now().UTC().Truncate(time.Hour)
 	from := to.Add(-2 * time.Hour)
-	var lp []byte
+	var recs []telemetry.Record
 	for u := range 4 {
 		for ts := from.Add(time.Duration(u) * time.Second); ts.Before(to); ts = ts.Add(30 * time.Second) {
 			r := telemetry.Record{Unit: fmt.Sprintf("U%d", u), Site: []string{"North Yard, Bay 3", "South"}[u%2], Model: "FP", Schema: "2.1",
@@ -627,63 +663,42 @@ func TestFleetPanelsRunOnInfluxDB(t *testing.T) {
 			if ts.Minute()%20 == 0 && ts.Second() < 30 {
 				r.Alarms = []telemetry.Alarm{{Code: "OVT-1", Severity: "warning", Text: "hot"}}
 			}
-			lp = telemetry.AppendLineProtocol(lp, &r)
+			recs = append(recs, r)
 		}
 	}
-	post := func(path string, form url.Values, body string) {
-		t.Helper()
-		var resp *http.Response
-		var err error
-		if form != nil {
-			resp, err = http.PostForm(db.URL+path, form)
-		} else {
-			resp, err = http.Post(db.URL+path, "text/plain", strings.NewReader(body))
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode/100 != 2 || strings.Contains(string(b), `"error"`) {
-			t.Fatalf("%s: %s: %s", path, resp.Status, b)
-		}
-	}
-	post("/write?precision=ms&db="+url.QueryEscape(db.DB), nil, string(lp))
-	cqs, err := influxdb.ContinuousQueries(influxdb.ContinuousQueriesText)
+	cfg := influx.Config{URL: db.URL, Token: db.Token, Org: db.Org, Bucket: db.Bucket}
+	w, err := influx.NewWriter(cfg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	stmts, err := influxdb.ResampleStatements(cqs, from, to, 0)
+	defer w.Close()
+	if err := w.Write(ctx, recs); err != nil {
+		t.Fatal(err)
+	}
+	qc, err := influx.NewClient(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range stmts {
-		post("/query", url.Values{"db": {db.DB}, "q": {s}}, "")
+	defer qc.Close()
+	if _, err := rollup.New(qc, w, nil).Range(ctx, from, to); err != nil {
+		t.Fatal(err)
 	}
-
-	client := influxdb2.NewClient(db.URL, db.Token)
-	defer client.Close()
-	q := client.QueryAPI(db.Org)
+	timeFilter := fmt.Sprintf("time >= '%s' AND time < '%s'", from.Format(time.RFC3339), to.Format(time.RFC3339))
 	for _, p := range loadDashboards(t)["fleet.json"].panels() {
-		for _, res := range []string{"raw", "5m"} {
-			flux := strings.NewReplacer(
-				"v.timeRangeStart", from.Format(time.RFC3339), "v.timeRangeStop", to.Format(time.RFC3339),
-				"v.windowPeriod", "600000ms", "v.defaultBucket", strconv.Quote(db.Bucket),
-				"${resolution}", res, "${unit}", "U2", "$unit", "U2").Replace(p.Targets[0].Query)
-			result, err := q.Query(ctx, flux)
-			if err != nil {
-				t.Errorf("panel %q (%s): %v", p.Title, res, err)
-				continue
+		for res := range 2 {
+			var answered []string
+			for _, tg := range p.Targets {
+				q := strings.NewReplacer("$timeFilter", timeFilter, "$__interval", "10m", "${unit}", "U2").Replace(interpolations(tg.Query)[res])
+				n := 0
+				if err := qc.Query(ctx, q, func(s *influx.Series) error { n += len(s.Values); return nil }); err != nil {
+					t.Errorf("panel %q %s (resolution %d): %v\n%s", p.Title, tg.RefID, res, err, q)
+				}
+				if n > 0 {
+					answered = append(answered, tg.RefID)
+				}
 			}
-			n := 0
-			for result.Next() {
-				n++
-			}
-			if err := result.Err(); err != nil {
-				t.Errorf("panel %q (%s): %v", p.Title, res, err)
-			}
-			if n == 0 {
-				t.Errorf("panel %q (%s): no rows", p.Title, res)
+			if len(answered) != 1 {
+				t.Errorf("panel %q at resolution %d: targets %v answered rows, want exactly one", p.Title, res, answered)
 			}
 		}
 	}

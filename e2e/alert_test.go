@@ -57,7 +57,7 @@ func TestAlertEndToEnd(t *testing.T) {
 		checkSubset(t, "UnitSilent resolved by the unit's flush", truth.longGaps, faulty.points["UnitSilent/resolved"])
 		for u := range silent {
 			if !truth.maybeGaps[u] {
-				t.Errorf("UnitSilent fired for %s, whose longest silence on the bus is %s (under 16.5 minutes)", u, truth.maxGap[u])
+				t.Errorf("UnitSilent fired for %s, whose longest silence on the bus is %s (under 15.5 minutes)", u, truth.maxGap[u])
 			}
 		}
 		checkSubset(t, "UnitSilent notified by Alertmanager", truth.longGaps, faulty.hook.units("UnitSilent", "firing"))
@@ -201,7 +201,7 @@ type alertTruth struct {
 	faultResolved    map[string]bool // ... followed by a reading in another mode
 	faultLive        map[string]bool // ... where the minute was completed by a live message
 	longGaps         map[string]bool // silent on the bus for 17.5 minutes or more (for 15m + lateness 2m, and a margin)
-	maybeGaps        map[string]bool // silent for 16.5 minutes or more
+	maybeGaps        map[string]bool // silent for 15.5 minutes or more (see addSilence)
 	maxGap           map[string]time.Duration
 }
 
@@ -323,7 +323,11 @@ func (tr *alertTruth) addSilence(u string, newest []int64) {
 	if tr.maxGap[u] >= 17*time.Minute+30*time.Second {
 		tr.longGaps[u] = true
 	}
-	if tr.maxGap[u] >= 16*time.Minute+30*time.Second {
+	// The fleet clock is the newest reading from any unit: the simulator's
+	// four publishing workers drift apart by up to a second or so, which at
+	// --time-scale 60 is a minute of reading time, so a unit may look silent
+	// that much longer than it was. Silences from 15.5 minutes may fire.
+	if tr.maxGap[u] >= 15*time.Minute+30*time.Second {
 		tr.maybeGaps[u] = true
 	}
 }

@@ -5,6 +5,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -34,9 +35,11 @@ func TestCutoverStoryKafka(t *testing.T) {
 	s.phase("live traffic", s.startLiveTraffic)
 	s.phase("consumer killed mid-stream: the group rebalances", s.consumerKilled)
 	s.phase("a third consumer joins mid-run", s.consumerAdded)
+	s.phase("lag from committed offsets in the heartbeats and migrate status", s.lagReported(false))
 	s.phase("influx outage", s.influxOutage)
 	s.phase("postgres restart", s.postgresRestart)
 	s.phase("live traffic stops", s.stopLiveTraffic)
+	s.phase("lag back to zero in the heartbeats", s.lagReported(true))
 	s.phase("second snapshot", s.secondSnapshot)
 	s.phase("backfill the lost window from the gap ledger", s.backfillLedger)
 	s.phase("backfill the history", s.backfillHistory)
@@ -60,6 +63,33 @@ func (s *story) consumerAdded(t *testing.T) {
 	s.progress(t, "traffic flows after the join", 200)
 }
 
+// lagReported checks that every live consumer's heartbeat carries the
+// group's lag (-1 would mean it could not be computed), zero when drained
+// is set, and that migrate status shows it.
+func (s *story) lagReported(drained bool) func(t *testing.T) {
+	return func(t *testing.T) {
+		testenv.Eventually(t, 30*time.Second, "every heartbeat carries the lag", func() error {
+			hbs, err := s.state.Heartbeats(s.ctx, liveForHealthy)
+			if err != nil {
+				return err
+			}
+			if len(hbs) == 0 {
+				return fmt.Errorf("no live consumer")
+			}
+			for _, h := range hbs {
+				if h.LagMessages < 0 || (drained && h.LagMessages != 0) {
+					return fmt.Errorf("consumer %s reports lag %d", h.ConsumerID, h.LagMessages)
+				}
+			}
+			return nil
+		})
+		out := s.r.run(0, "migrate", "status", "-o", "json")
+		if !strings.Contains(out, `"lag_messages"`) || !strings.Contains(out, "consumer-3") {
+			t.Fatalf("migrate status shows no consumer lag:\n%s", out)
+		}
+	}
+}
+
 type kafkaBus struct {
 	storyBus
 	kt     testenv.KafkaTopic
@@ -72,7 +102,9 @@ func newKafkaBus(t *testing.T) *kafkaBus {
 	kt := testenv.Kafka(t, kafkaPartitions)
 	client := &kafkago.Client{Addr: kafkago.TCP(kt.Brokers...), Timeout: 10 * time.Second}
 	kb := &kafkaBus{kt: kt, client: client}
-	ctx := func() (context.Context, context.CancelFunc) { return context.WithTimeout(context.Background(), 10*time.Second) }
+	ctx := func() (context.Context, context.CancelFunc) {
+		return context.WithTimeout(context.Background(), 10*time.Second)
+	}
 	kb.storyBus = storyBus{
 		name: "kafka",
 		env: []string{"BUS=kafka", "KAFKA_BROKERS=" + kt.Brokers[0], "KAFKA_TOPIC=" + kt.Topic, "KAFKA_GROUP=" + kt.Group,
@@ -94,7 +126,18 @@ func newKafkaBus(t *testing.T) *kafkaBus {
 			if g.GroupState != "Stable" {
 				return 0, fmt.Errorf("group %s is %s", kt.Group, g.GroupState)
 			}
-			return len(g.Members), nil
+			// Only members holding partitions consume: a member that
+			// joined counts once the group gave it some.
+			n := 0
+			for _, m := range g.Members {
+				for _, at := range m.MemberAssignments.Topics {
+					if at.Topic == kt.Topic && len(at.Partitions) > 0 {
+						n++
+						break
+					}
+				}
+			}
+			return n, nil
 		},
 		backlog: func() (int, error) {
 			c, cancel := ctx()

@@ -100,6 +100,14 @@ func TestCutoverStory(t *testing.T) {
 	s.phase("live traffic", s.startLiveTraffic)
 	s.phase("consumer killed mid-stream", s.consumerKilled)
 	s.phase("broker restart", s.brokerRestart)
+	s.outageRepairAndCutover()
+	s.summary()
+}
+
+// outageRepairAndCutover is the second half of the story, the same on every
+// bus: the InfluxDB outage and the PostgreSQL restart under live traffic,
+// the repairs, the phase walk to influx-primary and the final checks.
+func (s *story) outageRepairAndCutover() {
 	s.phase("influx outage", s.influxOutage)
 	s.phase("postgres restart", s.postgresRestart)
 	s.phase("live traffic stops", s.stopLiveTraffic)
@@ -112,7 +120,6 @@ func TestCutoverStory(t *testing.T) {
 	s.phase("every malformed message is dead-lettered", s.checkDeadLetters)
 	s.phase("every gap-ledger entry is repaired", s.checkLedger)
 	s.phase("the API reader saw no failure but 503", s.checkQueryReader)
-	s.summary()
 }
 
 // storyBus is what the story needs from the message bus under test, so the

@@ -365,8 +365,8 @@ show bin/backfill run --from "$HIST_FROM" --to "$DUAL_AT" --window "$WINDOW" --e
 step "verify: both stores, per unit and $WINDOW window, and the dashboards' queries"
 show_clipped 30 bin/migrate verify --from "$HIST_FROM" --to "$(now_iso)" --window "$WINDOW"
 
-step "the dashboards' 5-minute rollups of the backfilled history (deploy/influxdb/resample.sh)"
-show deploy/influxdb/resample.sh "$HIST_FROM" "$(now_iso)" "$INFLUX_URL" "$DB"
+step "the dashboards' 5-minute rollups of the whole history (backfill run already rebuilt its repaired windows)"
+show bin/backfill rollup --from "$HIST_FROM" --to "$(now_iso)"
 
 step "the read API: bin/query serve on $QUERY_ADDR (log: .data/demo/query.log)"
 bin/query serve --http-addr "$QUERY_ADDR" --phase-poll 1s --shadow-rate 1 --shadow-concurrency 8 >"$DIR/query.log" 2>&1 &

@@ -397,8 +397,9 @@ influx_up() {
 	out=$(curl -sS --max-time 10 -XPOST "http://$INFLUX_HTTP/query" --data-urlencode "q=CREATE DATABASE $INFLUX_DB" 2>&1) ||
 		die "influxdb: CREATE DATABASE $INFLUX_DB failed: $out" "$log"
 	[[ $out != *'"error"'* ]] || die "influxdb: CREATE DATABASE $INFLUX_DB failed: $out" "$log"
-	# The 5-minute rollups the fleet dashboards read for long ranges (docs/dashboards.md).
-	"$ROOT/deploy/influxdb/apply-cqs.sh" "http://$INFLUX_HTTP" "$INFLUX_DB" >/dev/null || die "influxdb: continuous queries failed" "$log"
+	# The 5-minute rollups the fleet dashboards read for long ranges come from
+	# `backfill rollup --follow` (shared/rollup, docs/dashboards.md), not from
+	# continuous queries: the same job runs on InfluxDB 1.x, 2.x and 3.x.
 }
 
 # ---------------------------------------------------------------- MinIO

@@ -1,14 +1,15 @@
-// Package influxdb holds the InfluxDB downsampling definitions the fleet
-// dashboards read: the 1.8 continuous queries (continuous_queries.influxql)
-// and the 2.x task (downsample_5m.flux), embedded so that tools and tests use
-// the very text that gets deployed.
+// Package influxdb holds the reference of the fleet dashboards' 5-minute
+// rollups: the InfluxDB 1.8 continuous queries (continuous_queries.influxql)
+// the project deployed before the rollup job (shared/rollup) replaced them
+// on every InfluxDB version. They are no longer deployed: the rollup job's
+// test checks it writes exactly what they wrote, and `make bench` measures
+// the job next to them.
 package influxdb
 
 import (
 	_ "embed"
 	"fmt"
 	"regexp"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -18,12 +19,6 @@ import (
 //
 //go:embed continuous_queries.influxql
 var ContinuousQueriesText string
-
-// TaskFlux is downsample_5m.flux, the InfluxDB 2.x task that writes the same
-// measurements as the continuous queries.
-//
-//go:embed downsample_5m.flux
-var TaskFlux string
 
 // Measurements written by the downsampling.
 const (
@@ -136,49 +131,4 @@ func ResampleStatements(cqs []CQ, from, to time.Time, chunk time.Duration) ([]st
 		}
 	}
 	return out, nil
-}
-
-// TaskScript returns the task's Flux (TaskFlux) as a one-off query over
-// [from, to) of bucket instead of the last hour: without the task option,
-// with the range fixed, aligned to Interval. With write it still ends in
-// to() — on InfluxDB 2.x that downsamples a backfilled range, the way the
-// continuous queries' Resample does on 1.8; without, the rows are yielded
-// instead (a preview, and how the tests compare it with the continuous
-// queries on 1.8, whose Flux cannot write).
-func TaskScript(bucket string, from, to time.Time, write bool) (string, error) {
-	if !from.Equal(from.Truncate(Interval)) || !to.Equal(to.Truncate(Interval)) || !from.Before(to) {
-		return "", fmt.Errorf("task script: range [%s, %s) must be non-empty and aligned to %s", from.UTC().Format(time.RFC3339), to.UTC().Format(time.RFC3339), Interval)
-	}
-	replaced := map[string]bool{}
-	var out []string
-	for _, line := range strings.Split(TaskFlux, "\n") {
-		key := strings.SplitN(line, " ", 2)[0]
-		switch {
-		case strings.HasPrefix(line, "option task"):
-			replaced["option"] = true
-			continue
-		case strings.HasPrefix(line, "bucket = "):
-			line = "bucket = " + strconv.Quote(bucket)
-		case strings.HasPrefix(line, "start = "):
-			line = "start = " + from.UTC().Format(time.RFC3339)
-		case strings.HasPrefix(line, "stop = "):
-			line = "stop = " + to.UTC().Format(time.RFC3339)
-		case strings.TrimSpace(line) == "|> to(bucket: bucket)":
-			key = "to"
-			if !write {
-				line = `    |> yield(name: "downsampled")`
-			}
-		default:
-			out = append(out, line)
-			continue
-		}
-		replaced[key] = true
-		out = append(out, line)
-	}
-	for _, k := range []string{"option", "bucket", "start", "stop", "to"} {
-		if !replaced[k] {
-			return "", fmt.Errorf("task script: downsample_5m.flux no longer has its %q line where TaskScript expects it", k)
-		}
-	}
-	return strings.Join(out, "\n"), nil
 }

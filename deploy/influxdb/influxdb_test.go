@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	influxdb2 "github.com/influxdata/influxdb-client-go/v2"
-
+	"github.com/flexipack/cutover/shared/influx"
+	"github.com/flexipack/cutover/shared/rollup"
 	"github.com/flexipack/cutover/shared/telemetry"
 	"github.com/flexipack/cutover/shared/testenv"
 )
@@ -194,17 +194,50 @@ func influxQLPoints(t *testing.T, db testenv.InfluxDB, measurement string, into 
 	}
 }
 
-// On the real InfluxDB 1.8: the continuous queries' SELECTs and the 2.x
-// task's Flux (run as a query, since 1.8's Flux cannot write) compute the
-// same points, and those points are right (site SoC checked against the
-// readings themselves).
-func TestContinuousQueriesAndTaskAgree(t *testing.T) {
-	db := testenv.Influx(t)
+// fieldTypes returns "measurement field" → type of every field of db.
+func fieldTypes(t *testing.T, db testenv.InfluxDB) map[string]string {
+	t.Helper()
+	q := url.Values{"db": {db.DB}, "q": {"SHOW FIELD KEYS"}}
+	resp, err := http.Get(db.URL + "/query?" + q.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var res struct {
+		Results []struct {
+			Series []struct {
+				Name   string
+				Values [][]string
+			}
+		}
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&res); err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, r := range res.Results {
+		for _, s := range r.Series {
+			for _, v := range s.Values {
+				out[s.Name+" "+v[0]] = v[1]
+			}
+		}
+	}
+	return out
+}
+
+// On the real InfluxDB 1.8: the Go rollup job (shared/rollup) writes
+// exactly the points the continuous queries wrote — same measurements,
+// tags, fields, field types and values — and those points are right (site
+// SoC and power checked against the readings themselves). The continuous
+// queries are no longer deployed: continuous_queries.influxql is kept as
+// this test's reference and the benchmark's baseline.
+func TestRollupMatchesContinuousQueries(t *testing.T) {
 	ctx := testenv.Context(t, 2*time.Minute)
 	t0 := time.Now().UTC().Truncate(time.Hour).Add(-2 * time.Hour)
-	recs := testFleet(t, db, t0)
 	from, to := t0, t0.Add(45*time.Minute)
 
+	cqDB := testenv.Influx(t)
+	recs := testFleet(t, cqDB, t0)
 	cqs, err := ContinuousQueries(ContinuousQueriesText)
 	if err != nil {
 		t.Fatal(err)
@@ -214,61 +247,58 @@ func TestContinuousQueriesAndTaskAgree(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, s := range stmts {
-		influxQL(t, db, s)
+		influxQL(t, cqDB, s)
 	}
 	cq := point{}
-	influxQLPoints(t, db, MeasurementUnit5m, cq)
-	influxQLPoints(t, db, MeasurementSite5m, cq)
+	influxQLPoints(t, cqDB, MeasurementUnit5m, cq)
+	influxQLPoints(t, cqDB, MeasurementSite5m, cq)
 
-	script, err := TaskScript(db.Bucket, from, to, false)
+	goDB := testenv.Influx(t)
+	testFleet(t, goDB, t0)
+	cfg := influx.Config{URL: goDB.URL, Token: goDB.Token, Org: goDB.Org, Bucket: goDB.Bucket}
+	qc, err := influx.NewClient(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	client := influxdb2.NewClient(db.URL, db.Token)
-	defer client.Close()
-	res, err := client.QueryAPI(db.Org).Query(ctx, script)
+	w, err := influx.NewWriter(cfg, nil)
 	if err != nil {
-		t.Fatalf("task script on 1.8: %v\n%s", err, script)
-	}
-	task := point{}
-	for res.Next() {
-		r := res.Record()
-		str := func(k string) string { s, _ := r.ValueByKey(k).(string); return s }
-		var v float64
-		switch x := r.Value().(type) {
-		case float64:
-			v = x
-		case int64:
-			v = float64(x)
-		default:
-			t.Fatalf("task value %v is %T", x, x)
-		}
-		task[pointKey(r.Measurement(), str("site"), str("unit"), str("model"), r.Field(), r.Time())] = v
-	}
-	if err := res.Err(); err != nil {
 		t.Fatal(err)
 	}
+	res, err := rollup.New(qc, w, nil).Range(ctx, from, to)
+	if err != nil {
+		t.Fatal(err)
+	}
+	job := point{}
+	influxQLPoints(t, goDB, MeasurementUnit5m, job)
+	influxQLPoints(t, goDB, MeasurementSite5m, job)
 
-	if len(cq) < 100 {
-		t.Fatalf("the continuous queries wrote only %d values", len(cq))
+	if len(cq) < 100 || res.Points == 0 {
+		t.Fatalf("the continuous queries wrote only %d values, the job %d points", len(cq), res.Points)
 	}
 	for k, v := range cq {
-		w, ok := task[k]
-		switch {
-		case !ok:
-			t.Errorf("task lacks %s (CQ: %g)", k, v)
-		case math.Abs(v-w) > 1e-9*math.Max(1, math.Abs(v)):
-			t.Errorf("%s: CQ %g, task %g", k, v, w)
+		if w, ok := job[k]; !ok || w != v {
+			t.Errorf("%s: CQ %g, job %g (present %v)", k, v, w, ok)
 		}
 	}
-	for k, v := range task {
+	for k, v := range job {
 		if _, ok := cq[k]; !ok {
-			t.Errorf("task has %s = %g, the CQs do not", k, v)
+			t.Errorf("the job wrote %s = %g, the CQs did not", k, v)
+		}
+	}
+	cqTypes, jobTypes := fieldTypes(t, cqDB), fieldTypes(t, goDB)
+	for k, typ := range cqTypes {
+		if strings.HasPrefix(k, "bsu_") && !strings.HasPrefix(k, "bsu_alarm ") && jobTypes[k] != typ {
+			t.Errorf("field %s: CQ type %s, job type %q", k, typ, jobTypes[k])
 		}
 	}
 
-	// Independent check of the site rollup: sum and count of SoC, power as
-	// the sum of the units' 5-minute means, from the readings themselves.
+	checkSiteRollup(t, cq, recs)
+}
+
+// checkSiteRollup checks the site rollup against the readings themselves:
+// sum and count of SoC, power as the sum of the units' 5-minute means.
+func checkSiteRollup(t *testing.T, cq point, recs []telemetry.Record) {
+	t.Helper()
 	type agg struct{ sum, n float64 }
 	type siteWindow struct {
 		site string
@@ -315,24 +345,5 @@ func TestContinuousQueriesAndTaskAgree(t *testing.T) {
 	}
 	if len(soc) == 0 || len(sitePower) == 0 {
 		t.Fatal("no expected values computed")
-	}
-}
-
-func TestTaskScript(t *testing.T) {
-	t0 := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
-	s, err := TaskScript("telemetry", t0, t0.Add(24*time.Hour), true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, want := range []string{`bucket = "telemetry"`, "start = 2026-11-01T00:00:00Z", "stop = 2026-11-02T00:00:00Z", "|> to(bucket: bucket)"} {
-		if !strings.Contains(s, want) {
-			t.Errorf("script lacks %q", want)
-		}
-	}
-	if strings.Contains(s, "option task") {
-		t.Error("script keeps the task option")
-	}
-	if _, err := TaskScript("telemetry", t0.Add(time.Second), t0.Add(time.Hour), true); err == nil {
-		t.Error("unaligned range accepted")
 	}
 }

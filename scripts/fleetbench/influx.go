@@ -3,14 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
@@ -18,7 +16,7 @@ import (
 )
 
 // influx talks to an InfluxDB 1.8 over HTTP: InfluxQL on /query, line
-// protocol on /write, Flux on /api/v2/query.
+// protocol on /write.
 type influx struct {
 	base string
 	hc   *http.Client
@@ -117,59 +115,6 @@ func (c *influx) write(ctx context.Context, db string, lines []byte) error {
 	return nil
 }
 
-// fluxRow is one row of a Flux answer: its columns by name.
-type fluxRow map[string]string
-
-// flux runs query and returns its rows (every table's, in order).
-func (c *influx) flux(ctx context.Context, query string) ([]fluxRow, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+"/api/v2/query", strings.NewReader(query))
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Content-Type", "application/vnd.flux")
-	req.Header.Set("Accept", "application/csv")
-	body, err := c.do(req)
-	if err != nil {
-		return nil, fmt.Errorf("flux query: %w", err)
-	}
-	return parseFluxCSV(body)
-}
-
-// parseFluxCSV reads Flux's annotated CSV: annotation rows start with '#',
-// each table starts with a header row whose second column is "result".
-func parseFluxCSV(body []byte) ([]fluxRow, error) {
-	r := csv.NewReader(bytes.NewReader(body))
-	r.FieldsPerRecord = -1
-	var header []string
-	var rows []fluxRow
-	for {
-		rec, err := r.Read()
-		if errors.Is(err, io.EOF) {
-			return rows, nil
-		}
-		if err != nil {
-			return nil, fmt.Errorf("flux answer: %w", err)
-		}
-		switch {
-		case len(rec) == 0 || strings.HasPrefix(rec[0], "#"):
-		case len(rec) > 1 && (rec[1] == "result" || rec[1] == "error"):
-			header = rec
-		case header == nil:
-			return nil, fmt.Errorf("flux answer: data row before a header: %q", rec)
-		case header[1] == "error":
-			return nil, fmt.Errorf("flux answer: error: %s", strings.Join(rec[1:], " "))
-		default:
-			row := make(fluxRow, len(header))
-			for i, h := range header {
-				if i < len(rec) && h != "" {
-					row[h] = rec[i]
-				}
-			}
-			rows = append(rows, row)
-		}
-	}
-}
-
 // statusError is a non-2xx answer.
 type statusError struct {
 	code int
@@ -214,6 +159,3 @@ func influxQLSeriesRows(body []byte) (int, error) {
 	}
 	return n, nil
 }
-
-// fluxFloat parses a Flux CSV value.
-func fluxFloat(s string) (float64, error) { return strconv.ParseFloat(s, 64) }

@@ -1,11 +1,11 @@
 // Command fleetbench measures whether the fleet dashboards stay fast on a
 // month of data for a fleet: it loads synthetic readings of N units over D
-// days into a FRESH InfluxDB 1.8 database, downsamples them with the very
-// statements of deploy/influxdb/continuous_queries.influxql, checks that the
-// dashboard's raw and downsampled answers agree, then times the fleet
-// dashboard's own "Fleet-average SoC by site" Flux query (and the InfluxQL
-// equivalent, and one unit's series) raw versus downsampled over several
-// ranges, and drops the database.
+// days into a FRESH InfluxDB 1.8 database, rolls them up with the rollup job
+// (shared/rollup, as backfill rollup runs it), checks that the dashboard's
+// raw and downsampled answers agree, then times the fleet dashboard's own
+// InfluxQL panels ("Fleet-average SoC by site" and one unit's SoC and SoH),
+// raw target versus 5-minute target, over several ranges, and drops the
+// database.
 //
 //	go run ./scripts/fleetbench                           # 1000 units, 30 days, 5m cadence
 //	go run ./scripts/fleetbench -units 50 -days 2 -runs 1 # a quick look
@@ -40,6 +40,8 @@ import (
 
 	"github.com/flexipack/cutover/deploy/influxdb"
 	"github.com/flexipack/cutover/scripts/fleetbench/fleet"
+	sinflux "github.com/flexipack/cutover/shared/influx"
+	"github.com/flexipack/cutover/shared/rollup"
 	"github.com/flexipack/cutover/shared/telemetry"
 )
 
@@ -61,7 +63,6 @@ type config struct {
 	writers, batch             int
 	ranges                     []time.Duration
 	maxPoints, runs            int
-	unitRollupDays             int
 	keep                       bool
 	progress                   time.Duration
 }
@@ -88,7 +89,6 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&c.batch, "batch", 5000, "readings per write request")
 	rangesFlag := fs.String("ranges", "720h,168h,24h", "dashboard time ranges to time (comma-separated durations)")
 	fs.IntVar(&c.maxPoints, "max-points", 300, "points per series a panel draws: Grafana's max data points, 300 on the fleet panels (sets the window)")
-	fs.IntVar(&c.unitRollupDays, "unit-rollup-days", 1, "days (the latest) the per-unit rollup bsu_5m is built for; 0 = all (slow: InfluxQL pays per unit and 5-minute window)")
 	fs.IntVar(&c.runs, "runs", 3, "runs of each query; the median is reported")
 	fs.BoolVar(&c.keep, "keep", false, "keep the database afterwards (to look at it)")
 	fs.DurationVar(&c.progress, "progress", 10*time.Second, "interval of progress lines on stderr")
@@ -117,8 +117,6 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		return c, fmt.Errorf("-cadence %s: want whole seconds, at least 1s", c.cadence)
 	case c.realCadence < time.Second:
 		return c, fmt.Errorf("-real-cadence %s: want at least 1s", c.realCadence)
-	case c.unitRollupDays < 0:
-		return c, fmt.Errorf("-unit-rollup-days %d: want 0 (all) or more", c.unitRollupDays)
 	case c.writers < 1 || c.batch < 1 || c.runs < 1 || c.maxPoints < 10:
 		return c, errors.New("-writers, -batch and -runs must be at least 1, -max-points at least 10")
 	case c.output != "table" && c.output != "json":
@@ -142,8 +140,7 @@ type report struct {
 	Queries           []queryTiming `json:"queries"`
 }
 
-// cqTiming is the time one continuous query's SELECT INTO took over the
-// last Days days, one day per statement.
+// cqTiming is the time the rollup job took over the last Days days.
 type cqTiming struct {
 	CQ      string  `json:"cq"`
 	Days    int     `json:"days"`
@@ -171,15 +168,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 	if err != nil {
 		return err
 	}
-	fleetSoC, err := panelQuery(c.dashboard, panelFleetSoC)
+	fleetRaw, fleetRoll, err := panelQueries(c.dashboard, panelFleetSoC)
 	if err != nil {
 		return err
 	}
-	unitSoC, err := panelQuery(c.dashboard, panelUnitSoC)
-	if err != nil {
-		return err
-	}
-	cqs, err := influxdb.ContinuousQueries(influxdb.ContinuousQueriesText)
+	unitRaw, unitRoll, err := panelQueries(c.dashboard, panelUnitSoC)
 	if err != nil {
 		return err
 	}
@@ -222,43 +215,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 	rep.WriteSeconds = time.Since(t0).Seconds()
 	logf(stderr, "wrote %d readings in %s (%.0f readings/s)", rep.Readings, round(time.Since(t0)), float64(rep.Readings)/rep.WriteSeconds)
 
-	// The continuous queries themselves, so a bad definition fails here too.
-	for _, q := range cqs {
-		if _, err := cl.influxQL(ctx, "", q.OnDatabase(c.db)); err != nil {
-			return fmt.Errorf("continuous_queries.influxql line %d: %w", q.Line, err)
-		}
-	}
-	// The site rollup over every day; the per-unit rollup (costly: InfluxQL
-	// pays per unit and window) and the site power derived from it over the
-	// last -unit-rollup-days only.
-	unitDays := c.unitRollupDays
-	if unitDays == 0 || unitDays > c.days {
-		unitDays = c.days
-	}
-	for _, q := range cqs {
-		days := unitDays
-		if q.Name == influxdb.CQSite5m {
-			days = c.days
-		}
-		stmts, err := influxdb.ResampleStatements([]influxdb.CQ{q}, end.Add(-time.Duration(days)*24*time.Hour), end, 24*time.Hour)
-		if err != nil {
-			return err
-		}
-		t0 := time.Now()
-		for i, s := range stmts {
-			if _, err := cl.influxQL(ctx, c.db, s); err != nil {
-				return fmt.Errorf("downsample %s, statement %d of %d: %w", q.Name, i+1, len(stmts), err)
-			}
-		}
-		rep.Downsample = append(rep.Downsample, cqTiming{CQ: q.Name, Days: days, Seconds: time.Since(t0).Seconds()})
-		logf(stderr, "downsampled %d days with CQ %s's SELECT in %s", days, q.Name, round(time.Since(t0)))
-	}
-
-	bucket := c.db + "/autogen"
-	if rep.Check, err = checkAgreement(ctx, cl, fleetSoC, bucket, end.Add(-24*time.Hour), end); err != nil {
+	qc, err := rollUp(ctx, c, &rep, start, end, fleetRaw, fleetRoll, stderr)
+	if err != nil {
 		return err
 	}
-	logf(stderr, "check: %s", rep.Check)
+	defer qc.Close()
 
 	unit := f.Units[len(f.Units)-1].ID // a generation-2 unit
 	for _, span := range c.ranges {
@@ -269,37 +230,23 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 		rollPts := int64(c.sites) * int64(span/influxdb.Interval) * 2
 		factor := float64(c.cadence) / float64(c.realCadence)
 
-		flux := func(res string) func() (int, error) {
-			q := interpolate(fleetSoC, from, end, every, bucket, map[string]string{"resolution": res})
-			return func() (int, error) { rows, err := cl.flux(ctx, q); return len(rows), err }
-		}
-		ql := func(stmt string) func() (int, error) {
+		panel := func(q, res string, vars map[string]string) func() (int, error) {
+			stmt := interpolate(q, from, end, every, res, vars)
 			return func() (int, error) {
-				b, err := cl.influxQL(ctx, c.db, stmt)
-				if err != nil {
-					return 0, err
-				}
-				return influxQLSeriesRows(b)
+				n := 0
+				err := qc.Query(ctx, stmt, func(s *sinflux.Series) error { n += len(s.Values); return nil })
+				return n, err
 			}
 		}
-		unitQ := func(res string) func() (int, error) {
-			q := interpolate(unitSoC, from, end, every, bucket, map[string]string{"resolution": res, "unit": unit})
-			return func() (int, error) { rows, err := cl.flux(ctx, q); return len(rows), err }
-		}
-		where := fmt.Sprintf("WHERE time >= '%s' AND time < '%s'", from.Format(time.RFC3339), end.Format(time.RFC3339))
+		u := map[string]string{"unit": unit}
 		cases := []struct {
 			name               string
 			raw, rollup        func() (int, error)
 			rawPts, rollPts    int64
 			rollEveryForReport time.Duration
 		}{
-			{"flux fleet SoC (dashboard)", flux("raw"), flux("5m"), rawPts, rollPts, rollEvery},
-			{"influxql fleet SoC", ql(fmt.Sprintf(`SELECT mean("soc_pct") FROM "bsu" %s GROUP BY time(%s), "site"`, where, durQL(every))),
-				ql(fmt.Sprintf(`SELECT sum("soc_pct_sum") / sum("soc_pct_count") FROM "bsu_site_5m" %s GROUP BY time(%s), "site"`, where, durQL(rollEvery))), rawPts, rollPts, rollEvery},
-			{"flux one unit SoC+SoH (dashboard)", unitQ("raw"), unitQ("5m"), 2 * int64(span/c.cadence), 2 * int64(span/influxdb.Interval), rollEvery},
-		}
-		if span > time.Duration(unitDays)*24*time.Hour {
-			cases = cases[:2] // bsu_5m covers the last unitDays only
+			{"fleet SoC (dashboard panel)", panel(fleetRaw, "raw", nil), panel(fleetRoll, "5m", nil), rawPts, rollPts, rollEvery},
+			{"one unit SoC+SoH (dashboard panel)", panel(unitRaw, "raw", u), panel(unitRoll, "5m", u), 2 * int64(span/c.cadence), 2 * int64(span/influxdb.Interval), rollEvery},
 		}
 		for _, k := range cases {
 			qt := queryTiming{Query: k.name, Range: fmtDur(span), Every: fmtDur(every), RawPoints: k.rawPts, RollupPoints: k.rollPts}
@@ -324,6 +271,37 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 		}
 	}
 	return printReport(stdout, c, rep)
+}
+
+// rollUp rolls the loaded days up with the rollup job (as backfill rollup
+// runs it), records its timing and checks the fleet panel's raw and 5m
+// targets agree; it returns the InfluxQL client the timings use.
+func rollUp(ctx context.Context, c config, rep *report, start, end time.Time, fleetRaw, fleetRoll string, stderr io.Writer) (*sinflux.Client, error) {
+	icfg := sinflux.Config{URL: c.url, Bucket: c.db + "/autogen"}
+	qc, err := sinflux.NewClient(icfg)
+	if err != nil {
+		return nil, err
+	}
+	w, err := sinflux.NewWriter(icfg, nil)
+	if err != nil {
+		qc.Close()
+		return nil, err
+	}
+	defer w.Close()
+	t1 := time.Now()
+	rres, err := rollup.New(qc, w, nil).Range(ctx, start, end)
+	if err != nil {
+		qc.Close()
+		return nil, err
+	}
+	rep.Downsample = append(rep.Downsample, cqTiming{CQ: "rollup job (bsu_5m, bsu_site_5m)", Days: c.days, Seconds: time.Since(t1).Seconds()})
+	logf(stderr, "rolled up %d days (%d points) with the rollup job in %s", c.days, rres.Points, round(time.Since(t1)))
+	if rep.Check, err = checkAgreement(ctx, qc, fleetRaw, fleetRoll, end.Add(-24*time.Hour), end); err != nil {
+		qc.Close()
+		return nil, err
+	}
+	logf(stderr, "check: %s", rep.Check)
+	return qc, nil
 }
 
 // load writes the fleet's readings in time order (as live ingest would),
@@ -401,26 +379,31 @@ func load(ctx context.Context, cl *influx, c config, f *fleet.Fleet, stderr io.W
 	return bytesOut.Load(), err
 }
 
-// checkAgreement runs the fleet SoC panel raw and downsampled over [from, to)
-// with 1-hour windows and fails unless they give the same means: the rollup
-// is exact by construction (sums and counts), so any difference is a bug in
-// the CQs or the panel.
-func checkAgreement(ctx context.Context, cl *influx, query, bucket string, from, to time.Time) (string, error) {
+// checkAgreement runs the fleet SoC panel's raw and 5-minute targets over
+// [from, to) with 1-hour windows and fails unless they give the same means:
+// the rollup is exact by construction (sums and counts), so any difference
+// is a bug in the rollup job or the panel.
+func checkAgreement(ctx context.Context, qc *sinflux.Client, rawQ, rollQ string, from, to time.Time) (string, error) {
 	answers := map[string]map[string]float64{}
-	for _, res := range []string{"raw", "5m"} {
-		rows, err := cl.flux(ctx, interpolate(query, from, to, time.Hour, bucket, map[string]string{"resolution": res}))
-		if err != nil {
-			return "", fmt.Errorf("check: fleet SoC %s: %w", res, err)
-		}
+	for _, k := range []struct{ res, q string }{{"raw", rawQ}, {"5m", rollQ}} {
 		m := map[string]float64{}
-		for _, r := range rows {
-			v, err := fluxFloat(r["_value"])
-			if err != nil {
-				return "", fmt.Errorf("check: fleet SoC %s: value %q: %w", res, r["_value"], err)
+		err := qc.Query(ctx, interpolate(k.q, from, to, time.Hour, k.res, nil), func(s *sinflux.Series) error {
+			for _, row := range s.Values {
+				if row[1] == nil {
+					continue
+				}
+				v, err := sinflux.Float64(row[1])
+				if err != nil {
+					return err
+				}
+				m[fmt.Sprintf("%s %v", s.Tags["site"], row[0])] = v
 			}
-			m[r["site"]+" "+r["_time"]] = v
+			return nil
+		})
+		if err != nil {
+			return "", fmt.Errorf("check: fleet SoC %s: %w", k.res, err)
 		}
-		answers[res] = m
+		answers[k.res] = m
 	}
 	raw, roll := answers["raw"], answers["5m"]
 	if len(raw) == 0 || len(raw) != len(roll) {
@@ -468,7 +451,7 @@ func printReport(w io.Writer, c config, rep report) error {
 		rep.Units, rep.Sites, rep.Days, rep.Cadence, rep.Readings, float64(rep.LineProtocolBytes)/1e6, rep.Database)
 	fmt.Fprintf(w, "write:      %.1fs (%.0f readings/s, %d writers × %d readings)\n", rep.WriteSeconds, float64(rep.Readings)/rep.WriteSeconds, c.writers, c.batch)
 	for _, d := range rep.Downsample {
-		fmt.Fprintf(w, "downsample: CQ %-18s %2d days in %6.1fs (%.1fs per day of history)\n", d.CQ, d.Days, d.Seconds, d.Seconds/float64(d.Days))
+		fmt.Fprintf(w, "downsample: %s, %d days in %.1fs (%.1fs per day of history)\n", d.CQ, d.Days, d.Seconds, d.Seconds/float64(d.Days))
 	}
 	fmt.Fprintf(w, "check:      %s\n", rep.Check)
 	fmt.Fprintf(w, "median of %d runs; raw at %s = raw × %g (linear in points scanned, an estimate)\n\n", c.runs, fmtDur(c.realCadence), float64(c.cadence)/float64(c.realCadence))

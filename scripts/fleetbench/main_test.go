@@ -22,7 +22,7 @@ func TestRunSmallFleet(t *testing.T) {
 	db := testenv.Name(t, "fleetbench")
 	var out, errb bytes.Buffer
 	args := []string{"-url", base, "-db", db, "-dashboard", testDashboard, "-units", "12", "-sites", "3", "-days", "2",
-		"-cadence", "5m", "-ranges", "48h,24h", "-runs", "1", "-unit-rollup-days", "1", "-output", "json"}
+		"-cadence", "5m", "-ranges", "48h,24h", "-runs", "1", "-output", "json"}
 	if err := run(testenv.Context(t, 5*time.Minute), args, &out, &errb); err != nil {
 		t.Fatalf("run: %v\nstderr:\n%s", err, errb.String())
 	}
@@ -36,16 +36,16 @@ func TestRunSmallFleet(t *testing.T) {
 	if !strings.HasPrefix(rep.Check, "fleet SoC raw = downsampled") {
 		t.Errorf("check: %q", rep.Check)
 	}
-	// 48h: the two fleet queries (bsu_5m covers one day only); 24h: also the unit query.
-	if len(rep.Queries) != 5 {
-		t.Fatalf("%d query timings, want 5: %+v", len(rep.Queries), rep.Queries)
+	// Per range: the fleet panel and the unit panel.
+	if len(rep.Queries) != 4 {
+		t.Fatalf("%d query timings, want 4: %+v", len(rep.Queries), rep.Queries)
 	}
 	for _, q := range rep.Queries {
 		if q.RawRows == 0 || q.RollupRows == 0 || q.RawSeconds <= 0 || q.RollupSeconds <= 0 {
 			t.Errorf("%+v: want rows and times on both sides", q)
 		}
 	}
-	if len(rep.Downsample) != 3 || rep.Downsample[1].Days != 2 || rep.Downsample[0].Days != 1 {
+	if len(rep.Downsample) != 1 || rep.Downsample[0].Days != 2 {
 		t.Errorf("downsample timings %+v", rep.Downsample)
 	}
 	cl := &influx{base: base, hc: http.DefaultClient}
@@ -99,23 +99,10 @@ func TestGrafanaInterval(t *testing.T) {
 
 func TestInterpolateLikeGrafana(t *testing.T) {
 	from := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
-	got := interpolate(`from(bucket: v.defaultBucket) |> range(start: v.timeRangeStart, stop: v.timeRangeStop) |> aggregateWindow(every: v.windowPeriod) // "${resolution}" $unit`,
-		from, from.Add(time.Hour), 90*time.Second, "telemetry/autogen", map[string]string{"resolution": "raw", "unit": "U1"})
-	want := `from(bucket: "telemetry/autogen") |> range(start: 2026-11-01T00:00:00Z, stop: 2026-11-01T01:00:00Z) |> aggregateWindow(every: 90000ms) // "raw" U1`
+	q := `SELECT mean("soc_pct") FROM /^${fleet_source}$/ WHERE "unit" = '$unit' AND $timeFilter GROUP BY time($__interval)`
+	got := interpolate(q, from, from.Add(time.Hour), 90*time.Second, "5m", map[string]string{"unit": "U1"})
+	want := `SELECT mean("soc_pct") FROM /^bsu_site_5m$/ WHERE "unit" = 'U1' AND time >= '2026-11-01T00:00:00Z' AND time < '2026-11-01T01:00:00Z' GROUP BY time(90000ms)`
 	if got != want {
 		t.Errorf("interpolate:\n got %s\nwant %s", got, want)
-	}
-}
-
-func TestParseFluxCSV(t *testing.T) {
-	rows, err := parseFluxCSV([]byte("#datatype,string,long,double\n#group,false,false,false\n#default,_result,,\n,result,table,_value\n,,0,1.5\n,,0,2\n\n#datatype,string,long,string\n,result,table,site\n,,1,\"a, b\"\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(rows) != 3 || rows[1]["_value"] != "2" || rows[2]["site"] != "a, b" {
-		t.Errorf("rows %v", rows)
-	}
-	if _, err := parseFluxCSV([]byte("#datatype,string,string\n,error,reference\n,boom,\n")); err == nil || !strings.Contains(err.Error(), "boom") {
-		t.Errorf("error table: %v", err)
 	}
 }

@@ -25,39 +25,50 @@ type dashboard struct {
 	} `json:"panels"`
 }
 
-// panelQuery returns the Flux query of the panel titled title in the
-// dashboard file at path.
-func panelQuery(path, title string) (string, error) {
+// panelQueries returns the InfluxQL queries of the panel titled title in
+// the dashboard file at path: its raw target, then its 5-minute one.
+func panelQueries(path, title string) (raw, rollup string, err error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return "", fmt.Errorf("read dashboard: %w", err)
+		return "", "", fmt.Errorf("read dashboard: %w", err)
 	}
 	var d dashboard
 	if err := json.Unmarshal(b, &d); err != nil {
-		return "", fmt.Errorf("dashboard %s: %w", path, err)
+		return "", "", fmt.Errorf("dashboard %s: %w", path, err)
 	}
 	for _, p := range d.Panels {
 		if p.Title == title {
-			if len(p.Targets) != 1 || p.Targets[0].Query == "" {
-				return "", fmt.Errorf("dashboard %s: panel %q: want one Flux target, have %d", path, title, len(p.Targets))
+			if len(p.Targets) != 2 || p.Targets[0].Query == "" || p.Targets[1].Query == "" {
+				return "", "", fmt.Errorf("dashboard %s: panel %q: want two InfluxQL targets (raw, 5m), have %d", path, title, len(p.Targets))
 			}
-			return p.Targets[0].Query, nil
+			return p.Targets[0].Query, p.Targets[1].Query, nil
 		}
 	}
-	return "", fmt.Errorf("dashboard %s: no panel titled %q", path, title)
+	return "", "", fmt.Errorf("dashboard %s: no panel titled %q", path, title)
 }
 
-// interpolate replaces what Grafana's Flux data source replaces (its macros
-// v.timeRangeStart, v.timeRangeStop, v.windowPeriod, v.defaultBucket) and
-// the dashboard's variables.
-func interpolate(q string, from, to time.Time, every time.Duration, bucket string, vars map[string]string) string {
+// sources are the measurements the dashboard's resolution variables select.
+var sources = map[string]map[string]string{
+	"raw": {"fleet_source": "bsu", "unit_source": "bsu"},
+	"5m":  {"fleet_source": "bsu_site_5m", "unit_source": "bsu_5m"},
+}
+
+// interpolate replaces what Grafana's InfluxQL data source replaces (its
+// macros $timeFilter and $__interval) and the dashboard's variables, with
+// the resolution variables set for res ("raw" or "5m").
+func interpolate(q string, from, to time.Time, every time.Duration, res string, vars map[string]string) string {
 	pairs := []string{
-		"v.timeRangeStart", from.UTC().Format(time.RFC3339Nano),
-		"v.timeRangeStop", to.UTC().Format(time.RFC3339Nano),
-		"v.windowPeriod", strconv.FormatInt(every.Milliseconds(), 10) + "ms",
-		"v.defaultBucket", strconv.Quote(bucket),
+		"$timeFilter", fmt.Sprintf("time >= '%s' AND time < '%s'", from.UTC().Format(time.RFC3339Nano), to.UTC().Format(time.RFC3339Nano)),
+		"$__interval", strconv.FormatInt(every.Milliseconds(), 10) + "ms",
+	}
+	all := map[string]string{}
+	for k, v := range sources[res] {
+		all[k] = v
 	}
 	for k, v := range vars {
+		all[k] = v
+	}
+	for k, v := range all {
 		pairs = append(pairs, "${"+k+"}", v, "$"+k, v)
 	}
 	return strings.NewReplacer(pairs...).Replace(q)

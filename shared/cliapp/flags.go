@@ -1,9 +1,13 @@
 package cliapp
 
 import (
+	"crypto/tls"
+	"fmt"
+
 	"github.com/urfave/cli/v2"
 
 	"github.com/flexipack/cutover/shared/influx"
+	"github.com/flexipack/cutover/shared/tlsconf"
 )
 
 // Environment variables every binary reads for the services it talks to.
@@ -33,6 +37,9 @@ const (
 const (
 	FlagAMQPURL      = "amqp-url"
 	FlagAMQPMgmtURL  = "amqp-management-url"
+	FlagAMQPCAFile   = "amqp-ca-file"
+	FlagAMQPCertFile = "amqp-cert-file"
+	FlagAMQPKeyFile  = "amqp-key-file"
 	FlagPGDSN        = "pg-dsn"
 	FlagStateDSN     = "state-dsn"
 	FlagInfluxURL    = "influx-url"
@@ -52,11 +59,29 @@ const (
 	FlagOutput       = "output"
 )
 
-// AMQPFlags are the RabbitMQ connection flags.
+// AMQPFlags are the RabbitMQ connection flags: the URL and, for amqps://,
+// the TLS files (AMQPTLS reads them).
 func AMQPFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.StringFlag{Name: FlagAMQPURL, EnvVars: []string{EnvAMQPURL}, Value: "amqp://guest:guest@127.0.0.1:5672/", Usage: "RabbitMQ URL", Category: "RabbitMQ"},
+		&cli.StringFlag{Name: FlagAMQPURL, EnvVars: []string{EnvAMQPURL}, Value: "amqp://guest:guest@127.0.0.1:5672/", Usage: "RabbitMQ URL (amqps:// for TLS)", Category: "RabbitMQ"},
+		&cli.StringFlag{Name: FlagAMQPCAFile, EnvVars: []string{"AMQP_CA_FILE"}, Usage: "PEM file of the CA that signs the broker's certificate (amqps://; default: system roots)", Category: "RabbitMQ"},
+		&cli.StringFlag{Name: FlagAMQPCertFile, EnvVars: []string{"AMQP_CERT_FILE"}, Usage: "PEM client certificate for amqps:// (with --amqp-key-file)", Category: "RabbitMQ"},
+		&cli.StringFlag{Name: FlagAMQPKeyFile, EnvVars: []string{"AMQP_KEY_FILE"}, Usage: "PEM key of --amqp-cert-file", Category: "RabbitMQ"},
 	}
+}
+
+// AMQPTLS returns the TLS configuration of the --amqp-*-file flags, or nil
+// when none is set.
+func AMQPTLS(c *cli.Context) (*tls.Config, error) {
+	f := tlsconf.Files{CAFile: c.String(FlagAMQPCAFile), CertFile: c.String(FlagAMQPCertFile), KeyFile: c.String(FlagAMQPKeyFile)}
+	if f.IsZero() {
+		return nil, nil
+	}
+	cfg, err := tlsconf.Config(f, "")
+	if err != nil {
+		return nil, fmt.Errorf("rabbitmq TLS: %w", err)
+	}
+	return cfg, nil
 }
 
 // AMQPManagementFlag is the RabbitMQ management API URL (queue depth).

@@ -58,3 +58,12 @@ func KafkaConfig(c *cli.Context) kafka.Config {
 		},
 	}
 }
+
+// FlagKafkaCreateTopics is whether a binary creates its missing topics.
+const FlagKafkaCreateTopics = "kafka-create-topics"
+
+// KafkaCreateTopicsFlag lets a binary create the topics it needs at start.
+func KafkaCreateTopicsFlag() cli.Flag {
+	return &cli.BoolFlag{Name: FlagKafkaCreateTopics, EnvVars: []string{"KAFKA_CREATE_TOPICS"}, Value: true, Category: "Kafka",
+		Usage: "create the topic (and the dead-letter topic) at start when missing, with the broker's default partitions and replication; turn off where topics are managed elsewhere"}
+}

@@ -26,6 +26,8 @@ const (
 	DefaultRetryBase    = 200 * time.Millisecond
 	DefaultRetryMax     = 30 * time.Second
 	DefaultStreamWindow = 24 * time.Hour
+	// DefaultReadParallelism is Config.ReadParallelism's default.
+	DefaultReadParallelism = 2
 )
 
 // Config says where InfluxDB is and how to write to it.
@@ -67,9 +69,14 @@ type Config struct {
 	RetryBase time.Duration
 	// RetryMax caps one back-off delay (default 30s).
 	RetryMax time.Duration
-	// StreamWindow is the time span the Reader's Stream reads per query and
-	// unit; it bounds the memory the server and the reader use (default 24h).
+	// StreamWindow is the time span the Reader's Stream reads per pass (its
+	// alarms are held for the join): it bounds the memory the server and
+	// the reader use (default 24h).
 	StreamWindow time.Duration
+	// ReadParallelism is how many queries Stream runs at once, each on a
+	// slice of a StreamWindow (default 2): InfluxDB answers one query on
+	// about one core, so a verification can use more of the server.
+	ReadParallelism int
 }
 
 // withDefaults returns cfg with zero fields set to their defaults.
@@ -94,6 +101,9 @@ func (cfg Config) withDefaults() Config {
 	}
 	if cfg.StreamWindow <= 0 {
 		cfg.StreamWindow = DefaultStreamWindow
+	}
+	if cfg.ReadParallelism <= 0 {
+		cfg.ReadParallelism = DefaultReadParallelism
 	}
 	if cfg.API == "" {
 		cfg.API = APIAuto

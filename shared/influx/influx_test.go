@@ -187,6 +187,7 @@ func testRoundTrip(t *testing.T, api API) {
 	cfg, _ := freshDBFor(t, api)
 	cfg.BatchLines = 7 // several requests per Write, records never split
 	cfg.StreamWindow = 10 * time.Minute
+	cfg.ReadParallelism = 3 // slices of 3m20s: readings on both sides of slice bounds
 	ctx := testenv.Context(t, 2*time.Minute)
 	w, r := newWriter(t, cfg), newReader(t, cfg)
 	if err := w.Ping(ctx); err != nil {
@@ -237,7 +238,11 @@ func testRoundTrip(t *testing.T, api API) {
 				want = append(want, rec)
 			}
 		}
-		got := streamAll(t, r, cutFrom, cutTo, []string{"FP2-000001", odd[0].Unit, "FP2-000001"})
+		// One query at a time: each series comes in time order.
+		serial := cfg
+		serial.ReadParallelism = 1
+		got := streamAll(t, newReader(t, serial), cutFrom, cutTo, []string{"FP2-000001", odd[0].Unit, "FP2-000001"})
+		equalRecords(t, streamAll(t, r, cutFrom, cutTo, []string{"FP2-000001", odd[0].Unit}), want)
 		last := map[string]int64{}
 		for _, rec := range got {
 			if rec.TimeMs < last[rec.Unit] {

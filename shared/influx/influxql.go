@@ -290,12 +290,11 @@ func (c *Client) queryOnce(ctx context.Context, api API, q string, fn func(*Seri
 	body := newIdleReader(resp.Body, c.cfg.Timeout, cancel)
 	defer body.stop()
 	lim := &chunkLimit{r: body, max: c.cfg.MaxChunkBytes}
-	dec := json.NewDecoder(lim)
-	dec.UseNumber()
+	dec := newChunkDecoder(lim)
 	for {
 		var chunk queryResponse
 		lim.reset()
-		if err := dec.Decode(&chunk); err == io.EOF {
+		if err := dec.next(&chunk); err == io.EOF {
 			return nil
 		} else if err != nil {
 			if lim.exceeded() {
@@ -325,12 +324,15 @@ func (c *Client) queryOnce(ctx context.Context, api API, q string, fn func(*Seri
 
 // queryResponse is one JSON object of a (chunked) /query answer.
 type queryResponse struct {
-	Results []struct {
-		StatementID int      `json:"statement_id"`
-		Series      []Series `json:"series"`
-		Error       string   `json:"error"`
-	} `json:"results"`
-	Error string `json:"error"`
+	Results []result `json:"results"`
+	Error   string   `json:"error"`
+}
+
+// result is one statement's part of a queryResponse.
+type result struct {
+	StatementID int      `json:"statement_id"`
+	Series      []Series `json:"series"`
+	Error       string   `json:"error"`
 }
 
 // statusError turns a non-200 answer into a typed error.

@@ -72,6 +72,34 @@ func TestQuoteRoundTripThroughInfluxDB(t *testing.T) {
 			t.Errorf("name %d %q: got %q, want %q", i, n, got, want)
 		}
 	}
+	// Every read path that filters by unit: counts, stream, the dashboard's
+	// unit series.
+	r := newReader(t, cfg)
+	d, err := NewDashboard(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	from, to := t0, t0.Add(time.Hour)
+	for i, n := range names {
+		counts, err := r.Counts(ctx, from, to, time.Hour, []string{n})
+		if err != nil || len(counts) != 1 || counts[0].Unit != n || counts[0].N != 1 {
+			t.Errorf("name %d %q: counts %v, %v", i, n, counts, err)
+		}
+		var streamed []string
+		err = r.Stream(ctx, from, to, []string{n}, func(rec *telemetry.Record) error {
+			streamed = append(streamed, rec.Unit+"|"+rec.Site)
+			return nil
+		})
+		if want := n + "|site " + n; err != nil || len(streamed) != 1 || streamed[0] != want {
+			t.Errorf("name %d %q: stream %q, %v; want %q", i, n, streamed, err, want)
+		}
+		points := 0
+		err = d.UnitSeries(ctx, n, from, to, "soc_pct", func(time.Time, float64) error { points++; return nil })
+		if err != nil || points != 1 {
+			t.Errorf("name %d %q: unit series %d points, %v", i, n, points, err)
+		}
+	}
 }
 
 func TestQuoteIdentRoundTripThroughInfluxDB(t *testing.T) {

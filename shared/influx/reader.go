@@ -7,7 +7,10 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/flexipack/cutover/shared/telemetry"
 	"github.com/flexipack/cutover/shared/window"
@@ -188,16 +191,24 @@ func (r *Reader) Units(ctx context.Context, from, to time.Time) ([]string, error
 // (temp_<sensor>_c fields become Temps) and the bsu_alarm points of the same
 // unit and time. Alarms come back sorted by code then severity: InfluxDB
 // does not keep the order of a message. Readings come one StreamWindow at a
-// time, and within it series by series (a series is a unit with its site and
-// model), each in time order.
+// time; within it, with ReadParallelism 1, series by series (a series is a
+// unit with its site and model), each in time order; with more, the
+// window's slices interleave (each slice series by series).
 //
-// One query per StreamWindow (and per 100 units when units are given) reads
-// every unit's readings, streamed chunk by chunk; the window's alarms are
-// read first and held to be joined. Memory is bounded by one chunk and one
-// window's alarms. fn may not keep the Record: it is reused. An error from
-// fn stops the stream and is returned as is.
+// Per StreamWindow (and per 100 units when units are given) one query reads
+// the alarms, held to be joined, and ReadParallelism queries, one per slice
+// of the window, read every unit's readings, streamed chunk by chunk. fn is
+// never called concurrently. Memory is bounded by ReadParallelism chunks and
+// one window's alarms. fn may not keep the Record: it is reused. An error
+// from fn stops the stream and is returned as is.
 func (r *Reader) Stream(ctx context.Context, from, to time.Time, units []string, fn func(*telemetry.Record) error) error {
 	chunks := unitChunks(units)
+	var mu sync.Mutex
+	serial := func(rec *telemetry.Record) error {
+		mu.Lock()
+		defer mu.Unlock()
+		return fn(rec)
+	}
 	for start := from; start.Before(to); start = start.Add(r.cfg.StreamWindow) {
 		stop := start.Add(r.cfg.StreamWindow)
 		if stop.After(to) {
@@ -208,12 +219,34 @@ func (r *Reader) Stream(ctx context.Context, from, to time.Time, units []string,
 			if err != nil {
 				return err
 			}
-			if err := r.readings(ctx, start, stop, chunk, alarms, fn); err != nil {
+			g, gctx := errgroup.WithContext(ctx)
+			for _, sl := range cutSpan(start, stop, r.cfg.ReadParallelism) {
+				g.Go(func() error { return r.readings(gctx, sl.from, sl.to, chunk, alarms, serial) })
+			}
+			if err := g.Wait(); err != nil {
 				return err
 			}
 		}
 	}
 	return nil
+}
+
+type span struct{ from, to time.Time }
+
+// cutSpan cuts [from, to) into n slices of whole milliseconds.
+func cutSpan(from, to time.Time, n int) []span {
+	total := to.Sub(from)
+	n = max(1, min(n, int(total/time.Millisecond)))
+	step := (total / time.Duration(n)).Truncate(time.Millisecond)
+	out := make([]span, 0, n)
+	for i := range n {
+		s := span{from.Add(time.Duration(i) * step), from.Add(time.Duration(i+1) * step)}
+		if i == n-1 {
+			s.to = to
+		}
+		out = append(out, s)
+	}
+	return out
 }
 
 // alarmKey is a reading's identity, for joining alarms to it.
@@ -233,7 +266,7 @@ func (r *Reader) alarms(ctx context.Context, start, stop time.Time, units []stri
 		ti, xi, ci, si := s.Col("time"), s.Col("text"), s.Col("code"), s.Col("severity")
 		for _, row := range s.Values {
 			if n++; n > maxAlarmsPerSpan {
-				return fmt.Errorf("more than %d alarms in %s–%s: lower --influx-stream-window", maxAlarmsPerSpan, start.Format(time.RFC3339), stop.Format(time.RFC3339))
+				return fmt.Errorf("more than %d alarms in %s–%s: lower the stream window (influx.Config.StreamWindow)", maxAlarmsPerSpan, start.Format(time.RFC3339), stop.Format(time.RFC3339))
 			}
 			ms, err := Int64(row[ti])
 			if err != nil {

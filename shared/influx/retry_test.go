@@ -241,3 +241,22 @@ func TestAlignOffset(t *testing.T) {
 		}
 	}
 }
+
+func TestCutSpan(t *testing.T) {
+	from := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	for _, c := range []struct {
+		d    time.Duration
+		n    int
+		want int
+	}{{time.Hour, 2, 2}, {10 * time.Minute, 3, 3}, {2 * time.Millisecond, 5, 2}, {time.Hour, 0, 1}} {
+		got := cutSpan(from, from.Add(c.d), c.n)
+		if len(got) != c.want || !got[0].from.Equal(from) || !got[len(got)-1].to.Equal(from.Add(c.d)) {
+			t.Fatalf("%s in %d: %v", c.d, c.n, got)
+		}
+		for i := 1; i < len(got); i++ {
+			if !got[i].from.Equal(got[i-1].to) || got[i].from.Sub(from)%time.Millisecond != 0 {
+				t.Fatalf("%s in %d: slices %v not contiguous whole milliseconds", c.d, c.n, got)
+			}
+		}
+	}
+}

@@ -203,6 +203,36 @@ func (w *Writer) Write(ctx context.Context, recs []telemetry.Record) error {
 	return nil
 }
 
+// WriteLines writes line protocol that is not records (the rollups), with
+// millisecond timestamps, in requests of at most BatchLines lines, retried
+// like Write. lines must end with a newline. A refused point is an error
+// (naming InfluxDB's reason): such lines are a bug of their writer, not
+// bad input.
+func (w *Writer) WriteLines(ctx context.Context, lines []byte) error {
+	for len(lines) > 0 {
+		end, n := 0, 0
+		for end < len(lines) && n < w.cfg.BatchLines {
+			i := bytes.IndexByte(lines[end:], '\n')
+			if i < 0 {
+				end = len(lines)
+				break
+			}
+			end += i + 1
+			n++
+		}
+		if err := w.send(ctx, lines[:end]); err != nil {
+			var ref *refusal
+			if errors.As(err, &ref) {
+				return fmt.Errorf("influx: write to %s: points refused: %s", w.cfg.Bucket, ref.msg)
+			}
+			return err
+		}
+		w.metrics.Points.Add(float64(n))
+		lines = lines[end:]
+	}
+	return nil
+}
+
 // writeRange writes records [lo, hi), bisecting when InfluxDB refuses points.
 func (w *Writer) writeRange(ctx context.Context, recs []telemetry.Record, enc *encoded, lo, hi int, rejected *[]Rejected) error {
 	lines := enc.lineCount(lo, hi)
@@ -313,13 +343,13 @@ func (w *Writer) send(ctx context.Context, body []byte) error {
 			w.metrics.RequestSeconds.WithLabelValues("retry").Observe(elapsed)
 			w.metrics.Retries.WithLabelValues(c.reason).Inc()
 			d := nextWait(bo, c.retryAfter)
-			w.logger.Warn("influx write failed, retrying", "bucket", w.cfg.Bucket, "reason", c.reason, "error", c.msg, "attempt", attempt+1, "delay", d)
+			w.logger.Warn("influx write failed, retrying", "bucket", w.cfg.Bucket, "reason", c.reason, "error", redact.String(c.msg), "attempt", attempt+1, "delay", d)
 			if err := w.sleep(ctx, d); err != nil {
 				return fmt.Errorf("influx: write to %s: %w", w.cfg.Bucket, err)
 			}
 		default:
 			w.metrics.RequestSeconds.WithLabelValues("error").Observe(elapsed)
-			return fmt.Errorf("influx: write to %s at %s failed after %d attempt(s): %w: %s", w.cfg.Bucket, redact.URL(w.cfg.URL), attempt+1, ErrUnavailable, c.msg)
+			return fmt.Errorf("influx: write to %s at %s failed after %d attempt(s): %w: %s", w.cfg.Bucket, redact.URL(w.cfg.URL), attempt+1, ErrUnavailable, redact.String(c.msg))
 		}
 	}
 }

@@ -1,7 +1,10 @@
 // Package kafka is the Kafka side of the bus: a bus.Publisher on
 // segmentio/kafka-go that keys every message by unit (so one unit's
 // messages share a partition and stay in order), waits for all in-sync
-// replicas, and returns only when every message is acknowledged.
+// replicas, and returns only when every message is acknowledged; the
+// cluster Config (brokers, TLS, SASL) every Kafka client of the project is
+// built from; readiness by a metadata request; and a consumer group's lag
+// from its committed offsets against the partitions' end offsets.
 package kafka
 
 import (
@@ -224,3 +227,28 @@ func TopicReady(ctx context.Context, client *kafkago.Client, topic string) error
 	}
 	return fmt.Errorf("kafka topic %s: not in the metadata the cluster returned", topic)
 }
+
+// EnsureTopics creates those of topics the cluster does not have, with the
+// broker's default partition count and replication factor; topics that
+// exist are left alone. A broker that refuses (auto-creation managed
+// elsewhere, no permission) makes it return the error naming the topic.
+func EnsureTopics(ctx context.Context, client *kafkago.Client, topics ...string) error {
+	req := &kafkago.CreateTopicsRequest{}
+	for _, t := range topics {
+		req.Topics = append(req.Topics, kafkago.TopicConfig{Topic: t, NumPartitions: -1, ReplicationFactor: -1})
+	}
+	resp, err := client.CreateTopics(ctx, req)
+	if err != nil {
+		return fmt.Errorf("create kafka topics %v: %w", topics, err)
+	}
+	var errs []error
+	for t, e := range resp.Errors {
+		if e != nil && !errors.Is(e, kafkago.TopicAlreadyExists) {
+			errs = append(errs, fmt.Errorf("create kafka topic %s: %w", t, e))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Client returns the publisher's client for requests (metadata, topics).
+func (p *Publisher) Client() *kafkago.Client { return p.client }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	kafkago "github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/flexipack/cutover/shared/bus"
 	"github.com/flexipack/cutover/shared/kafka"
@@ -130,5 +131,33 @@ func TestCheckIsAMetadataRequest(t *testing.T) {
 	defer down.Close()
 	if err := down.Check(ctx); err == nil {
 		t.Fatal("no broker: ready")
+	}
+}
+
+// EnsureTopics creates missing topics with the broker's defaults and leaves
+// existing ones alone.
+func TestEnsureTopics(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, "old"), kfake.DefaultNumPartitions(4))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	cfg := kafka.Config{Brokers: c.ListenAddrs()}
+	client, err := cfg.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := testenv.Context(t, 20*time.Second)
+	if err := kafka.TopicReady(ctx, client, "new"); err == nil {
+		t.Fatal("a missing topic is ready")
+	}
+	if err := kafka.EnsureTopics(ctx, client, "old", "new", "new.dead"); err != nil {
+		t.Fatal(err)
+	}
+	for topic, want := range map[string]int{"old": 2, "new": 4, "new.dead": 4} {
+		lag, err := kafka.GroupLag(ctx, client, topic, "g")
+		if err != nil || len(lag.Partitions) != want {
+			t.Fatalf("%s: %d partitions (%v), want %d", topic, len(lag.Partitions), err, want)
+		}
 	}
 }

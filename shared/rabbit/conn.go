@@ -2,6 +2,7 @@ package rabbit
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -28,6 +29,7 @@ var ErrConnClosed = errors.New("rabbitmq connection closed by the client")
 // close. Reconnected tells them when a new connection is up.
 type Conn struct {
 	url    string
+	tls    *tls.Config // nil: defaults (system roots for amqps)
 	name   string
 	logger *slog.Logger
 
@@ -48,11 +50,24 @@ type Conn struct {
 // start). name is the connection_name client property. After the first
 // connection, the Conn redials on its own until Close.
 func Dial(ctx context.Context, url, name string, logger *slog.Logger) (*Conn, error) {
-	if _, err := amqp.ParseURI(url); err != nil {
+	return DialTLS(ctx, url, name, nil, logger)
+}
+
+// DialTLS is Dial with a TLS client configuration for amqps:// URLs (the CA
+// that signs the broker's certificate, a client certificate); nil uses the
+// system roots. It is refused with an amqp:// URL, which would silently
+// ignore it.
+func DialTLS(ctx context.Context, url, name string, tlsCfg *tls.Config, logger *slog.Logger) (*Conn, error) {
+	uri, err := amqp.ParseURI(url)
+	if err == nil && tlsCfg != nil && uri.Scheme != "amqps" {
+		return nil, fmt.Errorf("rabbitmq url %s: TLS options given but the URL is not amqps://", redact.URL(url))
+	}
+	if err != nil {
 		return nil, fmt.Errorf("rabbitmq url %s: %w", redact.URL(url), redact.URLError(err))
 	}
 	c := &Conn{
 		url:       url,
+		tls:       tlsCfg,
 		name:      name,
 		logger:    logger.With("component", "rabbitmq", "connection", name),
 		up:        make(chan struct{}),
@@ -81,6 +96,9 @@ func (c *Conn) dial() (*amqp.Connection, error) {
 		Heartbeat:  10 * time.Second,
 		Locale:     "en_US",
 		Dial:       amqp.DefaultDial(5 * time.Second),
+	}
+	if c.tls != nil {
+		cfg.TLSClientConfig = c.tls.Clone() // the handshake may mutate it
 	}
 	conn, err := amqp.DialConfig(c.url, cfg)
 	if err != nil {

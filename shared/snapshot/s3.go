@@ -3,11 +3,10 @@ package snapshot
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
+	"os"
 	"sort"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -74,13 +73,14 @@ func NewS3Store(ctx context.Context, cfg S3Config) (*S3Store, error) {
 		return nil, errors.New("s3: give both the access key id and the secret access key, or neither (AWS credential chain)")
 	}
 	if cfg.CAFile != "" {
-		pool, err := tlsconf.CertPool(cfg.CAFile)
-		if err != nil {
+		if _, err := tlsconf.CertPool(cfg.CAFile); err != nil { // a clear error for a bad file
 			return nil, fmt.Errorf("s3: %w", err)
 		}
-		tr := http.DefaultTransport.(*http.Transport).Clone()
-		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
-		opts = append(opts, config.WithHTTPClient(&http.Client{Transport: tr}))
+		pem, err := os.ReadFile(cfg.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("s3: CA file: %w", err)
+		}
+		opts = append(opts, config.WithCustomCABundle(bytes.NewReader(pem)))
 	}
 	awsCfg, err := config.LoadDefaultConfig(ctx, opts...)
 	if err != nil {

@@ -3,12 +3,16 @@ package testenv
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/flexipack/cutover/shared/tlsconf/tlstest"
 )
 
 // Proc is a private service instance a test can stop and start again, for
@@ -203,6 +207,25 @@ type PrivatePostgres struct {
 // test ends. It runs the server as the postgres OS user when run as root.
 func StartPostgres(t testing.TB) *PrivatePostgres {
 	t.Helper()
+	return startPostgres(t, nil)
+}
+
+// StartPostgresTLS is StartPostgres with TLS on (ssl=on, the server
+// certificate and key of ca); plain connections are still accepted. DSN
+// stays sslmode=disable; VerifyFullDSN connects with sslmode=verify-full.
+func StartPostgresTLS(t testing.TB, ca *tlstest.CA) *PrivatePostgres {
+	t.Helper()
+	return startPostgres(t, ca)
+}
+
+// VerifyFullDSN is the DSN of a StartPostgresTLS cluster with
+// sslmode=verify-full and caFile as the root certificate.
+func (p *PrivatePostgres) VerifyFullDSN(caFile string) string {
+	return strings.Replace(p.DSN, "sslmode=disable", "sslmode=verify-full&sslrootcert="+url.QueryEscape(caFile), 1)
+}
+
+func startPostgres(t testing.TB, ca *tlstest.CA) *PrivatePostgres {
+	t.Helper()
 	binDir, err := pgBinDir()
 	if err != nil {
 		t.Fatalf("testenv: %v", err)
@@ -228,6 +251,10 @@ func StartPostgres(t testing.TB) *PrivatePostgres {
 	if out, err := asPG(filepath.Join(binDir, "initdb"), "-D", data, "-A", "trust", "-U", "postgres", "--no-sync").CombinedOutput(); err != nil {
 		t.Fatalf("testenv: initdb: %v: %s", err, out)
 	}
+	var sslArgs []string
+	if ca != nil {
+		sslArgs = pgTLSFiles(t, ca, data)
+	}
 	port := FreePort(t)
 	dsn := fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", port)
 	logPath := filepath.Join(dir, "postgres.log")
@@ -236,6 +263,7 @@ func StartPostgres(t testing.TB) *PrivatePostgres {
 		start: func() (*exec.Cmd, error) {
 			cmd := asPG(filepath.Join(binDir, "postgres"), "-D", data, "-p", fmt.Sprint(port), "-c", "listen_addresses=127.0.0.1",
 				"-c", "unix_socket_directories="+dir, "-c", "fsync=off", "-c", "max_connections=200")
+			cmd.Args = append(cmd.Args, sslArgs...)
 			f, err := os.OpenFile(logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o666)
 			if err != nil {
 				return nil, err
@@ -260,6 +288,29 @@ func StartPostgres(t testing.TB) *PrivatePostgres {
 	p.Start()
 	t.Cleanup(p.Stop)
 	return p
+}
+
+// pgTLSFiles copies ca's server certificate and key into the data folder
+// (owned by the server's user, mode 0600 as PostgreSQL demands) and returns
+// the server flags that turn TLS on.
+func pgTLSFiles(t testing.TB, ca *tlstest.CA, data string) []string {
+	t.Helper()
+	cert, key := filepath.Join(data, "server.crt"), filepath.Join(data, "server.key")
+	for src, dst := range map[string]string{ca.ServerCert: cert, ca.ServerKey: key} {
+		b, err := os.ReadFile(src)
+		if err != nil {
+			t.Fatalf("testenv: %v", err)
+		}
+		if err := os.WriteFile(dst, b, 0o600); err != nil {
+			t.Fatalf("testenv: %v", err)
+		}
+		if os.Geteuid() == 0 {
+			if out, err := exec.Command("chown", "postgres:postgres", dst).CombinedOutput(); err != nil {
+				t.Fatalf("testenv: chown %s: %v: %s", dst, err, out)
+			}
+		}
+	}
+	return []string{"-c", "ssl=on", "-c", "ssl_cert_file=" + cert, "-c", "ssl_key_file=" + key}
 }
 
 func pgBinDir() (string, error) {

@@ -120,16 +120,27 @@ func BenchmarkVerify(b *testing.B) {
 			return err
 		}
 	}
-	var tQL, tFlux time.Duration
+	cpu, err := serverCPU(d.db.URL)
+	if err != nil {
+		b.Fatalf("InfluxDB's CPU time: %v", err)
+	}
+	var tQL, tFlux, cQL, cFlux time.Duration
 	for b.Loop() {
+		c0 := cpu()
 		tQL += timed(b, run(ql))
+		c1 := cpu()
 		tFlux += timed(b, run(fx))
+		cQL, cFlux = cQL+c1-c0, cFlux+cpu()-c1
 	}
 	n := float64(b.N) * float64(d.readings)
 	b.ReportMetric(n/tQL.Seconds(), "influxql_readings/s")
 	b.ReportMetric(n/tFlux.Seconds(), "flux_readings/s")
 	b.ReportMetric(tFlux.Seconds()/tQL.Seconds(), "ratio")
 	b.ReportMetric(float64(d.readings), "readings")
+	// InfluxDB's own CPU per verified reading: what bounds the rate on an
+	// idle machine (1e6 / µs per reading = readings/s per InfluxDB core).
+	b.ReportMetric(float64(cQL.Microseconds())/n, "influxql_influxd_cpu_us/reading")
+	b.ReportMetric(float64(cFlux.Microseconds())/n, "flux_influxd_cpu_us/reading")
 }
 
 // BenchmarkGapCounts counts InfluxDB's readings per unit and 1h window over
@@ -170,4 +181,37 @@ func BenchmarkGapCounts(b *testing.B) {
 	b.ReportMetric(n/tQL.Seconds(), "influxql_readings/s")
 	b.ReportMetric(n/tFlux.Seconds(), "flux_readings/s")
 	b.ReportMetric(tFlux.Seconds()/tQL.Seconds(), "ratio")
+}
+
+// BenchmarkVerifyParts times each store's stream alone over the data set's
+// day (what bounds BenchmarkVerify: the two run concurrently), InfluxDB's
+// with one query at a time and with two slices read in parallel.
+func BenchmarkVerifyParts(b *testing.B) {
+	d := loadBench(b)
+	reader := func(p int) *influx.Reader {
+		r, err := influx.NewReader(influx.Config{URL: d.db.URL, Token: d.db.Token, Org: d.db.Org, Bucket: d.db.Bucket, ReadParallelism: p}, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(r.Close)
+		return r
+	}
+	ql1, ql2 := reader(1), reader(2)
+	ctx := context.Background()
+	stream := func(src verify.Source) func() error {
+		return func() error {
+			var h uint64
+			return src.Stream(ctx, d.from, d.to, nil, func(r *telemetry.Record) error { h += verify.RecordHash(r); return nil })
+		}
+	}
+	var tLeg, tQL1, tQL2 time.Duration
+	for b.Loop() {
+		tLeg += timed(b, stream(d.legacy))
+		tQL1 += timed(b, stream(ql1))
+		tQL2 += timed(b, stream(ql2))
+	}
+	n := float64(b.N) * float64(d.readings)
+	b.ReportMetric(n/tLeg.Seconds(), "legacy_readings/s")
+	b.ReportMetric(n/tQL1.Seconds(), "influxql_p1_readings/s")
+	b.ReportMetric(n/tQL2.Seconds(), "influxql_p2_readings/s")
 }

@@ -51,17 +51,31 @@ type checkResult struct {
 	Errors []string `json:"errors,omitempty"`
 }
 
-func rulesCheckAction(c *cli.Context) error {
+// rulesConfig is what rules check and rules test read from the command line.
+type rulesConfig struct {
+	Files  []string
+	Output string // table or json
+}
+
+func rulesConfigFrom(c *cli.Context, what string) (rulesConfig, error) {
 	out, err := cliapp.Output(c)
+	if err != nil {
+		return rulesConfig{}, err
+	}
+	if c.NArg() == 0 {
+		return rulesConfig{}, cliapp.Exitf(cliapp.ExitFailure, "rules %s: name at least one file; see --help", what)
+	}
+	return rulesConfig{Files: c.Args().Slice(), Output: out}, nil
+}
+
+func rulesCheckAction(c *cli.Context) error {
+	cfg, err := rulesConfigFrom(c, "check")
 	if err != nil {
 		return err
 	}
-	if c.NArg() == 0 {
-		return cliapp.Exitf(cliapp.ExitFailure, "rules check: name at least one rule file")
-	}
 	var results []checkResult
 	bad := false
-	for _, f := range c.Args().Slice() {
+	for _, f := range cfg.Files {
 		r := checkResult{File: f}
 		set, err := rules.Load(f)
 		if err != nil {
@@ -72,7 +86,7 @@ func rulesCheckAction(c *cli.Context) error {
 		}
 		results = append(results, r)
 	}
-	printCheck(c.App.Writer, out, results)
+	printCheck(c.App.Writer, cfg.Output, results)
 	if bad {
 		return cliapp.Exit(nil, cliapp.ExitGate)
 	}
@@ -108,15 +122,12 @@ func printCheck(w io.Writer, out string, results []checkResult) {
 }
 
 func rulesTestAction(c *cli.Context) error {
-	out, err := cliapp.Output(c)
+	cfg, err := rulesConfigFrom(c, "test")
 	if err != nil {
 		return err
 	}
-	if c.NArg() == 0 {
-		return cliapp.Exitf(cliapp.ExitFailure, "rules test: name at least one test file")
-	}
 	var all []ruletest.Result
-	for _, f := range c.Args().Slice() {
+	for _, f := range cfg.Files {
 		res, err := ruletest.RunFile(f)
 		if err != nil {
 			return cliapp.Exit(err, cliapp.ExitFailure)
@@ -129,7 +140,7 @@ func rulesTestAction(c *cli.Context) error {
 			failed++
 		}
 	}
-	if out == "json" {
+	if cfg.Output == "json" {
 		_ = json.NewEncoder(c.App.Writer).Encode(all)
 	} else {
 		for _, r := range all {

@@ -2,6 +2,7 @@ package cmd
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"os"
@@ -9,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/urfave/cli/v2"
 	"golang.org/x/sync/errgroup"
 
@@ -47,6 +49,7 @@ type runConfig struct {
 	HTTPAddr        string
 	RulesFile       string
 	AMQPURL         string
+	AMQPTLS         *tls.Config // nil: no --amqp-*-file given
 	Topology        rabbit.Topology
 	Prefetch        int
 	StateDSN        string
@@ -94,14 +97,7 @@ func runFlags() []cli.Flag {
 			topo = append(topo, f)
 		}
 	}
-	var influxFlags []cli.Flag
-	for _, f := range cliapp.InfluxFlags() {
-		switch f.Names()[0] {
-		case cliapp.FlagInfluxURL, cliapp.FlagInfluxToken, cliapp.FlagInfluxOrg, cliapp.FlagInfluxBucket, cliapp.FlagInfluxTimeout:
-			influxFlags = append(influxFlags, f)
-		}
-	}
-	return cliapp.Merge(own, cliapp.AMQPFlags(), topo, cliapp.KafkaFlags(), cliapp.StateFlags(), influxFlags)
+	return cliapp.Merge(own, cliapp.AMQPFlags(), topo, cliapp.KafkaFlags(), cliapp.StateFlags(), cliapp.InfluxFlags())
 }
 
 // The Alertmanager URL may carry basic-auth credentials: it gets an
@@ -119,11 +115,14 @@ func runConfigFrom(c *cli.Context) (runConfig, error) {
 		AMQPURL: c.String(cliapp.FlagAMQPURL), Topology: topo, Prefetch: c.Int(flagPrefetch),
 		StateDSN: c.String(cliapp.FlagStateDSN), AlertmanagerURL: c.String(flagAlertmanagerURL),
 		AMTimeout: c.Duration(flagAMTimeout), Resend: c.Duration(flagResend), InfluxPoints: c.Bool(flagInfluxPoints),
-		Influx: notify.InfluxConfig{URL: c.String(cliapp.FlagInfluxURL), Token: c.String(cliapp.FlagInfluxToken),
-			Org: c.String(cliapp.FlagInfluxOrg), Bucket: c.String(cliapp.FlagInfluxBucket), Timeout: c.Duration(cliapp.FlagInfluxTimeout)},
+		Influx:  notify.InfluxConfig{Influx: cliapp.InfluxConfig(c)},
 		Service: service.Config{BatchSize: c.Int(flagBatchSize), Linger: c.Duration(flagLinger), TickInterval: c.Duration(flagTick)},
 	}
 	if err := topo.Validate(); err != nil {
+		return cfg, err
+	}
+	var err error
+	if cfg.AMQPTLS, err = cliapp.AMQPTLS(c); err != nil {
 		return cfg, err
 	}
 	switch cfg.Bus {
@@ -219,7 +218,7 @@ func runAlert(ctx context.Context, cfg runConfig, logger *slog.Logger) error {
 		return err
 	}
 	srv.AddReadiness(obs.ReadinessCheck{Name: "alert", Check: svc.Check})
-	return serve(ctx, cfg, srv, svc, logger)
+	return serve(ctx, cfg, srv, svc, reg, logger)
 }
 
 // openSource opens the bus --bus names: the alert queue on RabbitMQ, or the
@@ -232,7 +231,7 @@ func openSource(ctx context.Context, cfg runConfig, logger *slog.Logger) (source
 		}
 		return src, func() { _ = src.Close() }, nil
 	}
-	conn, err := rabbit.Dial(ctx, cfg.AMQPURL, cfg.ID, logger)
+	conn, err := rabbit.DialTLS(ctx, cfg.AMQPURL, cfg.ID, cfg.AMQPTLS, logger)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -245,7 +244,9 @@ func openSource(ctx context.Context, cfg runConfig, logger *slog.Logger) (source
 }
 
 // serve runs the HTTP server, the service and the SIGHUP reloader until ctx ends.
-func serve(ctx context.Context, cfg runConfig, srv *obs.Server, svc *service.Service, logger *slog.Logger) error {
+func serve(ctx context.Context, cfg runConfig, srv *obs.Server, svc *service.Service, reg prometheus.Registerer, logger *slog.Logger) error {
+	reloads := obs.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{Name: "alert_rule_reloads_total",
+		Help: "Rule reloads on SIGHUP, by result: ok, or refused (the file has errors; the old rules stay)."}, []string{"result"}))
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -259,9 +260,11 @@ func serve(ctx context.Context, cfg runConfig, srv *obs.Server, svc *service.Ser
 			case <-hup:
 				set, err := rules.Load(cfg.RulesFile)
 				if err != nil {
+					reloads.WithLabelValues("refused").Inc()
 					logger.Error("rule reload refused; the old rules stay", "file", cfg.RulesFile, "err", err)
 					continue
 				}
+				reloads.WithLabelValues("ok").Inc()
 				svc.Reload(set)
 			}
 		}

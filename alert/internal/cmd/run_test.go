@@ -6,10 +6,10 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -17,6 +17,7 @@ import (
 
 	"github.com/flexipack/cutover/alert/internal/notify"
 	"github.com/flexipack/cutover/alert/internal/service"
+	"github.com/flexipack/cutover/shared/influx"
 	"github.com/flexipack/cutover/shared/rabbit"
 	"github.com/flexipack/cutover/shared/testenv"
 )
@@ -62,7 +63,7 @@ func newRunHarness(t testing.TB, amURL string) *runHarness {
 		Topology: rabbit.Topology{Exchange: name + ".x", Queue: name + ".q", QueueType: "classic", BindingKey: "bsu.#",
 			DeadExchange: name + ".dlx", DeadQueue: name + ".dead"},
 		Prefetch: 100, StateDSN: testenv.Postgres(t), AlertmanagerURL: amURL, AMTimeout: 2 * time.Second, Resend: time.Second,
-		InfluxPoints: true, Influx: notify.InfluxConfig{URL: idb.URL, Token: idb.Token, Org: idb.Org, Bucket: idb.Bucket},
+		InfluxPoints: true, Influx: notify.InfluxConfig{Influx: influx.Config{URL: idb.URL, Token: idb.Token, Org: idb.Org, Bucket: idb.Bucket}},
 		Service: service.Config{BatchSize: 50, Linger: 10 * time.Millisecond, TickInterval: 100 * time.Millisecond},
 	}}
 	conn, err := amqp.Dial(h.cfg.AMQPURL)
@@ -211,25 +212,37 @@ func TestRunAgainstAlertmanager(t *testing.T) {
 			return influxCount(h.cfg.Influx, unitA, 2)
 		})
 	})
+	t.Run("SIGHUP reloads the rules", func(t *testing.T) { h.reload(t, am, hook, unitA, t1.Add(10*time.Second)) })
 	stop()
 }
 
 // influxCount checks InfluxDB holds at least want bsu_alert points of unit.
 func influxCount(cfg notify.InfluxConfig, unit string, want int) error {
-	db, _, _ := strings.Cut(cfg.Bucket, "/")
-	q := url.Values{"db": {db}, "q": {fmt.Sprintf(`SELECT count("value") FROM bsu_alert WHERE unit = '%s'`, unit)}}
-	resp, err := http.Get(cfg.URL + "/query?" + q.Encode())
+	c, err := influx.NewClient(cfg.Influx)
 	if err != nil {
 		return err
 	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	for n := want; n < want+10; n++ {
-		if strings.Contains(string(body), fmt.Sprintf(",%d]", n)) {
-			return nil
+	defer c.Close()
+	var n int64
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err = c.Query(ctx, `SELECT count("value") FROM bsu_alert WHERE unit = `+influx.QuoteString(unit), func(s *influx.Series) error {
+		for _, row := range s.Values {
+			v, err := influx.Int64(row[s.Col("count")])
+			if err != nil {
+				return err
+			}
+			n += v
 		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
-	return fmt.Errorf("want %d points: %s", want, body)
+	if n < int64(want) {
+		return fmt.Errorf("%d bsu_alert points of %s, want at least %d", n, unit, want)
+	}
+	return nil
 }
 
 // alertmanagerDown stops Alertmanager, raises an alert, checks the service
@@ -252,6 +265,36 @@ func (h *runHarness) alertmanagerDown(t *testing.T, am *privateAM, hook *webhook
 	testenv.Eventually(t, 30*time.Second, "alert delivered after alertmanager came back", func() error {
 		if hook.count(unitB, "firing") == 0 {
 			return fmt.Errorf("no firing notification for %s", unitB)
+		}
+		return nil
+	})
+}
+
+// reload lowers the Hot threshold to 50 °C in the rule file, sends SIGHUP
+// (the service catches it), and checks a 52 °C reading now fires.
+func (h *runHarness) reload(t *testing.T, am *privateAM, hook *webhook, unit string, at time.Time) {
+	rules := strings.Replace(testRules, "temp_cell_max_c > 55", "temp_cell_max_c > 50", 1)
+	rules = strings.Replace(rules, "temp_cell_max_c < 50", "temp_cell_max_c < 45", 1)
+	if err := os.WriteFile(h.cfg.RulesFile, []byte(rules), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 10*time.Second, "rules reloaded", func() error {
+		if v := h.metric(`alert_rule_reloads_total{result="ok"}`); v != "1" {
+			return fmt.Errorf("reloads %q", v)
+		}
+		return nil
+	})
+	before := hook.count(unit, "firing")
+	h.publish(unit, at, 52)
+	testenv.Eventually(t, 20*time.Second, "alert under the reloaded rule", func() error {
+		if a, err := am.activeAlert(unit); err != nil || a == nil {
+			return fmt.Errorf("not active in alertmanager (%v)", err)
+		}
+		if n := hook.count(unit, "firing"); n <= before {
+			return fmt.Errorf("%d firing notifications for %s, still %d", n, unit, before)
 		}
 		return nil
 	})

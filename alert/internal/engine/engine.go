@@ -15,6 +15,9 @@
 //     state backwards (history already notified is not rewritten). Older
 //     than that, it is dropped and counted. A reading at exactly the
 //     frontier is a redelivery and is ignored.
+//   - A reading more than the allowed lateness ahead of the wall clock is
+//     dropped and counted: evaluated, it would move its unit's frontier into
+//     the future and make the unit's true readings look late.
 //   - The clock absence rules read is the fleet watermark: the newest
 //     reading time seen from any unit, never ahead of the wall clock, minus
 //     the allowed lateness. A backlog (the alert service catching up after a
@@ -99,6 +102,7 @@ type Stats struct {
 	Late        int64 // readings behind their unit's frontier but within the allowed lateness
 	TooLate     int64 // readings dropped as later than the allowed lateness
 	Duplicates  int64 // readings at their unit's frontier (redeliveries)
+	Future      int64 // readings more than the allowed lateness ahead of the wall clock (dropped)
 	Evaluations int64 // rule evaluations
 }
 
@@ -228,6 +232,12 @@ func (e *Engine) Observe(recs []telemetry.Record) {
 	nowMs := e.now().UnixMilli()
 	for _, i := range e.order {
 		r := &recs[i]
+		if r.TimeMs > nowMs+e.lateMs {
+			// A unit whose clock runs ahead would otherwise push its frontier
+			// into the future and make its own true readings look late.
+			e.stats.Future++
+			continue
+		}
 		if r.TimeMs > e.watermark {
 			e.watermark = min(r.TimeMs, nowMs)
 		}

@@ -23,7 +23,7 @@ func mustRules(t *testing.T, src string) *rules.Set {
 func TestRecordsMayAliasAReusedBuffer(t *testing.T) {
 	set := mustRules(t, "rules:\n  - {name: Hot, kind: threshold, expr: temp_cell_max_c > 55, severity: critical}\n")
 	now := time.Date(2026, 1, 1, 1, 0, 0, 0, time.UTC)
-	e := New(set, Options{Now: func() time.Time { return now }})
+	e := New(set, Options{Now: func() time.Time { return now.Add(time.Hour) }})
 	buf := []byte("U1site")
 	alias := func(b []byte) string { return unsafe.String(&b[0], len(b)) }
 	for i, id := range []string{"U1", "U2", "U1", "U2"} {
@@ -50,7 +50,7 @@ func TestReloadKeepsState(t *testing.T) {
 	e := New(mustRules(t, `rules:
   - {name: Hot, kind: threshold, expr: temp_cell_max_c > 55, for: 2m, severity: critical}
   - {name: Warm, kind: threshold, expr: temp_cell_max_c > 40, severity: warning}
-`), Options{Now: func() time.Time { return now }})
+`), Options{Now: func() time.Time { return now.Add(time.Hour) }})
 	rec := func(at time.Duration, temp float64) []telemetry.Record {
 		return []telemetry.Record{{Unit: "U1", Site: "s", TimeMs: now.Add(at).UnixMilli(), Temps: []telemetry.Temp{{Sensor: "cell_max", C: temp}}}}
 	}

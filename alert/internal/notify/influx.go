@@ -1,24 +1,19 @@
 package notify
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
-	"net/http"
-	"net/url"
 	"sort"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/flexipack/cutover/alert/internal/engine"
+	"github.com/flexipack/cutover/shared/influx"
 	"github.com/flexipack/cutover/shared/obs"
-	"github.com/flexipack/cutover/shared/redact"
 	"github.com/flexipack/cutover/shared/retry"
 )
 
@@ -27,8 +22,9 @@ const Measurement = "bsu_alert"
 
 // InfluxConfig names the InfluxDB bucket bsu_alert points go to.
 type InfluxConfig struct {
-	URL, Token, Org, Bucket string
-	Timeout                 time.Duration
+	// Influx is where the points go, written through the project's one
+	// InfluxDB writer (every API version, TLS, retries of 429/5xx).
+	Influx influx.Config
 	// MaxQueued bounds the points held while InfluxDB is down; the oldest
 	// are dropped (and counted) beyond it. Default 100,000.
 	MaxQueued int
@@ -43,7 +39,7 @@ type InfluxConfig struct {
 // them.
 type InfluxPoints struct {
 	cfg    InfluxConfig
-	client *http.Client
+	writer *influx.Writer
 	logger *slog.Logger
 
 	mu    sync.Mutex
@@ -54,19 +50,15 @@ type InfluxPoints struct {
 
 // NewInfluxPoints returns a writer; Run writes.
 func NewInfluxPoints(cfg InfluxConfig, logger *slog.Logger, reg prometheus.Registerer) (*InfluxPoints, error) {
-	if _, err := url.Parse(cfg.URL); err != nil || cfg.URL == "" {
-		return nil, fmt.Errorf("influx url %q: want http(s)://host:port", redact.URL(cfg.URL))
-	}
-	if cfg.Bucket == "" {
-		return nil, fmt.Errorf("influx bucket is empty")
-	}
-	if cfg.Timeout <= 0 {
-		cfg.Timeout = 10 * time.Second
+	cfg.Influx.MaxRetries = -1 // Run retries, with the queue kept
+	wr, err := influx.NewWriter(cfg.Influx, logger)
+	if err != nil {
+		return nil, fmt.Errorf("bsu_alert points: %w", err)
 	}
 	if cfg.MaxQueued <= 0 {
 		cfg.MaxQueued = 100000
 	}
-	return &InfluxPoints{cfg: cfg, client: &http.Client{Timeout: cfg.Timeout}, logger: logger,
+	return &InfluxPoints{cfg: cfg, writer: wr, logger: logger,
 		written:  obs.Register(reg, prometheus.NewCounter(prometheus.CounterOpts{Name: "alert_influx_points_written_total", Help: "bsu_alert points written to InfluxDB."})),
 		dropped:  obs.Register(reg, prometheus.NewCounter(prometheus.CounterOpts{Name: "alert_influx_points_dropped_total", Help: "bsu_alert points dropped because the queue was full while InfluxDB was down."})),
 		failures: obs.Register(reg, prometheus.NewCounter(prometheus.CounterOpts{Name: "alert_influx_write_failures_total", Help: "Failed writes of bsu_alert points (retried)."})),
@@ -124,23 +116,12 @@ func (w *InfluxPoints) Flush(ctx context.Context) error {
 	if len(lines) == 0 {
 		return nil
 	}
-	body := bytes.Join(lines, []byte{'\n'})
-	q := url.Values{"bucket": {w.cfg.Bucket}, "org": {w.cfg.Org}, "precision": {"ms"}}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(w.cfg.URL, "/")+"/api/v2/write?"+q.Encode(), bytes.NewReader(body))
-	if err != nil {
-		return err
+	var body []byte
+	for _, l := range lines {
+		body = append(append(body, l...), '\n')
 	}
-	if w.cfg.Token != "" {
-		req.Header.Set("Authorization", "Token "+w.cfg.Token)
-	}
-	resp, err := w.client.Do(req)
-	if err != nil {
-		return redact.Error(fmt.Errorf("write %d bsu_alert points: %w", len(lines), err))
-	}
-	defer resp.Body.Close()
-	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("write %d bsu_alert points: %s: %s", len(lines), resp.Status, bytes.TrimSpace(msg))
+	if err := w.writer.WriteLines(ctx, body); err != nil {
+		return fmt.Errorf("write %d bsu_alert points: %w", len(lines), err)
 	}
 	w.mu.Lock()
 	w.lines = append(w.lines[:0], w.lines[len(lines):]...)

@@ -7,7 +7,7 @@ import (
 
 // Every rules test file shipped with the default rules passes.
 func TestShippedRuleTests(t *testing.T) {
-	files, err := filepath.Glob("../../rules/tests/*.yml")
+	files, err := filepath.Glob("../../rules/tests/*.test.yml")
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no rule test files found: %v", err)
 	}

@@ -17,6 +17,7 @@ type metrics struct {
 	alerts      *prometheus.GaugeVec
 	units       prometheus.Gauge
 	rules       prometheus.Gauge
+	lag         prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -26,7 +27,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		rejected: obs.Register(reg, prometheus.NewCounter(prometheus.CounterOpts{Name: "alert_rejected_samples_total",
 			Help: "Samples the codec rejected inside otherwise decodable messages."})),
 		readings: obs.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{Name: "alert_readings_total",
-			Help: "Readings seen, by timeliness: on_time, late (within the allowed lateness), too_late (dropped), duplicate (ignored)."}, []string{"timeliness"})),
+			Help: "Readings seen, by timeliness: on_time, late (within the allowed lateness), too_late (dropped), duplicate (ignored), future (more than the allowed lateness ahead of the clock, dropped)."}, []string{"timeliness"})),
 		evaluations: obs.Register(reg, prometheus.NewCounter(prometheus.CounterOpts{Name: "alert_evaluations_total",
 			Help: "Rule evaluations (one per rule per reading)."})),
 		evalSeconds: obs.Register(reg, prometheus.NewHistogram(prometheus.HistogramOpts{Name: "alert_evaluation_seconds",
@@ -39,6 +40,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Units the engine tracks."})),
 		rules: obs.Register(reg, prometheus.NewGauge(prometheus.GaugeOpts{Name: "alert_rules",
 			Help: "Rules loaded."})),
+		lag: obs.Register(reg, prometheus.NewGauge(prometheus.GaugeOpts{Name: "alert_watermark_lag_seconds",
+			Help: "Wall clock minus the newest reading time evaluated (the fleet clock absence rules read): how far behind live the evaluation is."})),
 	}
 }
 
@@ -54,6 +57,7 @@ func (m *metrics) observe(st engine.Stats, prev *engine.Stats, changes []engine.
 	m.readings.WithLabelValues("late").Add(float64(st.Late - prev.Late))
 	m.readings.WithLabelValues("too_late").Add(float64(st.TooLate - prev.TooLate))
 	m.readings.WithLabelValues("duplicate").Add(float64(st.Duplicates - prev.Duplicates))
+	m.readings.WithLabelValues("future").Add(float64(st.Future - prev.Future))
 	m.evaluations.Add(float64(st.Evaluations - prev.Evaluations))
 	*prev = st
 	m.units.Set(float64(units))

@@ -247,6 +247,9 @@ func (s *Service) commit(ctx context.Context, units bool) error {
 		s.lastUnits = s.deps.Now()
 	}
 	s.m.observe(s.eng.Stats(), &s.prev, changes, s.eng.Units())
+	if w := s.eng.Watermark(); !w.IsZero() {
+		s.m.lag.Set(s.deps.Now().Sub(w).Seconds())
+	}
 	if len(changes) == 0 && len(dirty) == 0 {
 		return nil
 	}

@@ -14,5 +14,5 @@ func New() *cli.App {
 the same layout). 'gaps' lists the windows where InfluxDB has fewer readings than the
 snapshots; 'run' replays exactly those windows, throttled, resumable and controllable at
 run time; 'snapshot' writes a snapshot of the legacy store, as the legacy backup job does.`,
-		gapsCommand(), runCommand(), snapshotCommand())
+		gapsCommand(), runCommand(), snapshotCommand(), rollupCommand())
 }

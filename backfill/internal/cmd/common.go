@@ -26,7 +26,6 @@ const (
 	flagFrom        = "from"
 	flagTo          = "to"
 	flagWindow      = "window"
-	flagUnits       = "units"
 	flagSites       = "sites"
 	flagFromLedger  = "from-ledger"
 	flagSpillDir    = "spill-dir"
@@ -43,16 +42,15 @@ func sourceFlags() []cli.Flag {
 
 // rangeFlags select the readings to compare and repair.
 func rangeFlags() []cli.Flag {
-	return []cli.Flag{
+	return append(cliapp.UnitFlags("Range", "only these units"), []cli.Flag{
 		&cli.StringFlag{Name: flagFrom, Value: "24h", Usage: "start of the range: RFC 3339 time, or a duration before now such as 24h", Category: "Range"},
 		&cli.StringFlag{Name: flagTo, Value: "now", Usage: "end of the range (exclusive): RFC 3339 time, a duration before now, or now", Category: "Range"},
 		&cli.DurationFlag{Name: flagWindow, Value: time.Hour, Usage: "width of the windows counts are compared and repaired in, aligned to the epoch (1h windows start on the hour, UTC)", Category: "Range"},
-		&cli.StringSliceFlag{Name: flagUnits, Usage: "only these units (comma-separated unit ids)", Category: "Range"},
 		&cli.StringSliceFlag{Name: flagSites, Usage: "only readings of these sites (comma-separated)", Category: "Range"},
 		&cli.BoolFlag{Name: flagFromLedger, Usage: "take the windows from the consumer's gap ledger (open entries for InfluxDB overlapping the range) instead of comparing counts", Category: "Range"},
 		&cli.StringFlag{Name: flagSpillDir, Usage: "folder for temporary files (verified parts, de-duplication runs); default the system temp folder", Category: "Range"},
 		&cli.IntFlag{Name: flagSpillMemory, Value: spill.DefaultChunkBytes >> 20, Usage: "MiB of readings held in memory before spilling to disk (memory stays bounded whatever the range)", Category: "Range"},
-	}
+	}...)
 }
 
 // params are a run's inputs, stored with the run so that --resume repeats
@@ -81,9 +79,13 @@ func paramsFromCLI(c *cli.Context, now time.Time, source string) (params, error)
 	if w < time.Second || w%time.Millisecond != 0 {
 		return params{}, cliapp.Exitf(cliapp.ExitFailure, "--window %s: want at least 1s, a whole number of milliseconds", w)
 	}
+	units, err := cliapp.Units(c)
+	if err != nil {
+		return params{}, cli.Exit(err.Error(), cliapp.ExitFailure)
+	}
 	return params{
 		From: from, To: to, Window: w.String(),
-		Units: cleanList(c.StringSlice(flagUnits)), Sites: cleanList(c.StringSlice(flagSites)),
+		Units: units, Sites: cleanList(c.StringSlice(flagSites)),
 		FromLedger: c.Bool(flagFromLedger), Source: source,
 	}, nil
 }

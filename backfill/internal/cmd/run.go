@@ -14,7 +14,6 @@ import (
 	"os"
 	"os/signal"
 	"sort"
-	"strings"
 	"syscall"
 	"time"
 
@@ -31,7 +30,6 @@ import (
 	"github.com/flexipack/cutover/shared/influx"
 	"github.com/flexipack/cutover/shared/obs"
 	"github.com/flexipack/cutover/shared/rabbit"
-	"github.com/flexipack/cutover/shared/redact"
 	"github.com/flexipack/cutover/shared/snapshot"
 )
 
@@ -63,6 +61,7 @@ func runFlags() []cli.Flag {
 		&cli.StringFlag{Name: flagControlFile, Usage: "watch this file for commands, one per line: pause, resume, rate N (applied when the file changes)", Category: "Control"},
 		cliapp.HTTPAddrFlag("127.0.0.1:9102"),
 		cliapp.ControlTokenFlag(),
+		&cli.BoolFlag{Name: flagNoRollup, EnvVars: []string{"BACKFILL_NO_ROLLUP"}, Usage: "do not rebuild the dashboards' 5-minute rollups over the repaired windows (then run backfill rollup yourself)", Category: "Control"},
 		&cli.BoolFlag{Name: flagPprof, EnvVars: []string{"BACKFILL_PPROF"}, Usage: "also serve /debug/pprof/ (goroutine dumps, CPU profiles) on --http-addr; keep --http-addr on loopback then", Category: "Control"},
 		&cli.BoolFlag{Name: flagResume, Usage: "continue an interrupted run (the latest unfinished one, or --run-id) with its original range and selection, skipping the windows it finished", Category: "Control"},
 		&cli.StringFlag{Name: flagRunID, Usage: "the run to continue with --resume", Category: "Control"},
@@ -148,6 +147,9 @@ type summary struct {
 	Skipped               bool             `json:"skipped_anything"`
 	// PeakRSSMiB is the process's peak memory (Linux), for capacity planning.
 	PeakRSSMiB float64 `json:"peak_rss_mib,omitempty"`
+	// RollupPoints are the dashboards' 5-minute rollup points rebuilt over
+	// the repaired windows (shared/rollup).
+	RollupPoints int64 `json:"rollup_points"`
 }
 
 func newRunID(now time.Time) string {
@@ -174,6 +176,8 @@ type runConfig struct {
 	ControlFile      string
 	Pprof            bool
 	ProgressInterval time.Duration
+	// NoRollup leaves the dashboards' rollups of the repaired windows alone.
+	NoRollup bool
 }
 
 func runConfigFrom(c *cli.Context) (runConfig, error) {
@@ -187,7 +191,7 @@ func runConfigFrom(c *cli.Context) (runConfig, error) {
 			MaxQueueDepth: c.Int64(flagMaxQueueDepth), QueueName: c.String(flagQueue)},
 		MgmtURL: c.String(cliapp.FlagAMQPMgmtURL), Vhost: c.String(flagVhost), Concurrency: c.Int(flagConcurrency),
 		HTTPAddr: c.String(cliapp.FlagHTTPAddr), ControlToken: c.String(cliapp.FlagControlToken), ControlFile: c.String(flagControlFile),
-		Pprof: c.Bool(flagPprof), ProgressInterval: c.Duration(flagProgressInterval)}
+		Pprof: c.Bool(flagPprof), ProgressInterval: c.Duration(flagProgressInterval), NoRollup: c.Bool(flagNoRollup)}
 	if !cfg.Resume {
 		if cfg.Params, err = paramsFromCLI(c, time.Now(), cfg.Analysis.Snapshots.name()); err != nil {
 			return runConfig{}, err
@@ -286,6 +290,11 @@ func runRun(ctx context.Context, env cliapp.Env, cfg runConfig) error {
 	if err := markLedgerRepaired(ctx, state, a, j.runID, &sum); err != nil {
 		return err
 	}
+	if res.PointsWritten > 0 && !cfg.NoRollup {
+		if sum.RollupPoints, err = rollupAfterRun(ctx, cfg.Analysis.Influx, a, j.runID, logger); err != nil {
+			return err
+		}
+	}
 	return finishRun(ctx, env, cfg, state, a, sum, started, replayStart)
 }
 
@@ -373,7 +382,7 @@ func finishRun(ctx context.Context, env cliapp.Env, cfg runConfig, state *cutove
 			return err
 		}
 	} else {
-		printSummary(env.Out, cfg.Analysis.Influx, sum, a, dmg.Counts, dmg.Details)
+		printSummary(env.Out, cfg.NoRollup, sum, a, dmg.Counts, dmg.Details)
 	}
 	return exitFor(sum.Skipped, "run")
 }
@@ -512,7 +521,7 @@ func watchSignals(ctx context.Context, th *throttle.Throttler, logger interface{
 	}
 }
 
-func printSummary(w io.Writer, icfg influx.Config, s summary, a *gaps.Analysis, counts map[string]int64, details []snapshot.Damage) {
+func printSummary(w io.Writer, noRollup bool, s summary, a *gaps.Analysis, counts map[string]int64, details []snapshot.Damage) {
 	fmt.Fprintf(w, "backfill run %s finished in %s (peak memory %.0f MiB)\n", s.RunID, s.Took, s.PeakRSSMiB)
 	fmt.Fprintf(w, "  range             [%s, %s), window %s\n", a.From.Format(time.RFC3339), a.To.Format(time.RFC3339), s.Params.Window)
 	fmt.Fprintf(w, "  snapshots read    %d (%d parts, %d skipped)\n", len(a.Collect.SnapshotsRead), a.Collect.PartsRead, a.Collect.PartsCorrupt)
@@ -523,11 +532,11 @@ func printSummary(w io.Writer, icfg influx.Config, s summary, a *gaps.Analysis, 
 		fmt.Fprintf(w, "  windows skipped   %d, finished before the resume\n", s.DoneBefore)
 	}
 	if s.Result.PointsWritten > 0 {
-		// The continuous queries behind the fleet dashboards' 5-minute
-		// rollups only look back an hour; repaired history needs them rebuilt.
-		db, _, _ := strings.Cut(icfg.Bucket, "/")
-		fmt.Fprintf(w, "  dashboards        rebuild the 5-minute rollups of this range (InfluxDB 1.8; see docs/dashboards.md for 2.x):\n")
-		fmt.Fprintf(w, "                    deploy/influxdb/resample.sh %s %s %s %s\n", a.From.Format(time.RFC3339), a.To.Format(time.RFC3339), redact.URL(icfg.URL), db)
+		if noRollup {
+			fmt.Fprintf(w, "  dashboards        rollups not rebuilt (--no-rollup); run: backfill rollup --from %s --to %s\n", a.From.Format(time.RFC3339), a.To.Format(time.RFC3339))
+		} else {
+			fmt.Fprintf(w, "  dashboards        %d 5-minute rollup points rebuilt over the repaired windows\n", s.RollupPoints)
+		}
 	}
 	if s.Result.PointsRejected > 0 {
 		fmt.Fprintf(w, "  refused by InfluxDB %d readings, e.g. %v\n", s.Result.PointsRejected, s.Result.Rejected[:min(3, len(s.Result.Rejected))])

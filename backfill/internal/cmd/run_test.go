@@ -10,6 +10,7 @@ import (
 
 	"github.com/flexipack/cutover/shared/cliapp"
 	"github.com/flexipack/cutover/shared/cutover"
+	"github.com/flexipack/cutover/shared/influx"
 	"github.com/flexipack/cutover/shared/telemetry"
 	"github.com/flexipack/cutover/shared/testenv"
 	"github.com/flexipack/cutover/shared/window"
@@ -81,10 +82,21 @@ func TestRunRestoresExactlyTheGaps(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("run exit %d:\n%s", code, out)
 	}
-	// The summary tells the operator how to rebuild the dashboards' rollups
-	// of the repaired range, with this run's range and database.
-	if want := "deploy/influxdb/resample.sh " + from.Format(time.RFC3339); !strings.Contains(out, want) || !strings.Contains(out, e.influx.DB) {
-		t.Errorf("summary lacks the rollup rebuild command %q for database %s:\n%s", want, e.influx.DB, out)
+	// The run rebuilt the dashboards' rollups over the repaired windows.
+	if !strings.Contains(out, "5-minute rollup points rebuilt over the repaired windows") || strings.Contains(out, " 0 5-minute rollup points") {
+		t.Errorf("summary does not report rebuilt rollups:\n%s", out)
+	}
+	qc, err := influx.NewClient(influx.Config{URL: e.influx.URL, Bucket: e.influx.Bucket})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rolled int64
+	err = qc.Query(testenv.Context(t, time.Minute), `SELECT sum("readings") FROM "bsu_5m"`, func(s *influx.Series) error {
+		rolled, err = influx.Int64(s.Values[0][1])
+		return err
+	})
+	if err != nil || rolled < 3*60 {
+		t.Errorf("bsu_5m counts %d readings (%v), want at least the 180 repaired", rolled, err)
 	}
 	writes := e.proxy.take()
 	// Every reading of a gap window is written once (60 per window), and
@@ -100,6 +112,8 @@ func TestRunRestoresExactlyTheGaps(t *testing.T) {
 			t.Fatalf("reading %s written %d times", fmtKey(k), n)
 		}
 	}
+	// The run reported its progress to the state store (the console reads it there).
+	checkProgress(t, e.state, 180, 3)
 	got := e.influxRecords(from, to)
 	if len(got) != len(all) {
 		t.Fatalf("InfluxDB holds %d readings after the run, want %d", len(got), len(all))
@@ -314,3 +328,26 @@ func TestFromLedger(t *testing.T) {
 }
 
 var _ = context.Background
+
+// checkProgress requires the newest run's last progress report to show
+// points of points and windows of windows done.
+func checkProgress(t *testing.T, stateDSN string, points, windows int64) {
+	t.Helper()
+	ctx := testenv.Context(t, 30*time.Second)
+	st, err := cutover.Open(ctx, stateDSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	runs, err := st.BackfillRuns(ctx, 1)
+	if err != nil || len(runs) != 1 {
+		t.Fatalf("backfill runs: %+v, %v", runs, err)
+	}
+	p := runs[0].Progress
+	if p == nil || runs[0].ProgressAt == nil {
+		t.Fatalf("run %s recorded no progress", runs[0].RunID)
+	}
+	if p.PointsDone != points || p.PointsTotal != points || p.WindowsDone != windows || p.WindowsTotal != windows || p.ThrottleState != "running" {
+		t.Fatalf("run %s progress %+v; want %d of %d points, %d of %d windows, running", runs[0].RunID, *p, points, points, windows, windows)
+	}
+}

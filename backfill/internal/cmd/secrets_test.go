@@ -10,7 +10,7 @@ import (
 )
 
 // A successful run whose InfluxDB URL carries credentials prints its
-// summary (with the resample command) and its logs without the password.
+// summary (with its rollup line) and its logs without the password.
 func TestRunSummaryHidesInfluxPassword(t *testing.T) {
 	e := newEnv(t)
 	from, to := t0, t0.Add(2*time.Hour)
@@ -21,8 +21,8 @@ func TestRunSummaryHidesInfluxPassword(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("run exit %d:\n%s", code, out)
 	}
-	if !strings.Contains(out, "resample.sh") {
-		t.Fatalf("no resample command in the summary:\n%s", out)
+	if !strings.Contains(out, "rollup points rebuilt") {
+		t.Fatalf("no rollup line in the summary:\n%s", out)
 	}
 	secrettest.Check(t, "backfill run", out)
 }

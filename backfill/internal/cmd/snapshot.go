@@ -20,10 +20,9 @@ const (
 )
 
 func snapshotFlags() []cli.Flag {
-	return cliapp.Merge(sourceFlags(), cliapp.LegacyFlags(), []cli.Flag{
+	return cliapp.Merge(sourceFlags(), cliapp.LegacyFlags(), cliapp.UnitFlags("", "only these units; default all"), []cli.Flag{
 		&cli.StringFlag{Name: flagFrom, Value: "24h", Usage: "start of the range: RFC 3339 time, or a duration before now such as 24h"},
 		&cli.StringFlag{Name: flagTo, Value: "now", Usage: "end of the range (exclusive): RFC 3339 time, a duration before now, or now"},
-		&cli.StringSliceFlag{Name: flagUnits, Usage: "only these units (comma-separated); default all"},
 		&cli.Int64Flag{Name: flagPartRecords, Value: snapshot.DefaultPartRecords, Usage: "records per part"},
 		&cli.StringFlag{Name: flagSnapshotID, Usage: "snapshot id, YYYYMMDDTHHMMSSZ (default: now, UTC)"},
 		&cli.StringFlag{Name: flagSpillDir, Usage: "folder for the part being written (default the system temp folder)"},
@@ -76,9 +75,13 @@ func snapshotConfigFrom(c *cli.Context) (snapshotConfig, error) {
 	if id == "" {
 		id = snapshot.NewID(now)
 	}
+	units, err := cliapp.Units(c)
+	if err != nil {
+		return snapshotConfig{}, cliapp.Exit(err, cliapp.ExitFailure)
+	}
 	return snapshotConfig{Output: output, From: from, To: to, ID: id, Snapshots: snapshotSourceFrom(c), LegacyDSN: c.String(cliapp.FlagPGDSN),
 		Writer: snapshot.WriterOptions{PartRecords: c.Int64(flagPartRecords), TempDir: c.String(flagSpillDir)},
-		Units:  cleanList(c.StringSlice(flagUnits)), Started: now}, nil
+		Units:  units, Started: now}, nil
 }
 
 func runSnapshot(ctx context.Context, env cliapp.Env, cfg snapshotConfig) error {

@@ -2,6 +2,7 @@ package cmd
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -100,6 +101,7 @@ so far is reported).
 type dlqConfig struct {
 	Output   string
 	AMQPURL  string
+	AMQPTLS  *tls.Config // nil: no --amqp-*-file given
 	Topology rabbit.Topology
 	Filter   dlq.Filter
 	Limit    int
@@ -124,7 +126,11 @@ func dlqConfigFrom(c *cli.Context) (dlqConfig, error) {
 	default:
 		return dlqConfig{}, cliapp.Exitf(cliapp.ExitFailure, "--kind %q: want rejected, partial or broker", f.Kind)
 	}
-	return dlqConfig{Output: out, AMQPURL: c.String(cliapp.FlagAMQPURL), Topology: topo, Filter: f,
+	tlsCfg, err := cliapp.AMQPTLS(c)
+	if err != nil {
+		return dlqConfig{}, cliapp.Exit(err, cliapp.ExitFailure)
+	}
+	return dlqConfig{Output: out, AMQPURL: c.String(cliapp.FlagAMQPURL), AMQPTLS: tlsCfg, Topology: topo, Filter: f,
 		Limit: c.Int(flagDLQLimit), Execute: c.Bool(flagDLQExecute)}, nil
 }
 
@@ -133,7 +139,7 @@ func dlqConnect(ctx context.Context, cfg dlqConfig, logger *slog.Logger) (*rabbi
 	topo := cfg.Topology
 	dctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	conn, err := rabbit.Dial(dctx, cfg.AMQPURL, "consumer-dlq", logger)
+	conn, err := rabbit.DialTLS(dctx, cfg.AMQPURL, "consumer-dlq", cfg.AMQPTLS, logger)
 	if err != nil {
 		return nil, cliapp.Exit(err, cliapp.ExitFailure)
 	}
@@ -154,7 +160,7 @@ func dlqConnect(ctx context.Context, cfg dlqConfig, logger *slog.Logger) (*rabbi
 // dlqListAction lists the dead letters of the bus --bus names.
 func dlqListAction(c *cli.Context) error {
 	if c.String(cliapp.FlagBus) == "kafka" {
-		return dlqKafkaList(c)
+		return cliapp.Action(dlqKafkaConfigFrom, dlqKafkaList)(c)
 	}
 	return cliapp.Action(dlqConfigFrom, dlqList)(c)
 }
@@ -170,23 +176,35 @@ func dlqList(ctx context.Context, env cliapp.Env, cfg dlqConfig) error {
 	if err != nil {
 		return cliapp.Exitf(cliapp.ExitFailure, "dlq list: %w", err)
 	}
-	if cfg.Output == "json" {
-		return writeJSON(env.Out, struct {
-			Queue   string      `json:"queue"`
-			Read    int         `json:"read"`
-			Matched int         `json:"matched"`
-			Entries []dlq.Entry `json:"entries"`
-		}{topo.DeadQueue, total, len(entries), nonNil(entries)})
+	doc := struct {
+		Queue string `json:"queue"`
+		listed
+	}{topo.DeadQueue, listed{total, len(entries), nonNil(entries)}}
+	return printListed(env.Out, cfg.Output, doc, entries, fmt.Sprintf("%d of %d dead letters in %q match", len(entries), total, topo.DeadQueue))
+}
+
+// listed is what dlq list prints after the queue's or the topic's name.
+type listed struct {
+	Read    int         `json:"read"`
+	Matched int         `json:"matched"`
+	Entries []dlq.Entry `json:"entries"`
+}
+
+// printListed prints dlq list's result: doc as JSON, or the entries as a
+// table followed by the summary line.
+func printListed(w io.Writer, output string, doc any, entries []dlq.Entry, summary string) error {
+	if output == "json" {
+		return writeJSON(w, doc)
 	}
-	writeEntries(env.Out, entries)
-	fmt.Fprintf(env.Out, "%d of %d dead letters in %q match\n", len(entries), total, topo.DeadQueue)
+	writeEntries(w, entries)
+	fmt.Fprintln(w, summary)
 	return nil
 }
 
 // dlqReplayAction replays the dead letters of the bus --bus names.
 func dlqReplayAction(c *cli.Context) error {
 	if c.String(cliapp.FlagBus) == "kafka" {
-		return dlqKafkaReplay(c)
+		return cliapp.Action(dlqKafkaConfigFrom, dlqKafkaReplay)(c)
 	}
 	return cliapp.Action(dlqConfigFrom, dlqReplay)(c)
 }

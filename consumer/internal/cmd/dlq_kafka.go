@@ -1,6 +1,7 @@
 package cmd
 
 import (
+	"context"
 	"fmt"
 	"time"
 
@@ -29,16 +30,26 @@ func dlqKafkaFlags() []cli.Flag {
 	})
 }
 
-func dlqKafkaSetup(c *cli.Context) (dlq.KafkaDead, dlq.Filter, string, error) {
+// dlqKafkaConfig is what dlq list and dlq replay run with on Kafka.
+type dlqKafkaConfig struct {
+	Output    string
+	Dead      dlq.KafkaDead
+	Filter    dlq.Filter
+	Limit     int
+	Execute   bool // replay only
+	FromStart bool // replay only
+}
+
+func dlqKafkaConfigFrom(c *cli.Context) (dlqKafkaConfig, error) {
 	out, err := cliapp.Output(c)
 	if err != nil {
-		return dlq.KafkaDead{}, dlq.Filter{}, "", err
+		return dlqKafkaConfig{}, err
 	}
 	f := dlq.Filter{Reason: c.String(flagDLQReason), Kind: c.String(flagDLQKind), Unit: c.String(flagDLQUnit)}
 	switch f.Kind {
 	case "", dlq.KindRejected, dlq.KindPartial:
 	default:
-		return dlq.KafkaDead{}, f, "", cliapp.Exitf(cliapp.ExitFailure, "--kind %q: want rejected or partial on Kafka", f.Kind)
+		return dlqKafkaConfig{}, cliapp.Exitf(cliapp.ExitFailure, "--kind %q: want rejected or partial on Kafka", f.Kind)
 	}
 	topic := c.String(flagKafkaTopic)
 	dead := c.String(flagKafkaDeadTopic)
@@ -47,40 +58,27 @@ func dlqKafkaSetup(c *cli.Context) (dlq.KafkaDead, dlq.Filter, string, error) {
 	}
 	d := dlq.KafkaDead{Cluster: cliapp.KafkaConfig(c), Topic: dead, Original: topic, Group: c.String(flagDLQKafkaReplayGroup)}
 	if err := d.Cluster.Validate(); err != nil {
-		return d, f, "", cliapp.Exit(err, cliapp.ExitFailure)
+		return dlqKafkaConfig{}, cliapp.Exit(err, cliapp.ExitFailure)
 	}
-	return d, f, out, nil
+	return dlqKafkaConfig{Output: out, Dead: d, Filter: f, Limit: c.Int(flagDLQLimit), Execute: c.Bool(flagDLQExecute),
+		FromStart: c.Bool(flagDLQFromStart)}, nil
 }
 
-func dlqKafkaList(c *cli.Context) error {
-	d, f, out, err := dlqKafkaSetup(c)
-	if err != nil {
-		return err
-	}
-	entries, total, err := dlq.ListKafka(c.Context, d, f, c.Int(flagDLQLimit))
+func dlqKafkaList(ctx context.Context, env cliapp.Env, cfg dlqKafkaConfig) error {
+	d := cfg.Dead
+	entries, total, err := dlq.ListKafka(ctx, d, cfg.Filter, cfg.Limit)
 	if err != nil {
 		return cliapp.Exitf(cliapp.ExitFailure, "dlq list: %w", err)
 	}
-	if out == "json" {
-		return writeJSON(c.App.Writer, struct {
-			Topic   string      `json:"topic"`
-			Read    int         `json:"read"`
-			Matched int         `json:"matched"`
-			Entries []dlq.Entry `json:"entries"`
-		}{d.Topic, total, len(entries), nonNil(entries)})
-	}
-	writeEntries(c.App.Writer, entries)
-	fmt.Fprintf(c.App.Writer, "%d of %d dead letters in topic %q match\n", len(entries), total, d.Topic)
-	return nil
+	doc := struct {
+		Topic string `json:"topic"`
+		listed
+	}{d.Topic, listed{total, len(entries), nonNil(entries)}}
+	return printListed(env.Out, cfg.Output, doc, entries, fmt.Sprintf("%d of %d dead letters in topic %q match", len(entries), total, d.Topic))
 }
 
-func dlqKafkaReplay(c *cli.Context) error {
-	d, f, out, err := dlqKafkaSetup(c)
-	if err != nil {
-		return err
-	}
-	logger := cliapp.Logger(c)
-	execute := c.Bool(flagDLQExecute)
+func dlqKafkaReplay(ctx context.Context, env cliapp.Env, cfg dlqKafkaConfig) error {
+	d, logger, execute := cfg.Dead, env.Logger, cfg.Execute
 	pub, err := kafka.NewPublisher(d.Cluster, d.Original, kafka.Options{Name: "dlq-replay"}, logger, obs.NewRegistry())
 	if err != nil {
 		return cliapp.Exitf(cliapp.ExitFailure, "dlq replay: %w", err)
@@ -89,22 +87,32 @@ func dlqKafkaReplay(c *cli.Context) error {
 	progress := func(replayed, matched int) {
 		logger.Info("replaying", "replayed", replayed, "matched_so_far", matched)
 	}
-	res, rerr := dlq.ReplayKafka(c.Context, d, pub, f, c.Int(flagDLQLimit), c.Bool(flagDLQFromStart), execute, time.Now, progress)
-	if out == "json" {
+	res, rerr := dlq.ReplayKafka(ctx, d, pub, cfg.Filter, cfg.Limit, cfg.FromStart, execute, time.Now, progress)
+	if cfg.Output == "json" {
 		res.Entries = nonNil(res.Entries)
-		if err := writeJSON(c.App.Writer, res); err != nil {
+		if err := writeJSON(env.Out, res); err != nil {
 			return err
 		}
 	} else {
-		writeEntries(c.App.Writer, res.Entries)
+		writeEntries(env.Out, res.Entries)
 		if execute {
-			fmt.Fprintf(c.App.Writer, "replayed %d of %d matching dead letters (%d read) to topic %q; progress recorded under group %q\n", res.Replayed, res.Matched, res.Read, d.Original, d.Group)
+			fmt.Fprintf(env.Out, "replayed %d of %d matching dead letters (%d read) to topic %q; skipped %d; progress recorded under group %q\n",
+				res.Replayed, res.Matched, res.Read, d.Original, res.Skipped, d.Group)
 		} else {
-			fmt.Fprintf(c.App.Writer, "dry run: would replay %d of %d dead letters to topic %q; add --execute to replay\n", res.Matched, res.Read, d.Original)
+			fmt.Fprintf(env.Out, "dry run: would replay %d of %d dead letters to topic %q (%d would be skipped); add --execute to replay\n",
+				res.Matched-res.Skipped, res.Read, d.Original, res.Skipped)
+		}
+		for _, e := range res.Entries {
+			if e.Skipped != "" {
+				fmt.Fprintf(env.Out, "  skipped %d (id %q): %s\n", e.Position, e.ID, e.Skipped)
+			}
 		}
 	}
 	if rerr != nil {
 		return cliapp.Exitf(cliapp.ExitFailure, "dlq replay: %w", rerr)
+	}
+	if res.Skipped > 0 {
+		return cli.Exit(fmt.Sprintf("dlq replay: %d dead letters skipped (see above); the others were replayed", res.Skipped), cliapp.ExitNoRecords)
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package cmd
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"os"
@@ -79,6 +80,7 @@ func runFlags() []cli.Flag {
 			Usage: "how long the group waits for a silent (killed) member before moving its partitions to the others"},
 		cliapp.HTTPAddrFlag("127.0.0.1:9100"),
 		cliapp.BusFlag(),
+		cliapp.KafkaCreateTopicsFlag(),
 	}
 	return cliapp.Merge(own, cliapp.AMQPFlags(), []cli.Flag{cliapp.AMQPManagementFlag()}, cliapp.TopologyFlags(), cliapp.KafkaFlags(), cliapp.LegacyFlags(), cliapp.StateFlags(),
 		cliapp.InfluxFlags())
@@ -137,6 +139,7 @@ type runConfig struct {
 type busConfig struct {
 	Bus            string // rabbitmq or kafka
 	AMQPURL        string
+	AMQPTLS        *tls.Config // nil: no --amqp-*-file given
 	MgmtURL        string
 	Topology       rabbit.Topology
 	Prefetch       int
@@ -145,6 +148,9 @@ type busConfig struct {
 	KafkaGroup     string
 	KafkaDeadTopic string // default <KafkaTopic>.dead
 	KafkaSession   time.Duration
+	// KafkaCreateTopics creates the topic and the dead-letter topic at
+	// start when missing.
+	KafkaCreateTopics bool
 }
 
 func runConfigFrom(c *cli.Context) (runConfig, error) {
@@ -163,10 +169,14 @@ func runConfigFrom(c *cli.Context) (runConfig, error) {
 		Bus: busConfig{Bus: c.String(cliapp.FlagBus), AMQPURL: c.String(cliapp.FlagAMQPURL), MgmtURL: c.String(cliapp.FlagAMQPMgmtURL),
 			Topology: cliapp.Topology(c), Prefetch: c.Int(flagPrefetch), Kafka: cliapp.KafkaConfig(c),
 			KafkaTopic: c.String(flagKafkaTopic), KafkaGroup: c.String(flagKafkaGroup), KafkaDeadTopic: c.String(flagKafkaDeadTopic),
-			KafkaSession: c.Duration(flagKafkaSession)},
+			KafkaSession: c.Duration(flagKafkaSession), KafkaCreateTopics: c.Bool(cliapp.FlagKafkaCreateTopics)},
 	}
 	if cfg.Bus.KafkaDeadTopic == "" {
 		cfg.Bus.KafkaDeadTopic = cfg.Bus.KafkaTopic + ".dead"
+	}
+	var err error
+	if cfg.Bus.AMQPTLS, err = cliapp.AMQPTLS(c); err != nil {
+		return cfg, cliapp.Exit(err, cliapp.ExitFailure)
 	}
 	return cfg, nil
 }
@@ -292,7 +302,7 @@ func openBus(ctx context.Context, cfg busConfig, id string, logger *slog.Logger,
 		if err := topo.Validate(); err != nil {
 			return nil, nil, nil, err
 		}
-		conn, err := rabbit.Dial(ctx, cfg.AMQPURL, "consumer-"+id, logger)
+		conn, err := rabbit.DialTLS(ctx, cfg.AMQPURL, "consumer-"+id, cfg.AMQPTLS, logger)
 		if err != nil {
 			return nil, nil, nil, err
 		}
@@ -313,6 +323,9 @@ func openBus(ctx context.Context, cfg busConfig, id string, logger *slog.Logger,
 		}
 		return src, &dlq.RabbitWriter{Pub: pub, Exchange: topo.DeadExchange, ConsumerID: id}, closeAll, nil
 	case "kafka":
+		if cfg.KafkaCreateTopics {
+			ensureKafkaTopics(ctx, cfg.Kafka, logger, cfg.KafkaTopic, cfg.KafkaDeadTopic)
+		}
 		src, err := source.NewKafka(source.KafkaOptions{Cluster: cfg.Kafka, Topic: cfg.KafkaTopic, GroupID: cfg.KafkaGroup,
 			QueueCapacity: cfg.Prefetch, SessionTimeout: cfg.KafkaSession}, logger)
 		if err != nil {
@@ -343,4 +356,19 @@ func openWithRetry[T any](ctx context.Context, logger *slog.Logger, what string,
 		return v, fmt.Errorf("open %s: %w", what, retry.Stopped(ctx, err))
 	}
 	return v, err
+}
+
+// ensureKafkaTopics creates the telemetry and dead-letter topics when
+// missing; a failure is logged (the source's readiness reports a topic that
+// still does not exist).
+func ensureKafkaTopics(ctx context.Context, cluster kafka.Config, logger *slog.Logger, topics ...string) {
+	client, err := cluster.Client()
+	if err == nil {
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err = kafka.EnsureTopics(cctx, client, topics...)
+		cancel()
+	}
+	if err != nil {
+		logger.Warn("cannot create the kafka topics", "topics", topics, "err", err)
+	}
 }

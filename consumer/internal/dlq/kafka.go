@@ -2,7 +2,6 @@ package dlq
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/flexipack/cutover/shared/bus"
 	"github.com/flexipack/cutover/shared/kafka"
+	"github.com/flexipack/cutover/shared/telemetry"
 )
 
 // KafkaDead is the dead-letter topic of a Kafka bus and what List and
@@ -43,9 +43,10 @@ func KafkaEntryOf(m *kafkago.Message) (Entry, map[string]string) {
 	}
 	e.Rejected, _ = strconv.Atoi(h[HeaderRejected])
 	e.Replays, _ = strconv.Atoi(h[HeaderReplays])
-	e.Unit = UnitOf(h, e.RoutingKey)
-	if e.Unit == "" {
-		e.Unit = string(m.Key)
+	// The unit is the one the body names, as on RabbitMQ: a header a
+	// producer could forge never selects a letter.
+	if sum, err := telemetry.Inspect(m.Value); err == nil || sum.Unit != "" {
+		e.Unit = sum.Unit
 	}
 	return e, h
 }
@@ -145,13 +146,13 @@ func ListKafka(ctx context.Context, d KafkaDead, f Filter, limit int) (entries [
 // before: a crash in between replays a chunk twice, which readings'
 // idempotent upserts absorb. Records that do not match are passed over (the
 // topic keeps them; list still shows them, --from-start rescans them).
-// A letter whose original topic is not d.Original is not replayed and is
-// reported: Replay routes only to the topic it was configured with.
+// A letter whose original topic is not d.Original is skipped (its entry
+// says why; the others are replayed regardless): Replay produces only to
+// the topic it was configured with, never to one a header names.
 func ReplayKafka(ctx context.Context, d KafkaDead, pub bus.Publisher, f Filter, limit int, fromStart, execute bool, now func() time.Time,
 	progress func(replayed, matched int)) (ReplayResult, error) {
 	res := ReplayResult{Executed: execute}
 	var pend []bus.Message
-	var refused []error
 	client, err := d.Cluster.Client()
 	if err != nil {
 		return res, err
@@ -188,11 +189,13 @@ func ReplayKafka(ctx context.Context, d KafkaDead, pub bus.Publisher, f Filter, 
 		if !f.Match(&e) {
 			return nil
 		}
+		res.Matched++
 		if e.RoutingKey != "" && e.RoutingKey != d.Original {
-			refused = append(refused, fmt.Errorf("dead letter at %s/%d offset %d came from topic %q, not %q: not replayed", d.Topic, m.Partition, m.Offset, e.RoutingKey, d.Original))
+			e.Skipped = fmt.Sprintf("dead-lettered from topic %q, not %q: not replayed", e.RoutingKey, d.Original)
+			res.Skipped++
+			res.Entries = append(res.Entries, e)
 			return nil
 		}
-		res.Matched++
 		res.Entries = append(res.Entries, e)
 		if execute {
 			pend = append(pend, replayMessage(m, e, h, now))
@@ -200,9 +203,6 @@ func ReplayKafka(ctx context.Context, d KafkaDead, pub bus.Publisher, f Filter, 
 		return nil
 	}, done)
 	res.Read = read
-	if len(refused) > 0 {
-		err = errors.Join(append([]error{err}, refused...)...)
-	}
 	return res, err
 }
 

@@ -11,6 +11,7 @@ import (
 
 	kafkago "github.com/segmentio/kafka-go"
 
+	"github.com/flexipack/cutover/consumer/internal/consumertest"
 	"github.com/flexipack/cutover/consumer/internal/dlq"
 	"github.com/flexipack/cutover/consumer/internal/source"
 	"github.com/flexipack/cutover/shared/bus"
@@ -80,7 +81,7 @@ func TestKafkaDeadLetters(t *testing.T) {
 			kind, reason = dlq.KindPartial, "2 of 7 samples rejected"
 		}
 		letters = append(letters, dlq.Letter{Kind: kind, Reason: reason, Rejected: 2,
-			Msg: source.Message{ID: fmt.Sprintf("m%d", i), RoutingKey: kt.Topic, Key: unit, Body: []byte(fmt.Sprintf("<x%d/>", i)),
+			Msg: source.Message{ID: fmt.Sprintf("m%d", i), RoutingKey: kt.Topic, Key: unit, Body: consumertest.Gen2(unit, i, time.Now()),
 				Headers: map[string]any{"unit": unit, "message_id": "spoofed"}}})
 	}
 	// One letter that names another topic as its origin.
@@ -113,6 +114,10 @@ func TestKafkaDeadLetters(t *testing.T) {
 	if entries[0].Partition == nil || entries[0].Offset == nil || entries[0].Unit == "" || entries[0].FirstFailure.IsZero() {
 		t.Fatalf("entry %+v", entries[0])
 	}
+	// The unit filter reads the body, not the (forgeable) unit header.
+	if byUnit, _, err := dlq.ListKafka(ctx, d, dlq.Filter{Unit: "FP2-1"}, 0); err != nil || len(byUnit) != 3 {
+		t.Fatalf("--unit FP2-1: %d letters (%v), want 3", len(byUnit), err)
+	}
 
 	now := func() time.Time { return time.Date(2026, 11, 30, 10, 0, 0, 0, time.UTC) }
 	pub, err := kafka.NewPublisher(cfg, kt.Topic, kafka.Options{}, logger, nil)
@@ -122,16 +127,21 @@ func TestKafkaDeadLetters(t *testing.T) {
 	defer pub.Close()
 	f := dlq.Filter{Kind: dlq.KindRejected}
 	res, err := dlq.ReplayKafka(ctx, d, pub, f, 0, false, false, now, nil)
-	if err == nil || !strings.Contains(err.Error(), `came from topic "payments"`) {
-		t.Fatalf("dry run: err %v, want the foreign letter refused", err)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if res.Matched != 6 || res.Replayed != 0 {
+	if res.Matched != 7 || res.Skipped != 1 || res.Replayed != 0 {
 		t.Fatalf("dry run: %+v", res)
+	}
+	for _, e := range res.Entries {
+		if (e.ID == "foreign") != strings.Contains(e.Skipped, `from topic "payments"`) {
+			t.Fatalf("entry %q skipped %q: want only the foreign letter skipped", e.ID, e.Skipped)
+		}
 	}
 	readTopic(t, kt.Brokers, kt.Topic, 0) // the dry run produced nothing
 
 	res, _ = dlq.ReplayKafka(ctx, d, pub, f, 0, false, true, now, nil)
-	if res.Replayed != 6 {
+	if res.Replayed != 6 || res.Skipped != 1 {
 		t.Fatalf("replay: %+v", res)
 	}
 	for _, m := range readTopic(t, kt.Brokers, kt.Topic, 6) {

@@ -13,7 +13,7 @@ import (
 // Message is one message read from the bus. Body and the other fields stay
 // valid until the batch is acked.
 type Message struct {
-	// ID is the AMQP message-id or the Kafka "message-id" header ("" if none).
+	// ID is the AMQP message-id or the Kafka "message_id" header ("" if none).
 	ID string
 	// RoutingKey is the AMQP routing key, or the Kafka topic.
 	RoutingKey string

@@ -33,7 +33,6 @@ const (
 	flagConfirm         = "confirm"
 	flagTo              = "to"
 	flagFrom            = "from"
-	flagUnits           = "units"
 	flagMaxMismatchRate = "max-mismatch-rate"
 	flagRecent          = "recent"
 	flagRecentWindow    = "recent-window"
@@ -250,22 +249,14 @@ func parseSpan(s string) (window.Span, error) {
 	return window.Span{From: f, To: t}, nil
 }
 
-// units reads --units (repeated or comma-separated).
-func units(c *cli.Context) []string {
-	return splitList(c.StringSlice(flagUnits))
-}
-
-// splitList splits repeated or comma-separated values.
-func splitList(vs []string) []string {
-	var out []string
-	for _, v := range vs {
-		for _, u := range strings.Split(v, ",") {
-			if u = strings.TrimSpace(u); u != "" {
-				out = append(out, u)
-			}
-		}
+// units reads --units, --unit and --units-file (cliapp.UnitFlags); a bad
+// units file is a usage error.
+func units(c *cli.Context) ([]string, error) {
+	us, err := cliapp.Units(c)
+	if err != nil {
+		return nil, cliapp.Exit(err, cliapp.ExitFailure)
 	}
-	return out
+	return us, nil
 }
 
 func writeJSON(w io.Writer, v any) error {

@@ -31,11 +31,10 @@ cutover steps back and the legacy store must be whole again:
 Writes are idempotent: a reading the legacy store already has is left alone,
 so a repair can be re-run or overlap. Progress goes to stderr. Without
 --execute it is a dry run that only counts what it would copy.`,
-		Flags: cliapp.Merge(cliapp.StateFlags(), cliapp.LegacyFlags(), cliapp.InfluxFlags(), []cli.Flag{
+		Flags: cliapp.Merge(cliapp.StateFlags(), cliapp.LegacyFlags(), cliapp.InfluxFlags(), cliapp.UnitFlags("", "only these units"), []cli.Flag{
 			&cli.StringFlag{Name: flagFrom, Usage: "start of the range (RFC 3339, or a duration before now)"},
 			&cli.StringFlag{Name: flagTo, Usage: "end of the range, exclusive (default now)"},
 			&cli.BoolFlag{Name: "from-ledger", Usage: "repair the open legacy gap-ledger entries instead of a range"},
-			&cli.StringSliceFlag{Name: flagUnits, Usage: "only these units (comma-separated or repeated)"},
 			&cli.IntFlag{Name: "batch", Value: 1000, Usage: "readings per legacy write"},
 			executeFlag("write the legacy store"),
 			actorFlag(), cliapp.OutputFlag(),
@@ -61,7 +60,11 @@ func repairConfigFrom(c *cli.Context) (repairConfig, error) {
 	if fromLedger == (c.String(flagFrom) != "") {
 		return repairConfig{}, cliapp.Exitf(cliapp.ExitFailure, "give either --from (with --to) or --from-ledger")
 	}
-	opts := control.RepairOptions{Units: units(c), Batch: c.Int("batch"), Execute: c.Bool(flagExecute), Actor: c.String(flagActor)}
+	us, err := units(c)
+	if err != nil {
+		return repairConfig{}, err
+	}
+	opts := control.RepairOptions{Units: us, Batch: c.Int("batch"), Execute: c.Bool(flagExecute), Actor: c.String(flagActor)}
 	if !fromLedger {
 		opts.From, opts.To, err = window.ParseRange(c.String(flagFrom), c.String(flagTo), time.Now())
 		if err != nil {

@@ -47,10 +47,9 @@ gate into shadow-read wants a clean verify covering the backfilled range.
 --from and --to take RFC 3339 times, durations before now (24h), or now.
 Exit status: 0 within --max-mismatch-rate and the dashboards agree, 2
 otherwise, 1 on errors.`,
-		Flags: cliapp.Merge(cliapp.StateFlags(), cliapp.LegacyFlags(), cliapp.InfluxFlags(), []cli.Flag{
+		Flags: cliapp.Merge(cliapp.StateFlags(), cliapp.LegacyFlags(), cliapp.InfluxFlags(), cliapp.UnitFlags("", "only these units; default: every unit"), []cli.Flag{
 			&cli.StringFlag{Name: flagFrom, Required: true, Usage: "start of the range (RFC 3339, or a duration before now such as 24h)"},
 			&cli.StringFlag{Name: flagTo, Value: "now", Usage: "end of the range, exclusive"},
-			&cli.StringSliceFlag{Name: flagUnits, Usage: "only these units (comma-separated or repeated; default: every unit)"},
 			&cli.DurationFlag{Name: "window", Value: verify.DefaultWindow, Usage: "width of the compared windows"},
 			&cli.DurationFlag{Name: "chunk", Value: verify.DefaultChunk, Usage: "time read from both stores per pass (bounds memory)"},
 			&cli.Float64Flag{Name: flagMaxMismatchRate, Value: 0, Usage: "highest mismatch rate that still passes (0..1)"},
@@ -105,8 +104,12 @@ func verifyConfigFrom(c *cli.Context) (verifyConfig, error) {
 	if w <= 0 || w%time.Millisecond != 0 {
 		return verifyConfig{}, cliapp.Exitf(cliapp.ExitFailure, "--window %s: want a positive whole number of milliseconds", w)
 	}
+	us, err := units(c)
+	if err != nil {
+		return verifyConfig{}, err
+	}
 	return verifyConfig{Output: out, Stores: storeConfigFrom(c), From: from, To: to, Window: w, Chunk: c.Duration("chunk"),
-		Units: units(c), MaxRate: maxRate, Shadow: c.Bool("shadow"), ShadowUnit: c.String("shadow-unit"), List: c.Int("list"),
+		Units: us, MaxRate: maxRate, Shadow: c.Bool("shadow"), ShadowUnit: c.String("shadow-unit"), List: c.Int("list"),
 		Actor: c.String(flagActor)}, nil
 }
 

@@ -2,6 +2,7 @@ package cmd
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -15,6 +16,7 @@ import (
 	"github.com/flexipack/cutover/shared/cliapp"
 	"github.com/flexipack/cutover/shared/kafka"
 	"github.com/flexipack/cutover/shared/rabbit"
+	"github.com/flexipack/cutover/shared/retry"
 )
 
 // Flags every producer command shares to reach the bus.
@@ -38,6 +40,7 @@ func busFlags() []cli.Flag {
 		cliapp.KafkaFlags(),
 		[]cli.Flag{
 			cliapp.KafkaTopicFlag(),
+			cliapp.KafkaCreateTopicsFlag(),
 			&cli.DurationFlag{Name: flagConnectTimeout, EnvVars: []string{"BUS_CONNECT_TIMEOUT"}, Value: 30 * time.Second, Category: "Bus",
 				Usage: "how long to wait for the first connection to the broker before giving up"},
 		},
@@ -54,24 +57,32 @@ type busConn struct {
 
 // busConfig is the bus a producer command publishes to.
 type busConfig struct {
-	Bus            string // rabbitmq or kafka
-	AMQPURL        string
-	Topology       rabbit.Topology
-	ConnName       string // "" for producer-<command>-<host>-<pid>
-	Window         int
-	Kafka          kafka.Config
-	KafkaTopic     string
-	ConnectTimeout time.Duration
+	Bus        string // rabbitmq or kafka
+	AMQPURL    string
+	AMQPTLS    *tls.Config // nil: no --amqp-*-file given
+	Topology   rabbit.Topology
+	ConnName   string // "" for producer-<command>-<host>-<pid>
+	Window     int
+	Kafka      kafka.Config
+	KafkaTopic string
+	// KafkaCreateTopics creates the topic at start when missing.
+	KafkaCreateTopics bool
+	ConnectTimeout    time.Duration
 }
 
 // busConfigFrom reads and checks the busFlags.
 func busConfigFrom(c *cli.Context) (busConfig, error) {
 	cfg := busConfig{Bus: c.String(cliapp.FlagBus), AMQPURL: c.String(cliapp.FlagAMQPURL), Topology: cliapp.Topology(c),
 		ConnName: c.String(flagConnName), Window: c.Int(flagWindow), Kafka: cliapp.KafkaConfig(c),
-		KafkaTopic: c.String(cliapp.FlagKafkaTopic), ConnectTimeout: c.Duration(flagConnectTimeout)}
+		KafkaTopic: c.String(cliapp.FlagKafkaTopic), KafkaCreateTopics: c.Bool(cliapp.FlagKafkaCreateTopics),
+		ConnectTimeout: c.Duration(flagConnectTimeout)}
 	switch cfg.Bus {
 	case "rabbitmq", "rabbit", "amqp":
 		if err := cfg.Topology.Validate(); err != nil {
+			return cfg, cliapp.Exit(err, cliapp.ExitFailure)
+		}
+		var err error
+		if cfg.AMQPTLS, err = cliapp.AMQPTLS(c); err != nil {
 			return cfg, cliapp.Exit(err, cliapp.ExitFailure)
 		}
 	case "kafka":
@@ -93,7 +104,7 @@ func openBus(ctx context.Context, cfg busConfig, command string, logger *slog.Lo
 		}
 		ctx, cancel := context.WithTimeout(ctx, cfg.ConnectTimeout)
 		defer cancel()
-		conn, err := rabbit.Dial(ctx, cfg.AMQPURL, name, logger)
+		conn, err := rabbit.DialTLS(ctx, cfg.AMQPURL, name, cfg.AMQPTLS, logger)
 		if err != nil {
 			return nil, err
 		}
@@ -114,6 +125,13 @@ func openBus(ctx context.Context, cfg busConfig, command string, logger *slog.Lo
 		if err != nil {
 			return nil, cliapp.Exit(err, cliapp.ExitFailure)
 		}
+		if cfg.KafkaCreateTopics {
+			cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			if err := kafka.EnsureTopics(cctx, pub.Client(), topic); err != nil {
+				logger.Warn("cannot create the topic; waiting for it to exist", "topic", topic, "err", err)
+			}
+			cancel()
+		}
 		// As with RabbitMQ, start only once the broker serves the topic
 		// (a metadata request), within the connect timeout.
 		if err := waitReady(ctx, pub.Check, cfg.ConnectTimeout); err != nil {
@@ -126,20 +144,13 @@ func openBus(ctx context.Context, cfg busConfig, command string, logger *slog.Lo
 	}
 }
 
-// waitReady polls check until it passes or timeout ends, returning the
-// last error.
+// waitReady retries check with back-off until it passes or timeout ends,
+// returning the last error.
 func waitReady(ctx context.Context, check func(context.Context) error, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	for {
-		err := check(ctx)
-		if err == nil {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("not ready within %s: %w", timeout, err)
-		case <-time.After(500 * time.Millisecond):
-		}
+	if err := retry.Do(ctx, retry.Policy{Initial: 200 * time.Millisecond, Max: 2 * time.Second}, check); err != nil {
+		return fmt.Errorf("not ready within %s: %w", timeout, err)
 	}
+	return nil
 }

@@ -47,6 +47,8 @@ type stack struct {
 	state   *cutover.Store
 	root    string
 	dsn     string // the legacy and state store
+	influx  testenv.InfluxDB
+	query   string // the query binary
 	migrate string // the migrate binary
 	planted planted
 }
@@ -107,13 +109,23 @@ func startStack(t *testing.T, ctx context.Context) *stack {
 	}
 	t.Cleanup(state.Close)
 
+	st := &stack{state: state, root: root, dsn: dsn, migrate: filepath.Join(bins, "migrate"), query: bin, influx: idb, planted: planted}
+	st.base = st.serve(t, "--shadow-rate", "1")
+	return st
+}
+
+// serve starts query serve over the stack's stores and returns its base
+// URL once it is ready; it stops when the test ends.
+func (st *stack) serve(t *testing.T, args ...string) string {
+	t.Helper()
 	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 	logf, err := os.Create(filepath.Join(t.TempDir(), "query.log"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "serve", "--http-addr", addr, "--pg-dsn", dsn, "--state-dsn", dsn, "--phase-poll", "500ms",
-		"--influx-url", idb.URL, "--influx-org", idb.Org, "--influx-bucket", idb.Bucket, "--shadow-rate", "1")
+	idb := st.influx
+	cmd := exec.Command(st.query, append([]string{"serve", "--http-addr", addr, "--pg-dsn", st.dsn, "--state-dsn", st.dsn, "--phase-poll", "500ms",
+		"--influx-url", idb.URL, "--influx-org", idb.Org, "--influx-bucket", idb.Bucket}, args...)...)
 	cmd.Env = append(os.Environ(), "INFLUX_TOKEN="+idb.Token)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
@@ -146,7 +158,7 @@ func startStack(t *testing.T, ctx context.Context) *stack {
 		}
 		return nil
 	})
-	return &stack{base: base, state: state, root: root, dsn: dsn, migrate: filepath.Join(bins, "migrate"), planted: planted}
+	return base
 }
 
 // Fleet data: 2 sites, 2 units each, one reading every 5 minutes over the
@@ -323,7 +335,7 @@ func js(s string) string { b, _ := json.Marshal(s); return string(b) }
 // TestConsoleInChromium drives the console in headless Chromium against
 // query serve over real PostgreSQL stores.
 func TestConsoleInChromium(t *testing.T) {
-	ctx := testenv.Context(t, 4*time.Minute)
+	ctx := testenv.Context(t, 6*time.Minute)
 	st := startStack(t, ctx)
 	beater(ctx, t, st.state, "consumer-a")
 	e := &env{ctx: ctx, st: st, stopB: beater(ctx, t, st.state, "consumer-b"), b: startBrowser(t)}
@@ -335,6 +347,7 @@ func TestConsoleInChromium(t *testing.T) {
 	t.Run("a consumer that stops beating is highlighted", func(t *testing.T) { staleConsumerHighlighted(t, e) })
 	t.Run("fleet charts draw the points the API returned", func(t *testing.T) { fleetCharts(t, e) })
 	t.Run("unit page draws its series and latest reading", func(t *testing.T) { unitPage(t, e) })
+	t.Run("with tokens, the console asks for one and then shows the cutover", func(t *testing.T) { tokenAsked(t, e) })
 	t.Run("usable on a phone, readable in dark mode", func(t *testing.T) { phoneDark(t, e) })
 }
 
@@ -357,8 +370,8 @@ func phaseShown(t *testing.T, e *env) {
 		t.Fatal(err)
 	}
 	b.run(t, "open the cutover page", chromedp.Navigate(st.base+"/?every=1000#/cutover"))
-	b.waitFor(t, 15*time.Second, "the phase to show", phaseEl+`?.textContent === `+js(string(cur.Phase)))
-	b.waitFor(t, 15*time.Second, "both consumers to show", `document.querySelectorAll("tr[data-consumer]").length === 2`)
+	b.waitFor(t, 30*time.Second, "the phase to show", phaseEl+`?.textContent === `+js(string(cur.Phase)))
+	b.waitFor(t, 30*time.Second, "both consumers to show", `document.querySelectorAll("tr[data-consumer]").length === 2`)
 	badge := eval[string](t, b, `document.getElementById("phase-badge").textContent`)
 	if badge != string(cur.Phase) {
 		t.Fatalf("the header shows phase %q; the state store holds %q", badge, cur.Phase)
@@ -375,7 +388,7 @@ func phaseFollowsAdvance(t *testing.T, e *env) {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("migrate advance: %v\n%s", err, out)
 	}
-	b.waitFor(t, 15*time.Second, "the page to show dual-write", phaseEl+`?.textContent === "dual-write"`)
+	b.waitFor(t, 30*time.Second, "the page to show dual-write", phaseEl+`?.textContent === "dual-write"`)
 	if !eval[bool](t, b, `window.__notReloaded === true`) {
 		t.Fatal("the page reloaded to show the new phase")
 	}
@@ -415,7 +428,7 @@ func shadowMismatchShown(t *testing.T, e *env) {
 		t.Fatalf("readings: %d served by %q", res.StatusCode, res.Header.Get("X-Served-By"))
 	}
 	ex := `document.querySelector("[data-testid=shadow-example]")`
-	b.waitFor(t, 20*time.Second, "the mismatch to show", ex+`?.textContent.includes("soc_pct")`)
+	b.waitFor(t, 30*time.Second, "the mismatch to show", ex+`?.textContent.includes("soc_pct")`)
 	text := eval[string](t, b, ex+`.textContent`)
 	for _, want := range []string{"readings", p.unit, strconv.FormatFloat(p.legacy, 'f', -1, 64), strconv.FormatFloat(p.influxDB, 'f', -1, 64), "postgres", "influxdb"} {
 		if !strings.Contains(text, want) {
@@ -451,16 +464,16 @@ func backfillGapsVerifyShown(t *testing.T, e *env) {
 		t.Fatal(err)
 	}
 	row := `document.querySelector("#backfills tbody tr")`
-	b.waitFor(t, 15*time.Second, "the backfill run to show", row+`?.textContent.includes("bf-console-test")`)
+	b.waitFor(t, 30*time.Second, "the backfill run to show", row+`?.textContent.includes("bf-console-test")`)
 	text := eval[string](t, b, row+`.textContent`)
 	for _, want := range []string{"running", "35%", "30,240 / 86,400 points", "1,850 pts/s", "throttled", "write latency 2.4s > 2s", "30s"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("the backfill row lacks %q: %q", want, text)
 		}
 	}
-	b.waitFor(t, 15*time.Second, "the gap to show", `document.querySelector("#gaps tbody")?.textContent.includes("FP-002")`)
-	b.waitFor(t, 15*time.Second, "the gate to name the gap", `document.querySelector("[data-gate=no-open-gaps]")?.dataset.status === "fail"`)
-	b.waitFor(t, 15*time.Second, "the verify to show", `document.querySelector("#verify")?.textContent.includes("all windows match")`)
+	b.waitFor(t, 30*time.Second, "the gap to show", `document.querySelector("#gaps tbody")?.textContent.includes("FP-002")`)
+	b.waitFor(t, 30*time.Second, "the gate to name the gap", `document.querySelector("[data-gate=no-open-gaps]")?.dataset.status === "fail"`)
+	b.waitFor(t, 30*time.Second, "the verify to show", `document.querySelector("#verify")?.textContent.includes("all windows match")`)
 	b.noErrors(t, "cutover page with a backfill, a gap and a verify")
 }
 
@@ -488,6 +501,22 @@ func fleetCharts(t *testing.T, e *env) {
 	b.run(t, "open the fleet page", chromedp.Navigate(st.base+"/?every=60000&range=6h#/fleet"))
 	checkChart(t, b, st.base, "fleet-soc", func(p map[string]any) bool { return p["soc_pct_mean"] != nil })
 	checkChart(t, b, st.base, "fleet-power", func(p map[string]any) bool { return p["power_kw"] != nil })
+	// The range picker: one hour asks for one hour, without a reload.
+	before := eval[string](t, b, `document.querySelector("figure[data-figure=fleet-soc]").dataset.source`)
+	eval[bool](t, b, `(() => { const r = document.getElementById("range"); r.value = "1h"; r.dispatchEvent(new Event("change")); return true })()`)
+	b.waitFor(t, 30*time.Second, "the charts to follow the range", `document.querySelector("figure[data-figure=fleet-soc]")?.dataset.source !== `+js(before))
+	checkChart(t, b, st.base, "fleet-soc", func(p map[string]any) bool { return p["soc_pct_mean"] != nil })
+	src := eval[string](t, b, `document.querySelector("figure[data-figure=fleet-soc]").dataset.source`)
+	u, err := url.Parse(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	from, err1 := time.Parse(time.RFC3339, u.Query().Get("from"))
+	to, err2 := time.Parse(time.RFC3339, u.Query().Get("to"))
+	if err1 != nil || err2 != nil || to.Sub(from).Round(time.Minute) != time.Hour {
+		t.Fatalf("with range 1 hour the page asked %s", src)
+	}
+	eval[bool](t, b, `(() => { const r = document.getElementById("range"); r.value = "6h"; r.dispatchEvent(new Event("change")); return true })()`)
 	b.noErrors(t, "fleet page")
 	b.screenshot(t, st.root, "fleet", false)
 }
@@ -513,7 +542,7 @@ func phoneDark(t *testing.T, e *env) {
 		t.Fatal(err)
 	}
 	b.run(t, "phone in dark mode", chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(2)), chromedp.Navigate(st.base+"/?every=60000#/cutover"))
-	b.waitFor(t, 15*time.Second, "the phase to show", phaseEl+`?.textContent === "shadow-read"`)
+	b.waitFor(t, 30*time.Second, "the phase to show", phaseEl+`?.textContent === "shadow-read"`)
 	overflow := eval[int](t, b, `document.documentElement.scrollWidth - window.innerWidth`)
 	if overflow > 1 {
 		t.Errorf("the page is %dpx wider than a 390px phone screen", overflow)
@@ -532,7 +561,7 @@ func phoneDark(t *testing.T, e *env) {
 func checkChart(t *testing.T, b *browser, base, key string, has func(map[string]any) bool) {
 	t.Helper()
 	fig := `document.querySelector(` + js(`figure[data-figure="`+key+`"]`) + `)`
-	b.waitFor(t, 20*time.Second, key+" to draw", fig+`?.querySelector("svg") != null`)
+	b.waitFor(t, 30*time.Second, key+" to draw", fig+`?.querySelector("svg") != null`)
 	src := eval[string](t, b, fig+`.dataset.source`)
 	res, err := http.Get(base + src)
 	if err != nil {
@@ -566,4 +595,43 @@ func checkChart(t *testing.T, b *browser, base, key string, has func(map[string]
 	if rows == 0 {
 		t.Fatalf("%s: no table view rows", key)
 	}
+}
+
+// tokenAsked: against a query serve with --tokens-file, the console's files
+// load, the API refuses without a token, the page asks for one, and with it
+// shows the phase.
+func tokenAsked(t *testing.T, e *env) {
+	st, b := e.st, e.b
+	const token = "console-test-token-0123456789"
+	tokens := filepath.Join(t.TempDir(), "tokens")
+	if err := os.WriteFile(tokens, []byte("# read-only\n"+token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	base := st.serve(t, "--tokens-file", tokens, "--shadow-rate", "0")
+	b.run(t, "open the console of the service with tokens", chromedp.Navigate(base+"/?every=1000#/cutover"))
+	b.waitFor(t, 30*time.Second, "the token form to show", `!document.getElementById("token-form").hidden`)
+	if status := eval[string](t, b, `document.getElementById("status").textContent`); !strings.Contains(status, "bearer token") {
+		t.Errorf("status line %q does not ask for a token", status)
+	}
+	eval[bool](t, b, `(() => { document.getElementById("token").value = `+js(token)+`; document.getElementById("token-form").requestSubmit(); return true })()`)
+	cur, err := st.state.Current(e.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.waitFor(t, 30*time.Second, "the phase to show with the token", phaseEl+`?.textContent === `+js(string(cur.Phase)))
+	b.waitFor(t, 10*time.Second, "the token form to hide", `document.getElementById("token-form").hidden`)
+	// The refused requests before the token are the only errors the page logged.
+	b.mu.Lock()
+	errs := b.errs
+	b.errs = nil
+	b.mu.Unlock()
+	for _, msg := range errs {
+		if !strings.Contains(msg, "401") {
+			t.Errorf("unexpected error on the page: %s", msg)
+		}
+	}
+	if got := eval[string](t, b, `sessionStorage.getItem("cutover-console-token")`); got != token {
+		t.Errorf("the token is kept as %q in session storage", got)
+	}
+	eval[bool](t, b, `(() => { sessionStorage.clear(); return true })()`)
 }

@@ -35,6 +35,8 @@ var Unreachable = map[string]string{
 	"AWS_SECRET_ACCESS_KEY": Secret,
 	"KAFKA_BROKERS":         "127.0.0.1:1",
 	"CONTROL_TOKEN":         Secret,
+	"KAFKA_SASL_PASSWORD":   Secret,
+	"ALERTMANAGER_URL":      "http://am:" + Secret + "@127.0.0.1:1",
 }
 
 // Unparseable holds credential URLs that do not parse; their parse errors

@@ -57,6 +57,8 @@ async function refresh() {
   if (document.hidden) return; // a hidden tab asks nothing; it refreshes when shown again
   const my = ++seq, r = route();
   document.querySelectorAll("nav a").forEach((a) => a.setAttribute("aria-current", a.dataset.page === r.name ? "page" : "false"));
+  $("range").disabled = r.name === "cutover"; // the cutover page shows the state now, not a range
+  $("range").title = r.name === "cutover" ? "the cutover page shows the state now; the range applies to the fleet and unit pages" : "";
   const status = $("status");
   try {
     const ctx = {api, setPhase, range: rangeParams()};
