@@ -139,3 +139,43 @@ func TestSlowClientsAreCutOff(t *testing.T) {
 		}
 	})
 }
+
+// TestConnectionCapHolds: with every slot taken, a further client is not
+// served; it is served as soon as one slot frees.
+func TestConnectionCapHolds(t *testing.T) {
+	l := obs.Limits{ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 10 * time.Second,
+		WriteTimeout: 10 * time.Second, IdleTimeout: 10 * time.Second, MaxConns: 2}
+	addr := start(t, l)
+	var holders []net.Conn
+	for range l.MaxConns {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		holders = append(holders, c)
+	}
+	answered := make(chan error, 1)
+	go func() {
+		client := &http.Client{Timeout: 8 * time.Second}
+		resp, err := client.Post("http://"+addr+"/echo", "text/plain", strings.NewReader("x"))
+		if err == nil {
+			resp.Body.Close()
+		}
+		answered <- err
+	}()
+	select {
+	case err := <-answered:
+		t.Fatalf("a request past the cap of %d connections was served at once (err %v)", l.MaxConns, err)
+	case <-time.After(500 * time.Millisecond):
+	}
+	holders[0].Close()
+	select {
+	case err := <-answered:
+		if err != nil {
+			t.Fatalf("after a slot freed: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the waiting request was not served after a slot freed")
+	}
+}

@@ -66,6 +66,12 @@ func consume(t testing.TB, ctx context.Context, url, queue string, f func(amqp.D
 	if err != nil {
 		t.Fatalf("consumer channel: %v", err)
 	}
+	consumeOn(t, ctx, ch, queue, f)
+}
+
+// consumeOn is consume on an open channel.
+func consumeOn(t testing.TB, ctx context.Context, ch *amqp.Channel, queue string, f func(amqp.Delivery) bool) {
+	t.Helper()
 	if err := ch.Qos(1000, 0, false); err != nil {
 		t.Fatal(err)
 	}
