@@ -295,6 +295,6 @@ func (e *Engine) observe(r *telemetry.Record) {
 	}
 	if !late {
 		u.frontier = t
-		e.markDirty(u)
 	}
+	e.markDirty(u) // a late reading changes windows and alarm times too
 }

@@ -106,7 +106,14 @@ func (s *Service) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("load alert state: %w", err)
 	}
-	gone := s.eng.Restore(snap.Units, snap.Alerts)
+	gone, bad := s.eng.Restore(snap.Units, snap.Alerts)
+	for i, err := range bad {
+		if i == 10 {
+			s.deps.Logger.Warn("more units with unreadable aggregate windows", "count", len(bad)-i)
+			break
+		}
+		s.deps.Logger.Warn("aggregate windows not restored; they refill from the stream", "err", err)
+	}
 	s.deps.Notifier.Restore(snap.Alerts, snap.Outbox)
 	s.m.restore(snap.Alerts)
 	s.deps.Logger.Info("alert state loaded", "units", len(snap.Units), "alerts", len(snap.Alerts), "undelivered_resolutions", len(snap.Outbox))
