@@ -32,12 +32,15 @@ func TestWindowSnapshotRoundTrip(t *testing.T) {
 	for m := 0; m <= 5; m++ {
 		a.Observe(socAt(t0, time.Duration(m)*time.Minute, 80-2.5*float64(m)))
 	}
-	recs := a.TakeDirty()
+	recs := a.TakeCheckpoint()
 	if len(recs) != 1 || len(recs[0].Windows) != 1+(1+4+6+1+6*8)+(1+4+6+1+6*8) {
 		t.Fatalf("records %+v: want one unit with two windows of 6 samples", recs)
 	}
+	if again := a.TakeCheckpoint(); len(again) != 0 {
+		t.Fatalf("unit still dirty after TakeCheckpoint: %+v", again)
+	}
 	if again := a.TakeDirty(); len(again) != 0 {
-		t.Fatalf("unit still dirty after TakeDirty: %+v", again)
+		t.Fatalf("unit dirty for TakeDirty after TakeCheckpoint: %+v", again)
 	}
 	// Rules reordered, Hot removed, a new aggregate added.
 	b := New(mustRules(t, `rules:
@@ -62,7 +65,7 @@ func TestWindowSnapshotRoundTrip(t *testing.T) {
 	if len(ca) != 1 || len(cb) != 1 || ca[0].Rule != "Drop" || cb[0].Rule != "Drop" || ca[0].FiredAt != cb[0].FiredAt || ca[0].Value != cb[0].Value {
 		t.Fatalf("uninterrupted %+v, restored %+v: want the same Drop firing", ca, cb)
 	}
-	wa, wb := a.TakeDirty(), b.TakeDirty()
+	wa, wb := a.TakeCheckpoint(), b.TakeCheckpoint()
 	// b's record has the New window too; Drop and Mean are byte-identical.
 	if !bytes.Contains(wb[0].Windows, wa[0].Windows[1:1+1+4+6+1+6*8]) {
 		t.Fatalf("windows of the restored engine diverged")
@@ -77,7 +80,7 @@ func TestWindowSnapshotMalformed(t *testing.T) {
 	a := New(mustRules(t, snapRules), Options{Now: now})
 	a.Observe(socAt(t0, 0, 50))
 	a.Observe(socAt(t0, time.Minute, 40))
-	good := a.TakeDirty()[0]
+	good := a.TakeCheckpoint()[0]
 	for name, w := range map[string][]byte{
 		"truncated": good.Windows[:len(good.Windows)-3],
 		"version":   append([]byte{9}, good.Windows[1:]...),
@@ -104,10 +107,34 @@ func TestLateReadingMarksDirty(t *testing.T) {
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	a := New(mustRules(t, snapRules), Options{Now: func() time.Time { return t0.Add(time.Hour) }})
 	a.Observe(socAt(t0, time.Minute, 50))
-	before := a.TakeDirty()[0]
+	before := a.TakeCheckpoint()[0]
 	a.Observe(socAt(t0, 30*time.Second, 60))
-	after := a.TakeDirty()
+	after := a.TakeCheckpoint()
 	if len(after) != 1 || after[0].FrontierMs != before.FrontierMs || bytes.Equal(after[0].Windows, before.Windows) {
 		t.Fatalf("late reading: dirty %+v", after)
+	}
+}
+
+// TakeDirty carries no windows and leaves the unit due for the next
+// checkpoint; a unit whose window emptied is checkpointed as empty, not nil.
+func TestTakeDirtyLeavesCheckpoint(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	a := New(mustRules(t, snapRules), Options{Now: func() time.Time { return t0.Add(time.Hour) }})
+	a.Observe(socAt(t0, 0, 50))
+	if d := a.TakeDirty(); len(d) != 1 || d[0].Windows != nil {
+		t.Fatalf("TakeDirty: %+v, want one unit without windows", d)
+	}
+	if c := a.TakeCheckpoint(); len(c) != 1 || len(c[0].Windows) == 0 {
+		t.Fatalf("TakeCheckpoint after TakeDirty: %+v, want the unit with its windows", c)
+	}
+	a.Observe([]telemetry.Record{{Unit: "U1", Site: "s", TimeMs: t0.Add(time.Minute).UnixMilli(), Has: telemetry.HasSoC, SoC: 40}})
+	e := New(mustRules(t, `rules:
+  - {name: Idle, kind: aggregate, field: soc_pct, func: mean, window: 5m, when: mode == idle, expr: value < 10, severity: warning}
+`), Options{Now: func() time.Time { return t0.Add(time.Hour) }})
+	e.Observe([]telemetry.Record{{Unit: "U1", Site: "s", TimeMs: t0.UnixMilli(), Has: telemetry.HasSoC, SoC: 40, Mode: telemetry.ModeIdle}})
+	e.TakeCheckpoint()
+	e.Observe([]telemetry.Record{{Unit: "U1", Site: "s", TimeMs: t0.Add(time.Minute).UnixMilli(), Has: telemetry.HasSoC, SoC: 40, Mode: telemetry.ModeCharging}})
+	if c := e.TakeCheckpoint(); len(c) != 1 || c[0].Windows == nil || len(c[0].Windows) != 0 {
+		t.Fatalf("emptied window checkpointed as %+v, want empty and not nil", c)
 	}
 }

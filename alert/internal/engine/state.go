@@ -20,33 +20,50 @@ type UnitRecord struct {
 	FrontierMs int64
 	Matches    []string         // names of share rules matched
 	LastAlarms map[string]int64 // alarm rules: the newest matching alarm, ms
-	Windows    []byte           // aggregate windows (compact binary, see snapshot.go); nil when empty
+	// Windows is the unit's aggregate windows (compact binary, see
+	// snapshot.go): nil when the record does not carry them (TakeDirty),
+	// empty when the unit holds no samples.
+	Windows []byte
 }
 
-// TakeDirty returns the units changed since the last call. Their window
-// snapshots share one buffer, allocated per call.
+// TakeDirty returns the units changed since the last TakeDirty or
+// TakeCheckpoint, without their windows: cheap enough to write with every
+// batch that changes an alert.
 func (e *Engine) TakeDirty() []UnitRecord {
 	out := make([]UnitRecord, 0, len(e.dirty))
-	var buf []byte
 	for _, u := range e.dirty {
-		u.dirty = false
-		start := len(buf)
-		buf = e.appendWindows(buf, u)
-		rec := e.unitRecord(u)
-		if len(buf) > start {
-			rec.Windows = buf[start:len(buf):len(buf)]
-		}
-		out = append(out, rec)
-	}
-	// Appending may have moved buf: point every record at the final copy.
-	off := 0
-	for i := range out {
-		if n := len(out[i].Windows); n > 0 {
-			out[i].Windows = buf[off : off+n : off+n]
-			off += n
+		if u.dirty {
+			u.dirty = false
+			out = append(out, e.unitRecord(u))
 		}
 	}
 	e.dirty = e.dirty[:0]
+	return out
+}
+
+// TakeCheckpoint returns the units changed since the last TakeCheckpoint,
+// with their windows (about 8 bytes a windowed sample). Their snapshots
+// share one buffer, allocated per call.
+func (e *Engine) TakeCheckpoint() []UnitRecord {
+	out := make([]UnitRecord, 0, len(e.ckpt))
+	ends := make([]int, 0, len(e.ckpt))
+	var buf []byte
+	for _, u := range e.ckpt {
+		u.ckpt, u.dirty = false, false
+		buf = e.appendWindows(buf, u)
+		ends = append(ends, len(buf))
+		out = append(out, e.unitRecord(u))
+	}
+	if buf == nil {
+		buf = []byte{}
+	}
+	start := 0
+	for i, end := range ends {
+		out[i].Windows = buf[start:end:end]
+		start = end
+	}
+	e.ckpt = e.ckpt[:0]
+	e.dirty = e.dirty[:0] // every dirty unit was in ckpt too
 	return out
 }
 

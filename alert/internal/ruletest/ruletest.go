@@ -126,7 +126,7 @@ func newHarness(set *rules.Set, start time.Time) *harness {
 	return h
 }
 
-// persist does what the service's store does after each batch.
+// persist does what the service does at a unit checkpoint, after each step.
 func (h *harness) persist() {
 	for _, c := range h.eng.Drain() {
 		k := [2]string{c.Rule, c.Key}
@@ -136,7 +136,7 @@ func (h *harness) persist() {
 			h.alerts[k] = c.Alert
 		}
 	}
-	for _, u := range h.eng.TakeDirty() {
+	for _, u := range h.eng.TakeCheckpoint() {
 		h.units[u.Unit] = u
 	}
 }

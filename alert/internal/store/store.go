@@ -65,7 +65,7 @@ type unitRow struct {
 	FrontierMs int64            `json:"frontier_ms"`
 	Matches    []string         `json:"matches"`
 	LastAlarms map[string]int64 `json:"last_alarms"`
-	Windows    []byte           `json:"windows"` // base64 in JSON, decoded by the statement
+	Windows    []byte           `json:"windows"` // base64 in JSON, decoded by the statement; null: keep the stored windows
 }
 
 // Apply writes units and changes in one transaction and returns the
@@ -110,10 +110,11 @@ func upsertUnits(ctx context.Context, tx pgx.Tx, units []engine.UnitRecord) erro
 	_, err = tx.Exec(ctx, `
 INSERT INTO alert.units (unit, site, frontier_ms, matches, last_alarms, windows)
 SELECT x.unit, x.site, x.frontier_ms, ARRAY(SELECT jsonb_array_elements_text(x.matches)), x.last_alarms,
-    decode(coalesce(x.windows, ''), 'base64')
+    decode(x.windows, 'base64')
 FROM jsonb_to_recordset($1::jsonb) AS x(unit text, site text, frontier_ms bigint, matches jsonb, last_alarms jsonb, windows text)
 ON CONFLICT (unit) DO UPDATE SET site = EXCLUDED.site, frontier_ms = EXCLUDED.frontier_ms,
-    matches = EXCLUDED.matches, last_alarms = EXCLUDED.last_alarms, windows = EXCLUDED.windows, updated_at = now()`, b)
+    matches = EXCLUDED.matches, last_alarms = EXCLUDED.last_alarms, updated_at = now(),
+    windows = coalesce(EXCLUDED.windows, alert.units.windows)`, b)
 	if err != nil {
 		return fmt.Errorf("upsert %d units: %w", len(units), err)
 	}

@@ -71,8 +71,8 @@ func TestApplyLoadRoundTrip(t *testing.T) {
 
 // An engine checkpointed to PostgreSQL mid-window and restored from it
 // holds the same windows, byte for byte, and fires at the same reading as
-// an engine that never stopped; a later checkpoint overwrites the windows
-// and an emptied window is written as empty.
+// an engine that never stopped; a frontier-only write keeps them, a later
+// checkpoint overwrites them and an emptied window is written as empty.
 func TestWindowsCheckpointRestore(t *testing.T) {
 	ctx := testenv.Context(t, time.Minute)
 	s, err := Open(ctx, testenv.Postgres(t))
@@ -96,8 +96,14 @@ func TestWindowsCheckpointRestore(t *testing.T) {
 	for m := 0; m <= 5; m++ {
 		a.Observe(rec(m, telemetry.ModeIdle))
 	}
-	written := a.TakeDirty()
+	written := a.TakeCheckpoint()
 	if _, err := s.Apply(ctx, a.Drain(), written); err != nil {
+		t.Fatal(err)
+	}
+	// A frontier-only write (TakeDirty, with an alert change) keeps the stored windows.
+	frontierOnly := written[0]
+	frontierOnly.Windows = nil
+	if _, err := s.Apply(ctx, nil, []engine.UnitRecord{frontierOnly}); err != nil {
 		t.Fatal(err)
 	}
 	snap, err := s.Load(ctx)
@@ -121,7 +127,7 @@ func TestWindowsCheckpointRestore(t *testing.T) {
 	}
 	// A reading that is not idle empties the window: the next checkpoint says so.
 	b.Observe(rec(10, telemetry.ModeCharging))
-	if _, err := s.Apply(ctx, b.Drain(), b.TakeDirty()); err != nil {
+	if _, err := s.Apply(ctx, b.Drain(), b.TakeCheckpoint()); err != nil {
 		t.Fatal(err)
 	}
 	snap, _ = s.Load(ctx)
