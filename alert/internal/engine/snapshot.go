@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/flexipack/cutover/alert/internal/rules"
 )
@@ -37,12 +38,28 @@ func (e *Engine) appendWindows(dst []byte, u *unitState) []byte {
 		dst = append(dst, rule.Name...)
 		dst = binary.AppendVarint(dst, w.base)
 		dst = binary.AppendUvarint(dst, uint64(len(w.s)))
+		p := len(dst)
+		dst = slices.Grow(dst, 8*len(w.s))[:p+8*len(w.s)]
 		for _, x := range w.s {
-			dst = binary.LittleEndian.AppendUint32(dst, uint32(x.dt))
-			dst = binary.LittleEndian.AppendUint32(dst, math.Float32bits(x.v))
+			binary.LittleEndian.PutUint32(dst[p:], uint32(x.dt))
+			binary.LittleEndian.PutUint32(dst[p+4:], math.Float32bits(x.v))
+			p += 8
 		}
 	}
 	return dst
+}
+
+// windowsSize bounds what appendWindows writes for units.
+func (e *Engine) windowsSize(units []*unitState) int {
+	n := 0
+	for _, u := range units {
+		for i, rule := range e.set.Rules {
+			if w := u.slots[i].win; rule.Kind == rules.KindAggregate && w != nil && len(w.s) > 0 {
+				n += 1 + binary.MaxVarintLen64*3 + len(rule.Name) + 8*len(w.s)
+			}
+		}
+	}
+	return n
 }
 
 var errTruncated = errors.New("truncated")

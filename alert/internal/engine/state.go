@@ -47,15 +47,12 @@ func (e *Engine) TakeDirty() []UnitRecord {
 func (e *Engine) TakeCheckpoint() []UnitRecord {
 	out := make([]UnitRecord, 0, len(e.ckpt))
 	ends := make([]int, 0, len(e.ckpt))
-	var buf []byte
+	buf := make([]byte, 0, e.windowsSize(e.ckpt))
 	for _, u := range e.ckpt {
 		u.ckpt, u.dirty = false, false
 		buf = e.appendWindows(buf, u)
 		ends = append(ends, len(buf))
 		out = append(out, e.unitRecord(u))
-	}
-	if buf == nil {
-		buf = []byte{}
 	}
 	start := 0
 	for i, end := range ends {
