@@ -405,7 +405,7 @@ mapfile -t DEMO_UNITS < <(curl -sf "$Q/v1/units" | jq -r '.units[].unit')
 for ((i = 0; i < READS; i++)); do
 	case $((i % 4)) in
 	0 | 1) path="/v1/units/${DEMO_UNITS[i % ${#DEMO_UNITS[@]}]}/latest" ;;
-	*) path=${REQUESTS[i % ${#REQUESTS[@]}]} ;;
+	*) path=${REQUESTS[(i / 4 * 2 + i % 4 - 2) % ${#REQUESTS[@]}]} ;; # the four requests in turn
 	esac
 	curl -sf -o /dev/null "$Q$path" || die "GET $path failed in shadow-read"
 done
