@@ -36,6 +36,7 @@ const (
 	flagBatchSize       = "batch-size"
 	flagLinger          = "linger"
 	flagTick            = "tick"
+	flagCheckpoint      = "checkpoint-interval"
 	flagInfluxPoints    = "influx-points"
 	flagID              = "alert-id"
 	flagKafkaGroup      = "kafka-group"
@@ -83,6 +84,9 @@ func runFlags() []cli.Flag {
 			Usage: "longest a batch waits to fill"},
 		&cli.DurationFlag{Name: flagTick, EnvVars: []string{"ALERT_TICK"}, Value: time.Second, Category: "Rules",
 			Usage: "how often absence rules are evaluated"},
+		&cli.DurationFlag{Name: flagCheckpoint, EnvVars: []string{"ALERT_CHECKPOINT_INTERVAL"}, Value: 5 * time.Second, Category: "State store",
+			Usage: "how often the units changed since the last checkpoint are written to the state store with their aggregate windows " +
+				"(also on reload and at shutdown); a crash (SIGKILL) loses at most this much of the acked stream from the windows"},
 		&cli.BoolFlag{Name: flagInfluxPoints, EnvVars: []string{"ALERT_INFLUX_POINTS"}, Value: true, Category: "InfluxDB",
 			Usage: "write a bsu_alert point to InfluxDB on every alert state change"},
 		cliapp.HTTPAddrFlag("127.0.0.1:9104"),
@@ -115,8 +119,9 @@ func runConfigFrom(c *cli.Context) (runConfig, error) {
 		AMQPURL: c.String(cliapp.FlagAMQPURL), Topology: topo, Prefetch: c.Int(flagPrefetch),
 		StateDSN: c.String(cliapp.FlagStateDSN), AlertmanagerURL: c.String(flagAlertmanagerURL),
 		AMTimeout: c.Duration(flagAMTimeout), Resend: c.Duration(flagResend), InfluxPoints: c.Bool(flagInfluxPoints),
-		Influx:  notify.InfluxConfig{Influx: cliapp.InfluxConfig(c)},
-		Service: service.Config{BatchSize: c.Int(flagBatchSize), Linger: c.Duration(flagLinger), TickInterval: c.Duration(flagTick)},
+		Influx: notify.InfluxConfig{Influx: cliapp.InfluxConfig(c)},
+		Service: service.Config{BatchSize: c.Int(flagBatchSize), Linger: c.Duration(flagLinger), TickInterval: c.Duration(flagTick),
+			UnitCheckpoint: c.Duration(flagCheckpoint)},
 	}
 	if err := topo.Validate(); err != nil {
 		return cfg, err
@@ -132,6 +137,9 @@ func runConfigFrom(c *cli.Context) (runConfig, error) {
 	}
 	if cfg.Bus == "kafka" && cfg.Kafka.GroupID == "consumer" {
 		return cfg, fmt.Errorf("--%s %q: the alert service needs its own consumer group, not the consumers'", flagKafkaGroup, cfg.Kafka.GroupID)
+	}
+	if d := cfg.Service.UnitCheckpoint; d < 100*time.Millisecond || d > time.Hour {
+		return cfg, fmt.Errorf("--%s %s: want from 100ms to 1h", flagCheckpoint, d)
 	}
 	if cfg.Resend < time.Second {
 		return cfg, fmt.Errorf("--%s %s: want at least 1s", flagResend, cfg.Resend)

@@ -170,3 +170,62 @@ func stateBytes(tb testing.TB, units int) float64 {
 	runtime.KeepAlive(e)
 	return float64(after.HeapAlloc-before.HeapAlloc) / float64(units*len(set.Rules))
 }
+
+// BenchmarkCheckpoint1000Units measures TakeCheckpoint (the periodic write
+// of changed units with their windows) over 1,000 units whose 4 aggregate
+// windows of 10 minutes are full (a reading every 10 s), next to its
+// baseline in the same run: TakeDirty of the same units (frontiers only,
+// what every batch with an alert change writes). One op is one unit.
+func BenchmarkCheckpoint1000Units(b *testing.B) {
+	const units = 1000
+	set := benchRules(b)
+	end := benchStart.Add(time.Hour * 24 * 365)
+	e := New(set, Options{Now: func() time.Time { return end }})
+	recs := make([]telemetry.Record, 1)
+	tick := 0
+	touch := func() {
+		for u := 0; u < units; u++ {
+			recs[0] = telemetry.Record{Unit: fmt.Sprintf("FP2-%06d", u), Site: "site", TimeMs: benchStart.Add(time.Duration(tick) * 10 * time.Second).UnixMilli(),
+				Has: telemetry.HasSoC, SoC: 50 - float64(tick%100)/10, Mode: telemetry.ModeIdle}
+			e.Observe(recs)
+		}
+		tick++
+	}
+	for tick <= 60 {
+		touch()
+	}
+	e.Drain()
+	var dirtyNs, ckptNs time.Duration
+	var bytesOut int
+	b.ResetTimer()
+	for done := 0; done < b.N; done += units {
+		b.StopTimer()
+		touch()
+		e.Drain()
+		b.StartTimer()
+		t0 := time.Now()
+		d := e.TakeDirty()
+		t1 := time.Now()
+		b.StopTimer()
+		touch()
+		e.Drain()
+		e.TakeDirty()
+		b.StartTimer()
+		t2 := time.Now()
+		c := e.TakeCheckpoint()
+		t3 := time.Now()
+		if len(d) != units || len(c) != units {
+			b.Fatalf("%d dirty, %d checkpointed units; want %d", len(d), len(c), units)
+		}
+		for i := range c {
+			bytesOut += len(c[i].Windows)
+		}
+		dirtyNs += t1.Sub(t0)
+		ckptNs += t3.Sub(t2)
+	}
+	n := float64((b.N + units - 1) / units * units)
+	b.ReportMetric(float64(ckptNs.Nanoseconds())/n, "ckpt-ns/unit")
+	b.ReportMetric(float64(dirtyNs.Nanoseconds())/n, "dirty-ns/unit")
+	b.ReportMetric(float64(ckptNs)/float64(dirtyNs), "ratio")
+	b.ReportMetric(float64(bytesOut)/n, "window-B/unit")
+}

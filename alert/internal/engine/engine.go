@@ -121,7 +121,8 @@ type Engine struct {
 	groups    []map[string]*group // per rule index: share groups by site (or "fleet")
 	watermark int64               // newest reading time seen, ms
 	changes   []Change
-	dirty     []*unitState
+	dirty     []*unitState // changed since the last TakeDirty or TakeCheckpoint
+	ckpt      []*unitState // changed since the last TakeCheckpoint
 	stats     Stats
 	order     []int // scratch: sorted record indices
 }
@@ -131,7 +132,8 @@ type unitState struct {
 	site     string
 	frontier int64 // newest reading time evaluated, ms; 0 before any
 	slots    []slot
-	dirty    bool
+	dirty    bool // in Engine.dirty
+	ckpt     bool // in Engine.ckpt
 }
 
 // slot is one (rule, unit) or (rule, group) alert state.
@@ -217,6 +219,10 @@ func (e *Engine) markDirty(u *unitState) {
 		u.dirty = true
 		e.dirty = append(e.dirty, u)
 	}
+	if !u.ckpt {
+		u.ckpt = true
+		e.ckpt = append(e.ckpt, u)
+	}
 }
 
 // Observe evaluates the readings of one message (any order, one or more
@@ -295,6 +301,6 @@ func (e *Engine) observe(r *telemetry.Record) {
 	}
 	if !late {
 		u.frontier = t
-		e.markDirty(u)
 	}
+	e.markDirty(u) // a late reading changes windows and alarm times too
 }

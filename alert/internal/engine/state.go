@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"fmt"
 	"sort"
 	"time"
 
@@ -8,25 +9,58 @@ import (
 )
 
 // UnitRecord is what survives a restart of one unit: its site, its
-// frontier (absence rules measure silence from it) and the share rules its
-// latest reading matched (so site shares are right from the first reading
-// after a restart).
+// frontier (lateness and absence rules measure from it), the share rules
+// its latest reading matched (so site shares are right from the first
+// reading after a restart), its alarm times and its aggregate windows, so
+// that a restarted engine evaluates the next reading exactly as the old
+// one would have.
 type UnitRecord struct {
 	Unit       string
 	Site       string
 	FrontierMs int64
 	Matches    []string         // names of share rules matched
 	LastAlarms map[string]int64 // alarm rules: the newest matching alarm, ms
+	// Windows is the unit's aggregate windows (compact binary, see
+	// snapshot.go): nil when the record does not carry them (TakeDirty),
+	// empty when the unit holds no samples.
+	Windows []byte
 }
 
-// TakeDirty returns the units changed since the last call.
+// TakeDirty returns the units changed since the last TakeDirty or
+// TakeCheckpoint, without their windows: cheap enough to write with every
+// batch that changes an alert.
 func (e *Engine) TakeDirty() []UnitRecord {
 	out := make([]UnitRecord, 0, len(e.dirty))
 	for _, u := range e.dirty {
-		u.dirty = false
-		out = append(out, e.unitRecord(u))
+		if u.dirty {
+			u.dirty = false
+			out = append(out, e.unitRecord(u))
+		}
 	}
 	e.dirty = e.dirty[:0]
+	return out
+}
+
+// TakeCheckpoint returns the units changed since the last TakeCheckpoint,
+// with their windows (about 8 bytes a windowed sample). Their snapshots
+// share one buffer, allocated per call.
+func (e *Engine) TakeCheckpoint() []UnitRecord {
+	out := make([]UnitRecord, 0, len(e.ckpt))
+	ends := make([]int, 0, len(e.ckpt))
+	buf := make([]byte, 0, e.windowsSize(e.ckpt))
+	for _, u := range e.ckpt {
+		u.ckpt, u.dirty = false, false
+		buf = e.appendWindows(buf, u)
+		ends = append(ends, len(buf))
+		out = append(out, e.unitRecord(u))
+	}
+	start := 0
+	for i, end := range ends {
+		out[i].Windows = buf[start:end:end]
+		start = end
+	}
+	e.ckpt = e.ckpt[:0]
+	e.dirty = e.dirty[:0] // every dirty unit was in ckpt too
 	return out
 }
 
@@ -79,15 +113,21 @@ func (e *Engine) alertOf(rule *rules.Rule, key string, s *slot) Alert {
 		LastAlarm: msTime(s.lastAlarm)}
 }
 
-// Restore loads persisted state into an empty engine: units first, then
-// alerts (pending ones keep their ActiveAt, so a for: in progress goes on
-// where it was). Alerts of rules no longer defined are returned, resolved
-// at the watermark, for the caller to deliver.
-func (e *Engine) Restore(units []UnitRecord, alerts []Alert) []Change {
+// Restore loads persisted state into an empty engine: units first (with
+// their aggregate windows), then alerts (pending ones keep their ActiveAt,
+// so a for: in progress goes on where it was). Alerts of rules no longer
+// defined are returned, resolved at the watermark, for the caller to
+// deliver. A unit whose window snapshot is malformed starts with empty
+// windows (they refill from the stream); each such unit is reported in bad
+// and loses nothing else.
+func (e *Engine) Restore(units []UnitRecord, alerts []Alert) (gone []Change, bad []error) {
 	idx := e.ruleIndex()
 	for _, ur := range units {
 		u := e.unit(ur.Unit, ur.Site)
 		u.frontier = max(u.frontier, ur.FrontierMs)
+		if err := e.restoreWindows(u, ur.Windows, idx); err != nil {
+			bad = append(bad, fmt.Errorf("unit %s: %w", ur.Unit, err))
+		}
 		e.watermark = max(e.watermark, min(ur.FrontierMs, e.now().UnixMilli()))
 		for _, name := range ur.Matches {
 			if i, ok := idx[name]; ok && e.set.Rules[i].Kind == rules.KindShare {
@@ -105,7 +145,6 @@ func (e *Engine) Restore(units []UnitRecord, alerts []Alert) []Change {
 			}
 		}
 	}
-	var gone []Change
 	for _, a := range alerts {
 		i, ok := idx[a.Rule]
 		if !ok {
@@ -124,7 +163,7 @@ func (e *Engine) Restore(units []UnitRecord, alerts []Alert) []Change {
 		s.lastAlarm = max(s.lastAlarm, timeMs(a.LastAlarm))
 		s.labels, s.annots = ruleLabels(rule, a.Labels), copyMap(a.Annotations)
 	}
-	return gone
+	return gone, bad
 }
 
 func timeMs(t time.Time) int64 {

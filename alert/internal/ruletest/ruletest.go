@@ -126,7 +126,7 @@ func newHarness(set *rules.Set, start time.Time) *harness {
 	return h
 }
 
-// persist does what the service's store does after each batch.
+// persist does what the service does at a unit checkpoint, after each step.
 func (h *harness) persist() {
 	for _, c := range h.eng.Drain() {
 		k := [2]string{c.Rule, c.Key}
@@ -136,13 +136,13 @@ func (h *harness) persist() {
 			h.alerts[k] = c.Alert
 		}
 	}
-	for _, u := range h.eng.TakeDirty() {
+	for _, u := range h.eng.TakeCheckpoint() {
 		h.units[u.Unit] = u
 	}
 }
 
 // restart throws the engine away and builds a new one from what was persisted.
-func (h *harness) restart() {
+func (h *harness) restart() error {
 	h.persist()
 	h.eng = engine.New(h.set, engine.Options{Now: func() time.Time { return h.now }})
 	units := make([]engine.UnitRecord, 0, len(h.units))
@@ -153,7 +153,10 @@ func (h *harness) restart() {
 	for _, a := range h.alerts {
 		alerts = append(alerts, a)
 	}
-	h.eng.Restore(units, alerts)
+	if _, bad := h.eng.Restore(units, alerts); len(bad) > 0 {
+		return fmt.Errorf("restart: %w", errors.Join(bad...))
+	}
+	return nil
 }
 
 func runTest(set *rules.Set, dir string, start time.Time, t *testYAML) []string {
@@ -191,7 +194,9 @@ func orZero(s string) string {
 
 func (h *harness) apply(dir string, start time.Time, st *stepYAML) error {
 	if st.Restart {
-		h.restart()
+		if err := h.restart(); err != nil {
+			return err
+		}
 	}
 	if st.Reload != "" {
 		set, err := rules.Load(filepath.Join(dir, st.Reload))

@@ -38,7 +38,7 @@ type Config struct {
 	BatchSize      int           // most messages per batch (default 500)
 	Linger         time.Duration // longest a batch waits to fill (default 50 ms)
 	TickInterval   time.Duration // how often absence rules are evaluated (default 1 s)
-	UnitCheckpoint time.Duration // how often unit frontiers are written when no alert changed (default 5 s)
+	UnitCheckpoint time.Duration // how often changed units are written with their aggregate windows (default 5 s)
 }
 
 // Deps are what the service talks to.
@@ -106,7 +106,14 @@ func (s *Service) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("load alert state: %w", err)
 	}
-	gone := s.eng.Restore(snap.Units, snap.Alerts)
+	gone, bad := s.eng.Restore(snap.Units, snap.Alerts)
+	for i, err := range bad {
+		if i == 10 {
+			s.deps.Logger.Warn("more units with unreadable aggregate windows", "count", len(bad)-i)
+			break
+		}
+		s.deps.Logger.Warn("aggregate windows not restored; they refill from the stream", "err", err)
+	}
 	s.deps.Notifier.Restore(snap.Alerts, snap.Outbox)
 	s.m.restore(snap.Alerts)
 	s.deps.Logger.Info("alert state loaded", "units", len(snap.Units), "alerts", len(snap.Alerts), "undelivered_resolutions", len(snap.Outbox))
@@ -236,15 +243,20 @@ func (s *Service) handle(ctx context.Context, b batch) error {
 	return nil
 }
 
-// commit writes the changes since the last commit (and, when units is
-// true or alerts changed, the units' frontiers), retrying until the store
-// takes them, then hands them to the notifier.
-func (s *Service) commit(ctx context.Context, units bool) error {
+// commit writes the changes since the last commit, retrying until the
+// store takes them, then hands them to the notifier. With alert changes it
+// writes the changed units' frontiers too (cheap); when checkpoint is true
+// (every UnitCheckpoint, on reload, at shutdown) it writes every unit
+// changed since the last checkpoint with its aggregate windows.
+func (s *Service) commit(ctx context.Context, checkpoint bool) error {
 	changes := s.eng.Drain()
 	var dirty []engine.UnitRecord
-	if units || len(changes) > 0 {
-		dirty = s.eng.TakeDirty()
+	switch {
+	case checkpoint:
+		dirty = s.eng.TakeCheckpoint()
 		s.lastUnits = s.deps.Now()
+	case len(changes) > 0:
+		dirty = s.eng.TakeDirty()
 	}
 	s.m.observe(s.eng.Stats(), &s.prev, changes, s.eng.Units())
 	if w := s.eng.Watermark(); !w.IsZero() {

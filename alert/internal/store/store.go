@@ -1,8 +1,10 @@
 // Package store keeps the alert service's state in PostgreSQL (schema
-// "alert" of the state store, its own migrations): units' frontiers,
-// pending and firing alerts, and an outbox of resolutions Alertmanager has
-// not accepted yet. The service writes a batch's changes before it acks the
-// batch, so a restart resumes exactly where the acked stream left off.
+// "alert" of the state store, its own migrations): units' frontiers and
+// aggregate windows, pending and firing alerts, and an outbox of
+// resolutions Alertmanager has not accepted yet. The service writes a
+// batch's alert changes (with the units they touched) before it acks the
+// batch, and the other changed units at every unit checkpoint and at
+// shutdown; see the README's alert section for what a crash loses.
 package store
 
 import (
@@ -63,6 +65,7 @@ type unitRow struct {
 	FrontierMs int64            `json:"frontier_ms"`
 	Matches    []string         `json:"matches"`
 	LastAlarms map[string]int64 `json:"last_alarms"`
+	Windows    []byte           `json:"windows"` // base64 in JSON, decoded by the statement; null: keep the stored windows
 }
 
 // Apply writes units and changes in one transaction and returns the
@@ -92,7 +95,7 @@ func upsertUnits(ctx context.Context, tx pgx.Tx, units []engine.UnitRecord) erro
 	}
 	rows := make([]unitRow, len(units))
 	for i, u := range units {
-		rows[i] = unitRow{Unit: u.Unit, Site: u.Site, FrontierMs: u.FrontierMs, Matches: u.Matches, LastAlarms: u.LastAlarms}
+		rows[i] = unitRow{Unit: u.Unit, Site: u.Site, FrontierMs: u.FrontierMs, Matches: u.Matches, LastAlarms: u.LastAlarms, Windows: u.Windows}
 		if rows[i].Matches == nil {
 			rows[i].Matches = []string{}
 		}
@@ -105,11 +108,13 @@ func upsertUnits(ctx context.Context, tx pgx.Tx, units []engine.UnitRecord) erro
 		return err
 	}
 	_, err = tx.Exec(ctx, `
-INSERT INTO alert.units (unit, site, frontier_ms, matches, last_alarms)
-SELECT x.unit, x.site, x.frontier_ms, ARRAY(SELECT jsonb_array_elements_text(x.matches)), x.last_alarms
-FROM jsonb_to_recordset($1::jsonb) AS x(unit text, site text, frontier_ms bigint, matches jsonb, last_alarms jsonb)
+INSERT INTO alert.units (unit, site, frontier_ms, matches, last_alarms, windows)
+SELECT x.unit, x.site, x.frontier_ms, ARRAY(SELECT jsonb_array_elements_text(x.matches)), x.last_alarms,
+    decode(x.windows, 'base64')
+FROM jsonb_to_recordset($1::jsonb) AS x(unit text, site text, frontier_ms bigint, matches jsonb, last_alarms jsonb, windows text)
 ON CONFLICT (unit) DO UPDATE SET site = EXCLUDED.site, frontier_ms = EXCLUDED.frontier_ms,
-    matches = EXCLUDED.matches, last_alarms = EXCLUDED.last_alarms, updated_at = now()`, b)
+    matches = EXCLUDED.matches, last_alarms = EXCLUDED.last_alarms, updated_at = now(),
+    windows = coalesce(EXCLUDED.windows, alert.units.windows)`, b)
 	if err != nil {
 		return fmt.Errorf("upsert %d units: %w", len(units), err)
 	}
@@ -181,13 +186,13 @@ type Snapshot struct {
 // Load reads the whole state, for a start.
 func (s *Store) Load(ctx context.Context) (Snapshot, error) {
 	var snap Snapshot
-	rows, err := s.pool.Query(ctx, `SELECT unit, site, frontier_ms, matches, last_alarms FROM alert.units`)
+	rows, err := s.pool.Query(ctx, `SELECT unit, site, frontier_ms, matches, last_alarms, windows FROM alert.units`)
 	if err != nil {
 		return snap, fmt.Errorf("load units: %w", err)
 	}
 	for rows.Next() {
 		var u engine.UnitRecord
-		if err := rows.Scan(&u.Unit, &u.Site, &u.FrontierMs, &u.Matches, &u.LastAlarms); err != nil {
+		if err := rows.Scan(&u.Unit, &u.Site, &u.FrontierMs, &u.Matches, &u.LastAlarms, &u.Windows); err != nil {
 			rows.Close()
 			return snap, fmt.Errorf("load units: %w", err)
 		}

@@ -1,10 +1,13 @@
 package store
 
 import (
+	"bytes"
 	"testing"
 	"time"
 
 	"github.com/flexipack/cutover/alert/internal/engine"
+	"github.com/flexipack/cutover/alert/internal/rules"
+	"github.com/flexipack/cutover/shared/telemetry"
 	"github.com/flexipack/cutover/shared/testenv"
 )
 
@@ -63,5 +66,72 @@ func TestApplyLoadRoundTrip(t *testing.T) {
 	snap, _ = s.Load(ctx)
 	if len(snap.Outbox) != 0 {
 		t.Fatalf("outbox not cleared: %+v", snap.Outbox)
+	}
+}
+
+// An engine checkpointed to PostgreSQL mid-window and restored from it
+// holds the same windows, byte for byte, and fires at the same reading as
+// an engine that never stopped; a frontier-only write keeps them, a later
+// checkpoint overwrites them and an emptied window is written as empty.
+func TestWindowsCheckpointRestore(t *testing.T) {
+	ctx := testenv.Context(t, time.Minute)
+	s, err := Open(ctx, testenv.Postgres(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	set, err := rules.Parse("w.yml", []byte(`rules:
+  - {name: Drop, kind: aggregate, field: soc_pct, func: delta, window: 10m, when: mode == idle, expr: value < -20, severity: critical}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	now := func() time.Time { return t0.Add(time.Hour) }
+	rec := func(m int, mode string) []telemetry.Record {
+		return []telemetry.Record{{Unit: "U1", Site: "s1", TimeMs: t0.Add(time.Duration(m) * time.Minute).UnixMilli(),
+			Has: telemetry.HasSoC, SoC: 80 - 2.5*float64(m), Mode: mode}}
+	}
+	a := engine.New(set, engine.Options{Now: now})
+	for m := 0; m <= 5; m++ {
+		a.Observe(rec(m, telemetry.ModeIdle))
+	}
+	written := a.TakeCheckpoint()
+	if _, err := s.Apply(ctx, a.Drain(), written); err != nil {
+		t.Fatal(err)
+	}
+	// A frontier-only write (TakeDirty, with an alert change) keeps the stored windows.
+	frontierOnly := written[0]
+	frontierOnly.Windows = nil
+	if _, err := s.Apply(ctx, nil, []engine.UnitRecord{frontierOnly}); err != nil {
+		t.Fatal(err)
+	}
+	snap, err := s.Load(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(snap.Units) != 1 || !bytes.Equal(snap.Units[0].Windows, written[0].Windows) || len(written[0].Windows) == 0 {
+		t.Fatalf("windows came back as %x, wrote %x", snap.Units[0].Windows, written[0].Windows)
+	}
+	b := engine.New(set, engine.Options{Now: now})
+	if _, bad := b.Restore(snap.Units, snap.Alerts); len(bad) != 0 {
+		t.Fatal(bad)
+	}
+	for m := 6; m <= 9; m++ {
+		a.Observe(rec(m, telemetry.ModeIdle))
+		b.Observe(rec(m, telemetry.ModeIdle))
+		ca, cb := a.Drain(), b.Drain()
+		if len(ca) != len(cb) || len(cb) > 0 && (cb[0].State != engine.Firing || m != 9 || cb[0].Value != ca[0].Value) {
+			t.Fatalf("at %dm: uninterrupted %+v, restored %+v", m, ca, cb)
+		}
+	}
+	// A reading that is not idle empties the window: the next checkpoint says so.
+	b.Observe(rec(10, telemetry.ModeCharging))
+	if _, err := s.Apply(ctx, b.Drain(), b.TakeCheckpoint()); err != nil {
+		t.Fatal(err)
+	}
+	snap, _ = s.Load(ctx)
+	if len(snap.Units) != 1 || len(snap.Units[0].Windows) != 0 || snap.Units[0].FrontierMs != t0.Add(10*time.Minute).UnixMilli() {
+		t.Fatalf("after the window emptied: %+v", snap.Units)
 	}
 }
