@@ -36,8 +36,13 @@ import (
 // raises none (the false-positive count is in the summary line).
 func TestAlertEndToEnd(t *testing.T) {
 	bin := alertBinaries(t)
-	faulty := runAlertScenario(t, bin, "faulty", []string{"--units", "100", "--duration", "60s", "--time-scale", "60", "--seed", "42"})
-	healthy := runAlertScenario(t, bin, "healthy", []string{"--units", "100", "--duration", "30s", "--time-scale", "60", "--seed", "43",
+	// --time-scale 30: an hour of readings in two minutes. Absence runs on
+	// reading time, so a publishing worker that stalls for a second on a
+	// busy machine looks like half a minute of silence; at 60× a stall of
+	// 17 s (seen on a loaded CI machine) fired UnitSilent for units that
+	// never went quiet.
+	faulty := runAlertScenario(t, bin, "faulty", []string{"--units", "100", "--duration", "120s", "--time-scale", "30", "--seed", "42"})
+	healthy := runAlertScenario(t, bin, "healthy", []string{"--units", "100", "--duration", "60s", "--time-scale", "30", "--seed", "43",
 		"--fault-prob", "0", "--offline-prob", "0"})
 
 	truth := faulty.truth
@@ -325,8 +330,8 @@ func (tr *alertTruth) addSilence(u string, newest []int64) {
 	}
 	// The fleet clock is the newest reading from any unit: the simulator's
 	// four publishing workers drift apart by up to a second or so, which at
-	// --time-scale 60 is a minute of reading time, so a unit may look silent
-	// that much longer than it was. Silences from 15.5 minutes may fire.
+	// --time-scale 30 is half a minute of reading time, so a unit may look
+	// silent that much longer than it was. Silences from 15.5 minutes may fire.
 	if tr.maxGap[u] >= 15*time.Minute+30*time.Second {
 		tr.maybeGaps[u] = true
 	}
