@@ -149,14 +149,7 @@ func (c Config) mechanism() (sasl.Mechanism, error) {
 
 // Transport returns the kafka-go transport for writers and clients.
 func (c Config) Transport() (*kafkago.Transport, error) {
-	if err := c.Validate(); err != nil {
-		return nil, err
-	}
-	tc, err := c.tlsConfig()
-	if err != nil {
-		return nil, err
-	}
-	m, err := c.mechanism()
+	tc, m, err := c.security()
 	if err != nil {
 		return nil, err
 	}
@@ -165,14 +158,7 @@ func (c Config) Transport() (*kafkago.Transport, error) {
 
 // Dialer returns the kafka-go dialer for readers.
 func (c Config) Dialer() (*kafkago.Dialer, error) {
-	if err := c.Validate(); err != nil {
-		return nil, err
-	}
-	tc, err := c.tlsConfig()
-	if err != nil {
-		return nil, err
-	}
-	m, err := c.mechanism()
+	tc, m, err := c.security()
 	if err != nil {
 		return nil, err
 	}
@@ -186,4 +172,21 @@ func (c Config) Client() (*kafkago.Client, error) {
 		return nil, err
 	}
 	return &kafkago.Client{Addr: kafkago.TCP(c.Brokers...), Transport: t, Timeout: c.dialTimeout()}, nil
+}
+
+// security validates c and returns its TLS configuration and SASL
+// mechanism (nil when unused), which writers, clients and readers share.
+func (c Config) security() (*tls.Config, sasl.Mechanism, error) {
+	if err := c.Validate(); err != nil {
+		return nil, nil, err
+	}
+	tc, err := c.tlsConfig()
+	if err != nil {
+		return nil, nil, err
+	}
+	m, err := c.mechanism()
+	if err != nil {
+		return nil, nil, err
+	}
+	return tc, m, nil
 }
