@@ -368,6 +368,12 @@ bind-address = "$INFLUX_RPC"
   dir = "$dir/data"
   wal-dir = "$dir/wal"
   cache-max-memory-size = "2g"
+  # Tests and benchmarks read back what they wrote seconds before: a short
+  # cold duration moves it from the write cache into TSM files as soon as
+  # writes pause, so reads of a past day are measured as production reads
+  # them (the 10m default leaves everything in the cache, which every query
+  # must sort and deduplicate).
+  cache-snapshot-write-cold-duration = "5s"
   max-series-per-database = 0
   max-values-per-tag = 0
   query-log-enabled = false

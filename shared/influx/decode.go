@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"unicode/utf16"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // chunkDecoder decodes the JSON objects of a (chunked) /query answer one at
@@ -18,6 +19,49 @@ import (
 type chunkDecoder struct {
 	r   *bufio.Reader
 	buf []byte // scratch for strings with escapes
+
+	// Numbers and rows are carved out of slabs instead of allocated one by
+	// one (verify decodes some 15 numbers per reading). A slab is never
+	// written again once a number or row points into it, and is dropped
+	// when full: what callers keep stays valid, and keeps its slab alive.
+	numbers []byte
+	rowSlab
+}
+
+const (
+	numberSlab = 32 << 10
+	cellSlab   = 4 << 10
+)
+
+// number returns b as a string carved out of the number slab.
+func (d *chunkDecoder) numberString(b []byte) string {
+	if len(b) == 0 || len(b) > numberSlab/64 {
+		return string(b)
+	}
+	if cap(d.numbers)-len(d.numbers) < len(b) {
+		d.numbers = make([]byte, 0, numberSlab)
+	}
+	start := len(d.numbers)
+	d.numbers = append(d.numbers, b...)
+	return unsafe.String(&d.numbers[start], len(b))
+}
+
+// rowSlab hands out rows carved out of a shared slab of cells.
+type rowSlab struct{ cells []any }
+
+// row returns an empty row with room for n cells, carved out of the slab
+// (full capacity n, so an append past it copies instead of writing into
+// the next row).
+func (s *rowSlab) row(n int) []any {
+	if n <= 0 || n > cellSlab/16 {
+		return make([]any, 0, min(n, 1024))
+	}
+	if cap(s.cells)-len(s.cells) < n {
+		s.cells = make([]any, 0, cellSlab)
+	}
+	start := len(s.cells)
+	s.cells = s.cells[:start+n]
+	return s.cells[start : start : start+n]
 }
 
 func newChunkDecoder(r io.Reader) *chunkDecoder {
@@ -117,7 +161,7 @@ func (d *chunkDecoder) series(s *Series) error {
 					s.Values = append(s.Values, nil)
 					return d.literal("null")
 				}
-				row := make([]any, 0, len(s.Columns))
+				row := d.row(len(s.Columns))
 				err := d.array(func() error {
 					v, err := d.value()
 					row = append(row, v)
@@ -334,7 +378,7 @@ func (d *chunkDecoder) number(first byte) (json.Number, error) {
 	if !validNumber(d.buf) {
 		return "", fmt.Errorf("%w: number %q", errSyntax, d.buf)
 	}
-	return json.Number(string(d.buf)), nil
+	return json.Number(d.numberString(d.buf)), nil
 }
 
 // validNumber checks JSON's number grammar (ParseFloat accepts more).

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"github.com/flexipack/cutover/shared/redact"
 	"io"
+	"math"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -75,8 +76,10 @@ func (e *QueryError) Unwrap() error { return e.wrapped }
 // than the chunk size comes as several Series with the same Name and Tags
 // (the earlier ones with Partial set). Values are as encoding/json decodes
 // them with UseNumber: json.Number for numbers (the time column, with
-// epoch=ms, is an integer of milliseconds), string, bool or nil; use
-// Int64, Float64 and String to convert them.
+// epoch=ms, is an integer of milliseconds), string, bool or nil; from a
+// 1.x server, which answers MessagePack, numbers are int64 (uint64 past
+// its range) or float64 instead. Use Int64, Float64 and String to convert
+// them.
 type Series struct {
 	Statement int               `json:"-"`
 	Name      string            `json:"name"`
@@ -99,6 +102,20 @@ func (s *Series) Col(name string) int {
 // Int64 converts a decoded value to an integer: a json.Number without
 // fraction, or one with a zero fraction (InfluxDB writes the float 12.0 as 12).
 func Int64(v any) (int64, error) {
+	switch x := v.(type) {
+	case int64:
+		return x, nil
+	case uint64:
+		if x > math.MaxInt64 {
+			return 0, fmt.Errorf("value %d is out of the int64 range", x)
+		}
+		return int64(x), nil
+	case float64:
+		if x != math.Trunc(x) || x < math.MinInt64 || x >= math.MaxInt64 {
+			return 0, fmt.Errorf("value %v is not an integer", x)
+		}
+		return int64(x), nil
+	}
 	n, ok := v.(json.Number)
 	if !ok {
 		return 0, fmt.Errorf("value %v is %T, want a number", v, v)
@@ -115,6 +132,14 @@ func Int64(v any) (int64, error) {
 
 // Float64 converts a decoded value to a float.
 func Float64(v any) (float64, error) {
+	switch x := v.(type) {
+	case float64:
+		return x, nil
+	case int64:
+		return float64(x), nil
+	case uint64:
+		return float64(x), nil
+	}
 	n, ok := v.(json.Number)
 	if !ok {
 		return 0, fmt.Errorf("value %v is %T, want a number", v, v)
@@ -265,7 +290,17 @@ func (c *Client) newQueryRequest(ctx context.Context, api API, q string) (*http.
 	if err != nil {
 		return nil, fmt.Errorf("influxql: build request: %w", err)
 	}
-	req.Header.Set("Accept", "application/json")
+	if api == APIV1 {
+		// 1.x answers MessagePack at about half its JSON cost; a server
+		// that answers JSON anyway is read as JSON (see queryOnce).
+		req.Header.Set("Accept", mediaMsgpack+", application/json;q=0.9")
+	} else {
+		req.Header.Set("Accept", "application/json")
+	}
+	if !c.cfg.GzipQueries {
+		// Set explicitly, or net/http asks for gzip on our behalf.
+		req.Header.Set("Accept-Encoding", "identity")
+	}
 	c.cfg.authorize(req, api)
 	return req, nil
 }
@@ -290,7 +325,10 @@ func (c *Client) queryOnce(ctx context.Context, api API, q string, fn func(*Seri
 	body := newIdleReader(resp.Body, c.cfg.Timeout, cancel)
 	defer body.stop()
 	lim := &chunkLimit{r: body, max: c.cfg.MaxChunkBytes}
-	dec := newChunkDecoder(lim)
+	var dec answerDecoder = newChunkDecoder(lim)
+	if isMsgpack(resp.Header) {
+		dec = newMsgpackDecoder(lim, c.cfg.MaxChunkBytes)
+	}
 	for {
 		var chunk queryResponse
 		lim.reset()
@@ -322,7 +360,18 @@ func (c *Client) queryOnce(ctx context.Context, api API, q string, fn func(*Seri
 	}
 }
 
-// queryResponse is one JSON object of a (chunked) /query answer.
+// answerDecoder reads a /query answer object by object: JSON
+// (chunkDecoder) or 1.x's MessagePack (msgpackDecoder).
+type answerDecoder interface {
+	next(out *queryResponse) error
+}
+
+func isMsgpack(h http.Header) bool {
+	ct, _, _ := strings.Cut(h.Get("Content-Type"), ";")
+	return strings.EqualFold(strings.TrimSpace(ct), mediaMsgpack)
+}
+
+// queryResponse is one object of a (chunked) /query answer.
 type queryResponse struct {
 	Results []result `json:"results"`
 	Error   string   `json:"error"`
@@ -338,7 +387,12 @@ type result struct {
 // statusError turns a non-200 answer into a typed error.
 func (c *Client) statusError(resp *http.Response, api API, q string) error {
 	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	msg := errorMessage(raw)
+	var msg string
+	if isMsgpack(resp.Header) {
+		msg = msgpackError(raw)
+	} else {
+		msg = errorMessage(raw)
+	}
 	if msg == "" {
 		msg = resp.Status
 	}

@@ -30,6 +30,9 @@ type Decoder struct {
 	arena   []byte // the strings records point at
 	textBuf []byte // a leaf's text when it came in several pieces
 
+	jsonScratch []byte   // DecodeJSON's unescaped strings
+	jsonStrs    interner // DecodeJSON's repeated strings
+
 	inspect bool
 	msgErr  *MessageError
 	samples int

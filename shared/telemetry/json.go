@@ -173,13 +173,16 @@ func appendJSONString(dst []byte, s string) []byte {
 // values; sensor names [a-z0-9_]{1,32}, distinct; seq a non-negative
 // integer; values rounded to 6 significant digits; tag values that line
 // protocol can carry. null is refused everywhere. The error is a
-// *FieldError. The returned record shares no memory with line or d.
+// *FieldError. The returned record shares no mutable memory with line or
+// d: its strings may be shared with the decoder's other records (Go strings
+// are immutable), so repeated values such as unit and site cost nothing.
 func (d *Decoder) DecodeJSON(line []byte) (Record, error) {
 	now := time.Now
 	if d.Now != nil {
 		now = d.Now
 	}
-	p := jsonParser{b: line}
+	p := jsonParser{b: line, scratch: d.jsonScratch[:0], strs: &d.jsonStrs}
+	defer func() { d.jsonScratch = p.scratch }()
 	r, err := p.record()
 	if err != nil {
 		return Record{}, err
@@ -322,8 +325,10 @@ func (r *Record) Clone() Record {
 
 // jsonParser reads the one JSON object shape a record has.
 type jsonParser struct {
-	b []byte
-	i int
+	b       []byte
+	i       int
+	scratch []byte    // a string's bytes when it had escapes
+	strs    *interner // repeated short strings (unit, site, sensor…), shared
 }
 
 func (p *jsonParser) errf(format string, args ...any) error {
@@ -367,12 +372,17 @@ func (p *jsonParser) object(f func(key string) error) error {
 		p.i++
 		return nil
 	}
-	var seen []string
+	var seenBuf [16]string
+	seen := seenBuf[:0]
 	for {
 		p.ws()
-		key, err := p.str()
+		kb, err := p.strBytes()
 		if err != nil {
 			return err
+		}
+		key := recordKey(kb)
+		if key == "" {
+			key = p.strs.get(kb)
 		}
 		if slices.Contains(seen, key) {
 			return &FieldError{key, "key repeated"}
@@ -397,48 +407,133 @@ func (p *jsonParser) object(f func(key string) error) error {
 }
 
 func (p *jsonParser) str() (string, error) {
+	b, err := p.strBytes()
+	if err != nil {
+		return "", err
+	}
+	return p.strs.get(b), nil
+}
+
+// strBytes reads a string and returns its decoded bytes: a slice of p.b
+// when it had no escapes, else of p.scratch (valid until the next call).
+func (p *jsonParser) strBytes() ([]byte, error) {
 	p.ws()
 	if p.i >= len(p.b) || p.b[p.i] != '"' {
 		if p.i < len(p.b) && p.b[p.i] == 'n' {
-			return "", p.errf("null is not allowed")
+			return nil, p.errf("null is not allowed")
 		}
-		return "", p.errf("string expected")
+		return nil, p.errf("string expected")
 	}
 	p.i++
 	start := p.i
-	var out []byte
+	escaped := false
 	for p.i < len(p.b) {
 		c := p.b[p.i]
 		switch {
 		case c == '"':
-			var s string
-			if out == nil {
-				s = string(p.b[start:p.i])
-			} else {
-				s = string(append(out, p.b[start:p.i]...))
+			b := p.b[start:p.i]
+			if escaped {
+				p.scratch = append(p.scratch, b...)
+				b = p.scratch
 			}
 			p.i++
-			return s, nil
+			return b, nil
 		case c < 0x20:
-			return "", p.errf("control character in string")
+			return nil, p.errf("control character in string")
 		case c == '\\':
+			if !escaped {
+				p.scratch, escaped = p.scratch[:0], true
+			}
 			var err error
-			if out, err = p.escape(append(out, p.b[start:p.i]...)); err != nil {
-				return "", err
+			if p.scratch, err = p.escape(append(p.scratch, p.b[start:p.i]...)); err != nil {
+				return nil, err
 			}
 			start = p.i
 			continue
 		case c >= utf8.RuneSelf:
 			r, n := utf8.DecodeRune(p.b[p.i:])
 			if r == utf8.RuneError && n == 1 {
-				return "", p.errf("invalid UTF-8")
+				return nil, p.errf("invalid UTF-8")
 			}
 			p.i += n
 			continue
 		}
 		p.i++
 	}
-	return "", p.errf("unterminated string")
+	return nil, p.errf("unterminated string")
+}
+
+// recordKey returns the constant for one of the record's keys, without
+// allocating; "" for any other key.
+func recordKey(b []byte) string {
+	switch string(b) {
+	case "unit":
+		return "unit"
+	case "site":
+		return "site"
+	case "model":
+		return "model"
+	case "firmware":
+		return "firmware"
+	case "schema":
+		return "schema"
+	case "seq":
+		return "seq"
+	case "time":
+		return "time"
+	case "soc_pct":
+		return "soc_pct"
+	case "soh_pct":
+		return "soh_pct"
+	case "voltage_v":
+		return "voltage_v"
+	case "current_a":
+		return "current_a"
+	case "power_kw":
+		return "power_kw"
+	case "temp_c":
+		return "temp_c"
+	case "mode":
+		return "mode"
+	case "alarms":
+		return "alarms"
+	case "code":
+		return "code"
+	case "severity":
+		return "severity"
+	case "text":
+		return "text"
+	}
+	return ""
+}
+
+// interner hands out one string per distinct short byte sequence it has
+// seen, so the values that repeat across records (unit, site, model,
+// firmware, schema, mode, sensor names, alarm codes) are allocated once.
+// Strings are immutable, so records sharing them share nothing mutable.
+// It stops remembering at maxInterned entries; nil allocates every time.
+type interner struct{ m map[string]string }
+
+const (
+	maxInterned    = 4096
+	maxInternedLen = 64
+)
+
+func (in *interner) get(b []byte) string {
+	if in == nil || len(b) > maxInternedLen {
+		return string(b)
+	}
+	if s, ok := in.m[string(b)]; ok {
+		return s
+	}
+	s := string(b)
+	if in.m == nil {
+		in.m = make(map[string]string)
+	}
+	if len(in.m) < maxInterned {
+		in.m[s] = s
+	}
+	return s
 }
 
 // escape decodes the escape sequence at p.i (a backslash) onto out.
@@ -540,7 +635,9 @@ func (p *jsonParser) number() ([]byte, error) {
 	return p.b[start:p.i], nil
 }
 
-func (p *jsonParser) float(key string) (float64, error) {
+// float reads a number; key (with "."+sub when sub is not empty) names it
+// in errors.
+func (p *jsonParser) float(key, sub string) (float64, error) {
 	raw, err := p.number()
 	if err != nil {
 		return 0, err
@@ -550,6 +647,9 @@ func (p *jsonParser) float(key string) (float64, error) {
 		why = checkPercent(v) // on the value as written, as Decode does
 	}
 	if why != "" {
+		if sub != "" {
+			key += "." + sub
+		}
 		return 0, &FieldError{key, why}
 	}
 	return convert(v, sig, convNone), nil
@@ -573,7 +673,7 @@ func (p *jsonParser) record() (Record, error) {
 			}
 			r.Seq, r.HasSeq = n, true
 		case "soc_pct", "soh_pct", "voltage_v", "current_a", "power_kw":
-			v, err := p.float(key)
+			v, err := p.float(key, "")
 			if err != nil {
 				return err
 			}
@@ -617,10 +717,19 @@ func (p *jsonParser) record() (Record, error) {
 // recordString reads the string value of key, one of the record's string
 // fields, into r.
 func (p *jsonParser) recordString(r *Record, key string, hasTime, hasSchema *bool) error {
-	s, err := p.str()
+	b, err := p.strBytes()
 	if err != nil {
 		return err
 	}
+	if key == "time" {
+		ms, why := parseRFC3339(b)
+		if why != "" {
+			return &FieldError{key, why}
+		}
+		r.TimeMs, *hasTime = ms, true
+		return nil
+	}
+	s := p.strs.get(b)
 	switch key {
 	case "unit":
 		r.Unit = s
@@ -637,12 +746,6 @@ func (p *jsonParser) recordString(r *Record, key string, hasTime, hasSchema *boo
 			return &FieldError{key, `"" is not one of ` + modeList}
 		}
 		r.Mode = s
-	case "time":
-		ms, why := parseRFC3339([]byte(s))
-		if why != "" {
-			return &FieldError{key, why}
-		}
-		r.TimeMs, *hasTime = ms, true
 	}
 	return nil
 }
@@ -650,7 +753,7 @@ func (p *jsonParser) recordString(r *Record, key string, hasTime, hasSchema *boo
 // temps reads the temp_c object into temps, kept sorted by sensor.
 func (p *jsonParser) temps(temps *[]Temp) error {
 	return p.object(func(sensor string) error {
-		v, err := p.float("temp_c." + sensor)
+		v, err := p.float("temp_c", sensor)
 		if err != nil {
 			return err
 		}

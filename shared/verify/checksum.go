@@ -1,8 +1,6 @@
 package verify
 
 import (
-	"encoding/binary"
-	"hash/fnv"
 	"math"
 
 	"github.com/flexipack/cutover/shared/telemetry"
@@ -16,75 +14,85 @@ import (
 // of their hashes), because InfluxDB gives alarms back ordered by series, not
 // in message order. -0 and +0 hash alike.
 func RecordHash(r *telemetry.Record) uint64 {
-	h := fnv.New64a()
-	var buf [8]byte
-	str := func(s string) {
-		binary.LittleEndian.PutUint64(buf[:], uint64(len(s)))
-		_, _ = h.Write(buf[:])
-		_, _ = h.Write([]byte(s))
-	}
-	u64 := func(v uint64) {
-		binary.LittleEndian.PutUint64(buf[:], v)
-		_, _ = h.Write(buf[:])
-	}
-	f64 := func(v float64) {
-		if v == 0 {
-			v = 0 // fold -0 into +0
-		}
-		u64(math.Float64bits(v))
-	}
-	str(r.Unit)
-	str(r.Site)
-	str(r.Model)
-	str(r.Firmware)
-	str(r.Schema)
+	h := fnvOffset
+	h = fnvString(h, r.Unit)
+	h = fnvString(h, r.Site)
+	h = fnvString(h, r.Model)
+	h = fnvString(h, r.Firmware)
+	h = fnvString(h, r.Schema)
 	if r.HasSeq {
-		u64(1)
-		u64(uint64(r.Seq))
+		h = fnvUint64(h, 1)
+		h = fnvUint64(h, uint64(r.Seq))
 	} else {
-		u64(0)
+		h = fnvUint64(h, 0)
 	}
-	u64(uint64(r.TimeMs))
-	u64(uint64(r.Has))
-	for _, f := range []struct {
+	h = fnvUint64(h, uint64(r.TimeMs))
+	h = fnvUint64(h, uint64(r.Has))
+	for _, f := range [...]struct {
 		bit telemetry.Presence
 		v   float64
 	}{{telemetry.HasSoC, r.SoC}, {telemetry.HasSoH, r.SoH}, {telemetry.HasVoltage, r.Voltage}, {telemetry.HasCurrent, r.Current}, {telemetry.HasPower, r.Power}} {
 		if r.Has&f.bit != 0 {
-			f64(f.v)
+			h = fnvUint64(h, floatBits(f.v))
 		}
 	}
 	// Temps are documented as sorted by sensor; hash them as a multiset as
 	// well, so a reader that returns them in another order still agrees.
 	var temps uint64
 	for _, t := range r.Temps {
-		th := fnv.New64a()
-		_, _ = th.Write([]byte(t.Sensor))
-		_, _ = th.Write([]byte{0})
-		v := t.C
-		if v == 0 {
-			v = 0
-		}
-		binary.LittleEndian.PutUint64(buf[:], math.Float64bits(v))
-		_, _ = th.Write(buf[:])
-		temps += mix(th.Sum64())
+		th := fnvBytes(fnvOffset, t.Sensor)
+		th = fnvBytes(th, "\x00")
+		temps += mix(fnvUint64(th, floatBits(t.C)))
 	}
-	u64(uint64(len(r.Temps)))
-	u64(temps)
-	str(r.Mode)
+	h = fnvUint64(h, uint64(len(r.Temps)))
+	h = fnvUint64(h, temps)
+	h = fnvString(h, r.Mode)
 	var alarms uint64
 	for _, a := range r.Alarms {
-		ah := fnv.New64a()
-		for _, s := range []string{a.Code, a.Severity, a.Text} {
-			binary.LittleEndian.PutUint64(buf[:], uint64(len(s)))
-			_, _ = ah.Write(buf[:])
-			_, _ = ah.Write([]byte(s))
-		}
-		alarms += mix(ah.Sum64())
+		ah := fnvString(fnvOffset, a.Code)
+		ah = fnvString(ah, a.Severity)
+		ah = fnvString(ah, a.Text)
+		alarms += mix(ah)
 	}
-	u64(uint64(len(r.Alarms)))
-	u64(alarms)
-	return mix(h.Sum64())
+	h = fnvUint64(h, uint64(len(r.Alarms)))
+	h = fnvUint64(h, alarms)
+	return mix(h)
+}
+
+// FNV-1a, 64 bits (hash/fnv's New64a, without its interface and
+// allocations).
+const (
+	fnvOffset uint64 = 14695981039346656037
+	fnvPrime         = 1099511628211
+)
+
+func fnvBytes(h uint64, s string) uint64 {
+	for i := 0; i < len(s); i++ {
+		h ^= uint64(s[i])
+		h *= fnvPrime
+	}
+	return h
+}
+
+// fnvUint64 hashes v's 8 little-endian bytes.
+func fnvUint64(h, v uint64) uint64 {
+	for range 8 {
+		h ^= v & 0xff
+		h *= fnvPrime
+		v >>= 8
+	}
+	return h
+}
+
+// fnvString hashes s's length, then s.
+func fnvString(h uint64, s string) uint64 { return fnvBytes(fnvUint64(h, uint64(len(s))), s) }
+
+// floatBits returns v's IEEE 754 bits, with -0 folded into +0.
+func floatBits(v float64) uint64 {
+	if v == 0 {
+		v = 0
+	}
+	return math.Float64bits(v)
 }
 
 // mix is a 64-bit finaliser (splitmix64): it spreads FNV's weak low bits

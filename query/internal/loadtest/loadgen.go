@@ -1,7 +1,11 @@
 // Package loadtest is the query API's load generator: concurrent clients
-// that each keep one request in flight, cycling through a list of named
-// requests, and per-request latency percentiles and rates. The benchmark
-// next to it runs it against both stores, with and without ingest.
+// cycling through a list of named requests, and per-request latency
+// percentiles and rates. The clients either keep one request in flight
+// each (closed loop: the service's capacity, where latency is mostly
+// queueing) or send at a fixed total rate (open loop: latency under a
+// stated load, measured from when each request was due, so a stalled
+// service is not hidden by clients that stop sending). The benchmark next
+// to it runs it against both stores, with and without ingest.
 package loadtest
 
 import (
@@ -18,6 +22,16 @@ import (
 type Request struct {
 	Name string
 	Path string // appended to the base URL
+	// PerClient, if set, gives client c's path instead of Path (each
+	// dashboard user looks at its own unit).
+	PerClient func(c int) string
+}
+
+func (r Request) path(c int) string {
+	if r.PerClient != nil {
+		return r.PerClient(c)
+	}
+	return r.Path
 }
 
 // Config says how to load the API.
@@ -28,6 +42,11 @@ type Config struct {
 	Requests []Request
 	Header   http.Header // sent with every request (a bearer token)
 	Timeout  time.Duration
+	// Rate, if above 0, is the total requests per second (open loop):
+	// the clients take turns, each sending its next request when due, at
+	// most Clients in flight. 0: closed loop, every client sends its next
+	// request as soon as the last one is answered.
+	Rate float64
 }
 
 // Stats are one request kind's figures.
@@ -63,17 +82,36 @@ func Run(ctx context.Context, cfg Config) []Stats {
 	// flight finish (or time out): a slow request is measured, not dropped.
 	end := time.Now().Add(cfg.Duration)
 	start := time.Now()
+	// Open loop: client c's i-th request is due at start + (i*Clients+c)
+	// intervals; its latency counts from then, whenever it could be sent.
+	var interval time.Duration
+	if cfg.Rate > 0 {
+		interval = time.Duration(float64(time.Second) / cfg.Rate)
+	}
 	var wg sync.WaitGroup
 	for c := range cfg.Clients {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for i := c; time.Now().Before(end) && ctx.Err() == nil; i++ {
-				k := i % len(cfg.Requests)
-				t0 := time.Now()
-				status := get(ctx, client, cfg.BaseURL+cfg.Requests[k].Path, cfg.Header)
+			for i := 0; ctx.Err() == nil; i++ {
+				k := (c + i) % len(cfg.Requests)
+				due := time.Now()
+				if interval > 0 {
+					due = start.Add(time.Duration(i*cfg.Clients+c) * interval)
+					if wait := time.Until(due); wait > 0 {
+						select {
+						case <-ctx.Done():
+							return
+						case <-time.After(wait):
+						}
+					}
+				}
+				if !due.Before(end) {
+					return
+				}
+				status := get(ctx, client, cfg.BaseURL+cfg.Requests[k].path(c), cfg.Header)
 				mu.Lock()
-				samples = append(samples, sample{k, time.Since(t0), status})
+				samples = append(samples, sample{k, time.Since(due), status})
 				mu.Unlock()
 			}
 		}()
