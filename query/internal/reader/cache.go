@@ -9,58 +9,82 @@ import (
 	"golang.org/x/sync/singleflight"
 )
 
-// fleetCache keeps the fleet's closed steps read from the site rollup: a
-// step is closed once it ended longer ago than the continuous queries
-// recompute (their RESAMPLE FOR, 1 h) plus a margin, so nothing the
-// rollups still change is cached. What a backfill repairs (and the rollups
+// stepCache keeps the closed steps of an aggregate read from the rollups
+// (the fleet per site, a unit's series), keyed by K: a step is closed once
+// it ended longer ago than the rollups recompute (ClosedAfter), so nothing
+// they still change is cached. What a backfill repairs (and the rollups
 // resampled after it) changes closed steps: Invalidate drops everything,
-// and entries also expire after ttl.
-type fleetCache struct {
-	ttl   time.Duration
-	group singleflight.Group
+// and entries also expire after ttl. At most maxKeys keys are held (then
+// it starts afresh).
+type stepCache[K comparable, P any] struct {
+	ttl     time.Duration
+	maxKeys int
+	timeOf  func(*P) time.Time
+	group   singleflight.Group
 
 	mu   sync.Mutex
-	keys map[fleetKey]*fleetEntry
+	keys map[K]*stepEntry[P]
 }
 
+type stepEntry[P any] struct {
+	filled map[time.Time]time.Time // step start → when it was read
+	points map[time.Time][]P
+}
+
+func newStepCache[K comparable, P any](ttl time.Duration, maxKeys int, timeOf func(*P) time.Time) *stepCache[K, P] {
+	return &stepCache[K, P]{ttl: ttl, maxKeys: maxKeys, timeOf: timeOf, keys: map[K]*stepEntry[P]{}}
+}
+
+// fleetKey: one site ("" for all) at one step.
 type fleetKey struct {
 	site string
 	step time.Duration
 }
 
-type fleetEntry struct {
-	filled map[time.Time]time.Time // step start → when it was read
-	points map[time.Time][]FleetPoint
-}
-
 // maxFleetKeys bounds the (site, step) combinations held.
 const maxFleetKeys = 256
 
-func newFleetCache(ttl time.Duration) *fleetCache {
-	return &fleetCache{ttl: ttl, keys: map[fleetKey]*fleetEntry{}}
+func newFleetCache(ttl time.Duration) *stepCache[fleetKey, FleetPoint] {
+	return newStepCache[fleetKey](ttl, maxFleetKeys, func(p *FleetPoint) time.Time { return p.Time })
+}
+
+// seriesKey: one unit's fields, aggregated one way at one step.
+type seriesKey struct {
+	unit   string
+	fields string // the fields, comma-separated
+	agg    Agg
+	step   time.Duration
+}
+
+// maxSeriesKeys bounds the (unit, fields, aggregate, step) combinations
+// held: a 30-day hourly series is some 720 points, about 100 kB.
+const maxSeriesKeys = 2048
+
+func newSeriesCache(ttl time.Duration) *stepCache[seriesKey, SeriesPoint] {
+	return newStepCache[seriesKey](ttl, maxSeriesKeys, func(p *SeriesPoint) time.Time { return p.Time })
 }
 
 // Invalidate drops every cached step.
-func (c *fleetCache) Invalidate() {
+func (c *stepCache[K, P]) Invalidate() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.keys = map[fleetKey]*fleetEntry{}
+	c.keys = map[K]*stepEntry[P]{}
 }
 
-// points returns the steps in [from, to) (whole steps), reading the span
-// from the first to the last missing or expired step with fill, once for
-// concurrent callers.
-func (c *fleetCache) points(ctx context.Context, k fleetKey, from, to, now time.Time,
-	fill func(ctx context.Context, from, to time.Time) ([]FleetPoint, error)) ([]FleetPoint, error) {
-	first, last, ok := c.missing(k, from, to, now)
+// points returns the points of the steps in [from, to) (whole steps of
+// step), in step order, reading the span from the first to the last
+// missing or expired step with fill, once for concurrent callers.
+func (c *stepCache[K, P]) points(ctx context.Context, k K, step time.Duration, from, to, now time.Time,
+	fill func(ctx context.Context, from, to time.Time) ([]P, error)) ([]P, error) {
+	first, last, ok := c.missing(k, step, from, to, now)
 	if ok {
-		sf := fmt.Sprintf("%q/%d/%d/%d", k.site, k.step, first.UnixMilli(), last.UnixMilli())
+		sf := fmt.Sprintf("%v/%d/%d", k, first.UnixMilli(), last.UnixMilli())
 		_, err, _ := c.group.Do(sf, func() (any, error) {
-			pts, err := fill(context.WithoutCancel(ctx), first, last.Add(k.step))
+			pts, err := fill(context.WithoutCancel(ctx), first, last.Add(step))
 			if err != nil {
 				return nil, err
 			}
-			c.store(k, first, last.Add(k.step), pts, now)
+			c.store(k, step, first, last.Add(step), pts, now)
 			return nil, nil
 		})
 		if err != nil {
@@ -70,8 +94,8 @@ func (c *fleetCache) points(ctx context.Context, k fleetKey, from, to, now time.
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e := c.keys[k]
-	var out []FleetPoint
-	for t := from; t.Before(to); t = t.Add(k.step) {
+	var out []P
+	for t := from; t.Before(to); t = t.Add(step) {
 		if e != nil {
 			out = append(out, e.points[t]...)
 		}
@@ -79,11 +103,11 @@ func (c *fleetCache) points(ctx context.Context, k fleetKey, from, to, now time.
 	return out, nil
 }
 
-func (c *fleetCache) missing(k fleetKey, from, to, now time.Time) (first, last time.Time, ok bool) {
+func (c *stepCache[K, P]) missing(k K, step time.Duration, from, to, now time.Time) (first, last time.Time, ok bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e := c.keys[k]
-	for t := from; t.Before(to); t = t.Add(k.step) {
+	for t := from; t.Before(to); t = t.Add(step) {
 		at, have := time.Time{}, false
 		if e != nil {
 			at, have = e.filled[t]
@@ -99,22 +123,23 @@ func (c *fleetCache) missing(k fleetKey, from, to, now time.Time) (first, last t
 	return first, last, ok
 }
 
-func (c *fleetCache) store(k fleetKey, from, to time.Time, pts []FleetPoint, now time.Time) {
+func (c *stepCache[K, P]) store(k K, step time.Duration, from, to time.Time, pts []P, now time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e := c.keys[k]
 	if e == nil {
-		if len(c.keys) >= maxFleetKeys {
-			c.keys = map[fleetKey]*fleetEntry{}
+		if len(c.keys) >= c.maxKeys {
+			c.keys = map[K]*stepEntry[P]{}
 		}
-		e = &fleetEntry{filled: map[time.Time]time.Time{}, points: map[time.Time][]FleetPoint{}}
+		e = &stepEntry[P]{filled: map[time.Time]time.Time{}, points: map[time.Time][]P{}}
 		c.keys[k] = e
 	}
-	for t := from; t.Before(to); t = t.Add(k.step) {
+	for t := from; t.Before(to); t = t.Add(step) {
 		e.filled[t] = now
 		delete(e.points, t)
 	}
-	for _, p := range pts {
-		e.points[p.Time] = append(e.points[p.Time], p)
+	for i := range pts {
+		t := c.timeOf(&pts[i])
+		e.points[t] = append(e.points[t], pts[i])
 	}
 }

@@ -20,7 +20,7 @@ func TestFleetCache(t *testing.T) {
 		return out, nil
 	}
 	get := func(from, to, now time.Time) int {
-		pts, err := c.points(context.Background(), k, from, to, now, fill)
+		pts, err := c.points(context.Background(), k, k.step, from, to, now, fill)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -23,8 +23,9 @@ const (
 // from bsu and bsu_alarm, aggregates from the 5-minute rollups where they
 // cover the range and from raw readings for the rest.
 type Influx struct {
-	c     *influx.Client
-	cache *fleetCache
+	c      *influx.Client
+	cache  *stepCache[fleetKey, FleetPoint]
+	series *stepCache[seriesKey, SeriesPoint]
 	// rollupLag is how long after a 5-minute window ends its rollup is
 	// trusted complete (the CQ interval plus late readings).
 	rollupLag time.Duration
@@ -55,20 +56,22 @@ func NewInflux(c *influx.Client, rollupLag time.Duration, now func() time.Time) 
 // the continuous queries recompute the last hour every 5 minutes.
 const ClosedAfter = time.Hour + 10*time.Minute
 
-// WithFleetCache keeps the fleet's closed steps (ClosedAfter) for ttl, so
-// that a 30-day fleet query reads only its newest steps from InfluxDB.
-// InvalidateCache drops them (after a backfill).
+// WithFleetCache keeps the closed steps (ClosedAfter) of the fleet and of
+// the units' series read from the rollups for ttl, so that a 30-day query
+// reads only its newest steps from InfluxDB. InvalidateCache drops them
+// (after a backfill).
 func (r *Influx) WithFleetCache(ttl time.Duration) *Influx {
 	if ttl > 0 {
-		r.cache = newFleetCache(ttl)
+		r.cache, r.series = newFleetCache(ttl), newSeriesCache(ttl)
 	}
 	return r
 }
 
-// InvalidateCache drops every cached fleet step.
+// InvalidateCache drops every cached step.
 func (r *Influx) InvalidateCache() {
 	if r.cache != nil {
 		r.cache.Invalidate()
+		r.series.Invalidate()
 	}
 }
 
@@ -319,22 +322,29 @@ func (r *Influx) Fleet(ctx context.Context, q FleetQuery) (Fleet, error) {
 		site string
 		ms   int64
 	}
-	points := make(map[key]*FleetPoint, 1024)
+	// Points of steps after the cached ones are merged by (site, step):
+	// the rollup's and the raw readings' parts of one step add up.
+	points := make(map[key]*FleetPoint, 256)
+	var recent []*FleetPoint
 	add := func(p FleetPoint) {
 		k := key{p.Site, p.Time.UnixMilli()}
 		if cur := points[k]; cur != nil {
 			cur.Add(p)
-		} else {
-			points[k] = &p
+			return
 		}
+		points[k] = &p
+		recent = append(recent, &p)
 	}
+	var cached []FleetPoint
 	rollFrom := q.From
 	closed := bucket(r.now().Add(-ClosedAfter), q.Step)
 	if mid.Before(closed) {
 		closed = mid // a range in the past: mid is its end, a whole step
 	}
 	if r.cache != nil && closed.After(q.From) {
-		pts, err := r.cache.points(ctx, fleetKey{q.Site, q.Step}, q.From, closed, r.now(), func(ctx context.Context, from, to time.Time) ([]FleetPoint, error) {
+		// Whole steps before closed, one point per site and step, in
+		// time then site order: no merging, and (checked) no sorting.
+		pts, err := r.cache.points(ctx, fleetKey{q.Site, q.Step}, q.Step, q.From, closed, r.now(), func(ctx context.Context, from, to time.Time) ([]FleetPoint, error) {
 			var pts []FleetPoint
 			err := r.siteRollup(ctx, FleetQuery{From: from, To: to, Step: q.Step, Site: q.Site}, func(p FleetPoint) { pts = append(pts, p) })
 			return pts, err
@@ -342,9 +352,8 @@ func (r *Influx) Fleet(ctx context.Context, q FleetQuery) (Fleet, error) {
 		if err != nil {
 			return Fleet{}, err
 		}
-		for _, p := range pts {
-			add(p)
-		}
+		cached = pts
+		SortFleet(cached)
 		rollFrom = closed
 	}
 	if mid.After(rollFrom) {
@@ -357,11 +366,11 @@ func (r *Influx) Fleet(ctx context.Context, q FleetQuery) (Fleet, error) {
 			return Fleet{}, err
 		}
 	}
-	out := Fleet{Source: source(q.From, mid, q.To), Points: make([]FleetPoint, 0, len(points))}
-	for _, p := range points {
+	slices.SortFunc(recent, compareFleet)
+	out := Fleet{Source: source(q.From, mid, q.To), Points: slices.Grow(cached, len(recent))}
+	for _, p := range recent {
 		out.Points = append(out.Points, *p)
 	}
-	SortFleet(out.Points)
 	return out, nil
 }
 
@@ -526,6 +535,47 @@ type window5m struct {
 // rollupSeries folds 5-minute windows into steps: from bsu_5m where the
 // rollups cover the range, from raw readings (GROUP BY time(5m)) after.
 func (r *Influx) rollupSeries(ctx context.Context, q SeriesQuery) (Series, error) {
+	closed := bucket(r.now().Add(-ClosedAfter), q.Step)
+	if r.series == nil || !closed.After(q.From) || q.From.UnixMilli()%q.Step.Milliseconds() != 0 {
+		return r.readRollupSeries(ctx, q)
+	}
+	// Closed whole steps from the cache, the rest read.
+	mid := r.split(q.From, q.To)
+	k := seriesKey{q.Unit, strings.Join(q.Fields, ","), q.Agg, q.Step}
+	closed = minTime(closed, bucket(mid, q.Step), bucket(q.To, q.Step))
+	if !closed.After(q.From) {
+		return r.readRollupSeries(ctx, q)
+	}
+	pts, err := r.series.points(ctx, k, q.Step, q.From, closed, r.now(), func(ctx context.Context, from, to time.Time) ([]SeriesPoint, error) {
+		s, err := r.readRollupSeries(ctx, SeriesQuery{Unit: q.Unit, From: from, To: to, Step: q.Step, Fields: q.Fields, Agg: q.Agg})
+		return s.Points, err
+	})
+	if err != nil {
+		return Series{}, err
+	}
+	out := Series{Points: pts, Source: source(q.From, mid, q.To)}
+	if closed.Before(q.To) {
+		rest, err := r.readRollupSeries(ctx, SeriesQuery{Unit: q.Unit, From: closed, To: q.To, Step: q.Step, Fields: q.Fields, Agg: q.Agg})
+		if err != nil {
+			return Series{}, err
+		}
+		out.Points = append(out.Points, rest.Points...)
+	}
+	return out, nil
+}
+
+func minTime(t time.Time, more ...time.Time) time.Time {
+	for _, m := range more {
+		if m.Before(t) {
+			t = m
+		}
+	}
+	return t
+}
+
+// readRollupSeries reads q from the rollups up to their cover and from raw
+// readings after it.
+func (r *Influx) readRollupSeries(ctx context.Context, q SeriesQuery) (Series, error) {
 	mid := r.split(q.From, q.To)
 	var wins []window5m
 	if mid.After(q.From) {

@@ -199,12 +199,18 @@ type Fleet struct {
 
 // SortFleet orders points by time then site.
 func SortFleet(ps []FleetPoint) {
-	slices.SortFunc(ps, func(a, b FleetPoint) int {
-		if c := a.Time.Compare(b.Time); c != 0 {
-			return c
-		}
-		return strings.Compare(a.Site, b.Site)
-	})
+	if slices.IsSortedFunc(ps, func(a, b FleetPoint) int { return compareFleet(&a, &b) }) {
+		return
+	}
+	slices.SortFunc(ps, func(a, b FleetPoint) int { return compareFleet(&a, &b) })
+}
+
+// compareFleet orders fleet points by time, then site.
+func compareFleet(a, b *FleetPoint) int {
+	if c := a.Time.Compare(b.Time); c != 0 {
+		return c
+	}
+	return strings.Compare(a.Site, b.Site)
 }
 
 // AlarmQuery selects alarms with time in [From, To), by unit, site and
