@@ -73,7 +73,7 @@ func (f *fixedPhase) set(p cutover.Phase) {
 // costs per reading, so its figures are 10× kinder than at full size.
 func BenchmarkQueryAPI(b *testing.B) {
 	units, days := envInt("QUERY_BENCH_UNITS", 100), envInt("QUERY_BENCH_DAYS", 30)
-	phaseFor := time.Duration(envInt("QUERY_BENCH_SECONDS", 20)) * time.Second
+	phaseFor := time.Duration(envInt("QUERY_BENCH_SECONDS", 30)) * time.Second
 	clients, rate := envInt("QUERY_BENCH_CLIENTS", 50), envInt("QUERY_BENCH_INGEST_RATE", 5000)
 	// The stated load: each of the 50 clients sends a request a second
 	// (a dashboard of four panels refreshed every 4 s), 50 requests/s in
@@ -119,7 +119,7 @@ func BenchmarkQueryAPI(b *testing.B) {
 	run := func(p cutover.Phase, store, load string, rate float64) {
 		phase.set(p)
 		time.Sleep(500 * time.Millisecond) // the router rereads the phase
-		report(store, load, Run(ctx, Config{BaseURL: srv.URL, Clients: clients, Duration: phaseFor, Requests: reqs, Rate: rate}))
+		report(store, load, Run(ctx, Config{BaseURL: srv.URL, Clients: clients, Duration: phaseFor, Requests: reqs, Rate: rate, WarmUp: true}))
 	}
 	for _, p := range []struct {
 		phase cutover.Phase

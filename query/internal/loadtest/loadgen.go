@@ -47,6 +47,10 @@ type Config struct {
 	// most Clients in flight. 0: closed loop, every client sends its next
 	// request as soon as the last one is answered.
 	Rate float64
+	// WarmUp sends each request kind once (client 0's), unmeasured, before
+	// the run: the figures are of a running service, not of its first
+	// requests after a start or a phase switch (caches empty).
+	WarmUp bool
 }
 
 // Stats are one request kind's figures.
@@ -75,6 +79,11 @@ func Run(ctx context.Context, cfg Config) []Stats {
 		kind   int
 		d      time.Duration
 		status int
+	}
+	if cfg.WarmUp {
+		for _, r := range cfg.Requests {
+			get(ctx, client, cfg.BaseURL+r.path(0), cfg.Header)
+		}
 	}
 	var mu sync.Mutex
 	samples := make([]sample, 0, 1<<16)

@@ -14,8 +14,8 @@ import (
 // it ended longer ago than the rollups recompute (ClosedAfter), so nothing
 // they still change is cached. What a backfill repairs (and the rollups
 // resampled after it) changes closed steps: Invalidate drops everything,
-// and entries also expire after ttl. At most maxKeys keys are held (then
-// it starts afresh).
+// and entries are also read again after ttl (see points). At most maxKeys
+// keys are held (then it starts afresh).
 type stepCache[K comparable, P any] struct {
 	ttl     time.Duration
 	maxKeys int
@@ -72,24 +72,33 @@ func (c *stepCache[K, P]) Invalidate() {
 }
 
 // points returns the points of the steps in [from, to) (whole steps of
-// step), in step order, reading the span from the first to the last
-// missing or expired step with fill, once for concurrent callers.
+// step), in step order. Missing steps, and steps read more than twice ttl
+// ago, are read first: the span from the first to the last of them, with
+// fill, once for concurrent callers. Steps read between ttl and twice ttl
+// ago are served as they are while one refill runs in the background
+// (they are closed: only a backfill changes them, and it invalidates), so
+// expiry never stalls the requests that find it.
 func (c *stepCache[K, P]) points(ctx context.Context, k K, step time.Duration, from, to, now time.Time,
 	fill func(ctx context.Context, from, to time.Time) ([]P, error)) ([]P, error) {
-	first, last, ok := c.missing(k, step, from, to, now)
-	if ok {
-		sf := fmt.Sprintf("%v/%d/%d", k, first.UnixMilli(), last.UnixMilli())
+	stale, expired := c.missing(k, step, from, to, now)
+	refill := func(sp span) error {
+		sf := fmt.Sprintf("%v/%d/%d", k, sp.first.UnixMilli(), sp.last.UnixMilli())
 		_, err, _ := c.group.Do(sf, func() (any, error) {
-			pts, err := fill(context.WithoutCancel(ctx), first, last.Add(step))
+			pts, err := fill(context.WithoutCancel(ctx), sp.first, sp.last.Add(step))
 			if err != nil {
 				return nil, err
 			}
-			c.store(k, step, first, last.Add(step), pts, now)
+			c.store(k, step, sp.first, sp.last.Add(step), pts, now)
 			return nil, nil
 		})
-		if err != nil {
+		return err
+	}
+	if expired.ok {
+		if err := refill(expired); err != nil {
 			return nil, err
 		}
+	} else if stale.ok {
+		go func() { _ = refill(stale) }() // its error: the next request reads it again
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -103,7 +112,22 @@ func (c *stepCache[K, P]) points(ctx context.Context, k K, step time.Duration, f
 	return out, nil
 }
 
-func (c *stepCache[K, P]) missing(k K, step time.Duration, from, to, now time.Time) (first, last time.Time, ok bool) {
+// span is the first and last step start of a run of steps to read.
+type span struct {
+	first, last time.Time
+	ok          bool
+}
+
+func (s *span) add(t time.Time) {
+	if !s.ok {
+		s.first, s.ok = t, true
+	}
+	s.last = t
+}
+
+// missing returns the steps of [from, to) read more than ttl ago (stale)
+// and those never read or read more than twice ttl ago (expired).
+func (c *stepCache[K, P]) missing(k K, step time.Duration, from, to, now time.Time) (stale, expired span) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e := c.keys[k]
@@ -112,15 +136,15 @@ func (c *stepCache[K, P]) missing(k K, step time.Duration, from, to, now time.Ti
 		if e != nil {
 			at, have = e.filled[t]
 		}
-		if have && now.Sub(at) < c.ttl {
-			continue
+		switch age := now.Sub(at); {
+		case !have || age >= 2*c.ttl:
+			expired.add(t)
+			stale.add(t)
+		case age >= c.ttl:
+			stale.add(t)
 		}
-		if !ok {
-			first, ok = t, true
-		}
-		last = t
 	}
-	return first, last, ok
+	return stale, expired
 }
 
 func (c *stepCache[K, P]) store(k K, step time.Duration, from, to time.Time, pts []P, now time.Time) {

@@ -2,6 +2,7 @@ package reader
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
 )
@@ -42,5 +43,53 @@ func TestFleetCache(t *testing.T) {
 	c.Invalidate()
 	if get(t0, t0.Add(24*time.Hour), now.Add(2*time.Minute)); len(fills) != 4 {
 		t.Fatalf("invalidated steps are read again: %d fills", len(fills))
+	}
+}
+
+// TestStepCacheServesStaleWhileRefilling: a step read between ttl and
+// twice ttl ago is answered at once from the cache while one refill runs
+// in the background; the refill's points serve the next request.
+func TestStepCacheServesStaleWhileRefilling(t *testing.T) {
+	c := newFleetCache(time.Minute)
+	k := fleetKey{step: time.Hour}
+	t0 := time.Date(2026, 10, 1, 0, 0, 0, 0, time.UTC)
+	var mu sync.Mutex
+	units := int64(1)
+	release := make(chan struct{})
+	fill := func(_ context.Context, from, to time.Time) ([]FleetPoint, error) {
+		mu.Lock()
+		n := units
+		units++
+		mu.Unlock()
+		if n > 1 {
+			<-release // the background refill waits until told
+		}
+		var out []FleetPoint
+		for s := from; s.Before(to); s = s.Add(time.Hour) {
+			out = append(out, FleetPoint{Site: "a", Time: s, Units: n})
+		}
+		return out, nil
+	}
+	get := func(now time.Time) int64 {
+		pts, err := c.points(context.Background(), k, k.step, t0, t0.Add(3*time.Hour), now, fill)
+		if err != nil || len(pts) != 3 {
+			t.Fatalf("%d points, %v", len(pts), err)
+		}
+		return pts[0].Units
+	}
+	now := t0.Add(48 * time.Hour)
+	if u := get(now); u != 1 {
+		t.Fatalf("cold: units %d", u)
+	}
+	if u := get(now.Add(90 * time.Second)); u != 1 {
+		t.Fatalf("stale: got the refill's points (%d) instead of the cached ones at once", u)
+	}
+	close(release)
+	deadline := time.Now().Add(5 * time.Second)
+	for get(now.Add(91*time.Second)) == 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("the background refill never landed")
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
