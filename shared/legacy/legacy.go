@@ -17,10 +17,12 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/flexipack/cutover/shared/pgmigrate"
 	"github.com/flexipack/cutover/shared/telemetry"
@@ -223,58 +225,89 @@ const pageSQL = `SELECT ts, record FROM legacy.readings
 WHERE unit = $1 AND ts >= $2 AND ts < $3 ORDER BY ts LIMIT $4`
 
 // Stream calls fn for each stored reading with time in [from, to), only for
-// units when units is not empty, ordered by unit then time. It pages through
-// the primary key one unit at a time (keyset pagination), so memory stays
-// bounded by the page size whatever the range, and no transaction stays open
-// while fn runs. fn's record is reused after fn returns; an error from fn
-// stops the stream and is returned as is.
+// units when units is not empty: each unit's readings in time order, the
+// units shared out between streamWorkers workers, so units interleave
+// (fn is never called concurrently). Each worker pages through the primary
+// key one unit at a time (keyset pagination), so memory stays bounded by
+// the page size whatever the range, and no transaction stays open while fn
+// runs; while one worker waits for PostgreSQL the other decodes. fn's
+// record is reused after fn returns; an error from fn stops the stream and
+// is returned as is.
 func (s *Store) Stream(ctx context.Context, from, to time.Time, units []string, fn func(*telemetry.Record) error) error {
 	units, err := s.unitList(ctx, units)
 	if err != nil {
 		return err
 	}
-	dec := telemetry.NewDecoder()
-	type row struct {
-		ts  time.Time
-		rec []byte
+	var mu sync.Mutex
+	var failed error
+	serial := func(r *telemetry.Record) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if failed != nil {
+			return failed // fn is not called again once it failed
+		}
+		failed = fn(r)
+		return failed
 	}
-	page := make([]row, 0, s.pageSize)
-	for _, unit := range units {
-		lower := from
-		for {
-			page = page[:0]
-			rows, err := s.pool.Query(ctx, pageSQL, unit, lower, to, s.pageSize)
-			if err != nil {
-				return fmt.Errorf("legacy store: stream unit %q from %s: %w", unit, lower.Format(time.RFC3339Nano), err)
-			}
-			var r row
-			_, err = pgx.ForEachRow(rows, []any{&r.ts, &r.rec}, func() error {
-				page = append(page, row{ts: r.ts, rec: slices.Clone(r.rec)})
-				return nil
-			})
-			if err != nil {
-				return fmt.Errorf("legacy store: stream unit %q from %s: %w", unit, lower.Format(time.RFC3339Nano), err)
-			}
-			for _, p := range page {
-				rec, err := dec.DecodeJSON(p.rec)
-				if err != nil {
-					return fmt.Errorf("legacy store: reading (%s, %s): stored record: %w", unit, p.ts.UTC().Format(time.RFC3339Nano), err)
-				}
-				if rec.Unit != unit || rec.TimeMs != p.ts.UnixMilli() {
-					return fmt.Errorf("legacy store: reading (%s, %s): stored record is for (%s, %d)", unit, p.ts.UTC().Format(time.RFC3339Nano), rec.Unit, rec.TimeMs)
-				}
-				if err := fn(&rec); err != nil {
+	g, gctx := errgroup.WithContext(ctx)
+	for w := range min(streamWorkers, len(units)) {
+		g.Go(func() error {
+			dec := telemetry.NewDecoder()
+			page := make([]pageRow, 0, s.pageSize)
+			for i := w; i < len(units); i += streamWorkers {
+				if err := s.streamUnit(gctx, dec, &page, units[i], from, to, serial); err != nil {
 					return err
 				}
 			}
-			if len(page) < s.pageSize {
-				break
-			}
-			// Next page: strictly after the last time seen (ts is unique per unit).
-			lower = page[len(page)-1].ts.Add(time.Microsecond)
-		}
+			return nil
+		})
 	}
-	return nil
+	return g.Wait()
+}
+
+// streamWorkers is how many units Stream reads at once.
+const streamWorkers = 2
+
+type pageRow struct {
+	ts  time.Time
+	rec []byte
+}
+
+// streamUnit streams one unit's readings of [from, to), page by page.
+func (s *Store) streamUnit(ctx context.Context, dec *telemetry.Decoder, page *[]pageRow, unit string, from, to time.Time, fn func(*telemetry.Record) error) error {
+	lower := from
+	for {
+		*page = (*page)[:0]
+		rows, err := s.pool.Query(ctx, pageSQL, unit, lower, to, s.pageSize)
+		if err != nil {
+			return fmt.Errorf("legacy store: stream unit %q from %s: %w", unit, lower.Format(time.RFC3339Nano), err)
+		}
+		var r pageRow
+		_, err = pgx.ForEachRow(rows, []any{&r.ts, &r.rec}, func() error {
+			*page = append(*page, pageRow{ts: r.ts, rec: slices.Clone(r.rec)})
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("legacy store: stream unit %q from %s: %w", unit, lower.Format(time.RFC3339Nano), err)
+		}
+		for _, p := range *page {
+			rec, err := dec.DecodeJSON(p.rec)
+			if err != nil {
+				return fmt.Errorf("legacy store: reading (%s, %s): stored record: %w", unit, p.ts.UTC().Format(time.RFC3339Nano), err)
+			}
+			if rec.Unit != unit || rec.TimeMs != p.ts.UnixMilli() {
+				return fmt.Errorf("legacy store: reading (%s, %s): stored record is for (%s, %d)", unit, p.ts.UTC().Format(time.RFC3339Nano), rec.Unit, rec.TimeMs)
+			}
+			if err := fn(&rec); err != nil {
+				return err
+			}
+		}
+		if len(*page) < s.pageSize {
+			return nil
+		}
+		// Next page: strictly after the last time seen (ts is unique per unit).
+		lower = (*page)[len(*page)-1].ts.Add(time.Microsecond)
+	}
 }
 
 // unitList returns the sorted, distinct units to visit.

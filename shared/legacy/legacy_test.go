@@ -65,16 +65,24 @@ func series(units []string, start time.Time, step time.Duration, n int) []teleme
 	return out
 }
 
+// streamAll returns what Stream gives, ordered by unit then time, after
+// checking that each unit's readings came in time order (units interleave).
 func streamAll(t *testing.T, s *Store, from, to time.Time, units []string) []telemetry.Record {
 	t.Helper()
 	var got []telemetry.Record
+	last := map[string]int64{}
 	err := s.Stream(testenv.Context(t, time.Minute), from, to, units, func(r *telemetry.Record) error {
+		if ms, ok := last[r.Unit]; ok && r.TimeMs <= ms {
+			t.Errorf("unit %s: reading at %d after one at %d", r.Unit, r.TimeMs, ms)
+		}
+		last[r.Unit] = r.TimeMs
 		got = append(got, *r)
 		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
+	slices.SortStableFunc(got, func(a, b telemetry.Record) int { return strings.Compare(a.Unit, b.Unit) })
 	return got
 }
 
@@ -194,7 +202,7 @@ func TestWriteRejectsInvalidRecordsWhole(t *testing.T) {
 	}
 }
 
-func TestStreamOrdersByUnitThenTimeAcrossPages(t *testing.T) {
+func TestStreamOrdersEachUnitByTimeAcrossPages(t *testing.T) {
 	s := openStore(t)
 	s.SetPageSize(7)
 	ctx := testenv.Context(t, time.Minute)

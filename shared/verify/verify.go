@@ -5,14 +5,14 @@
 package verify
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
-
-	"golang.org/x/sync/errgroup"
 
 	"github.com/flexipack/cutover/shared/telemetry"
 	"github.com/flexipack/cutover/shared/window"
@@ -141,27 +141,41 @@ func Compare(ctx context.Context, legacy, influx Source, opts Options) (Result, 
 		}
 		spans = append(spans, sp)
 	}
+	// Each store streams its chunks one after another, up to one chunk
+	// ahead of the comparison: neither waits for the other at every chunk
+	// boundary (memory: at most three chunks' sums per store).
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer func() { cancel(); wg.Wait() }()
+	stream := func(src Source, what string) <-chan chunkSums {
+		out := make(chan chunkSums, 1)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for _, sp := range spans {
+				m, err := sums(ctx, src, sp, opts.Units, opts.Window)
+				if err != nil {
+					err = fmt.Errorf("verify: read %s %s: %w", what, sp, err)
+				}
+				select {
+				case out <- chunkSums{m, err}:
+				case <-ctx.Done():
+					return
+				}
+				if err != nil {
+					return
+				}
+			}
+		}()
+		return out
+	}
+	lc, fc := stream(legacy, "legacy store"), stream(influx, "InfluxDB")
 	for i, sp := range spans {
-		var l, f map[window.Key]Sum
-		g, gctx := errgroup.WithContext(ctx)
-		g.Go(func() (err error) {
-			l, err = sums(gctx, legacy, sp, opts.Units, opts.Window)
-			if err != nil {
-				err = fmt.Errorf("verify: read legacy store %s: %w", sp, err)
-			}
-			return err
-		})
-		g.Go(func() (err error) {
-			f, err = sums(gctx, influx, sp, opts.Units, opts.Window)
-			if err != nil {
-				err = fmt.Errorf("verify: read InfluxDB %s: %w", sp, err)
-			}
-			return err
-		})
-		if err := g.Wait(); err != nil {
+		l, f := <-lc, <-fc
+		if err := cmp.Or(l.err, f.err); err != nil {
 			return res, err
 		}
-		compareChunk(&res, l, f, opts.Window, opts.MaxMismatches)
+		compareChunk(&res, l.m, f.m, opts.Window, opts.MaxMismatches)
 		if opts.Progress != nil {
 			opts.Progress(Progress{Chunk: i + 1, Chunks: len(spans), Through: sp.To, LegacyReadings: res.LegacyReadings,
 				InfluxReadings: res.InfluxReadings, Windows: res.Windows, Mismatched: res.Mismatched})
@@ -172,6 +186,12 @@ func Compare(ctx context.Context, legacy, influx Source, opts Options) (Result, 
 	}
 	res.Elapsed = time.Since(started).Round(time.Millisecond).String()
 	return res, nil
+}
+
+// chunkSums is one store's sums over one chunk, or why it has none.
+type chunkSums struct {
+	m   map[window.Key]Sum
+	err error
 }
 
 // errOutOfRange reports a store that returned a reading it was not asked for.

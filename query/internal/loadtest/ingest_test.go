@@ -107,6 +107,38 @@ func (in *ingest) count(ctx context.Context) int64 {
 	return n
 }
 
+// backlog returns how many messages wait in the stream's queue.
+func (in *ingest) backlog(context.Context) int {
+	conn, err := amqp.Dial(in.amqpURL)
+	if err != nil {
+		in.b.Fatal(err)
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		in.b.Fatal(err)
+	}
+	defer ch.Close()
+	q, err := ch.QueueDeclarePassive(in.topo.Queue, true, false, false, false, nil)
+	if err != nil {
+		in.b.Fatal(err)
+	}
+	return q.Messages
+}
+
+// waitCaughtUp waits (up to max) until under a second of the stream
+// (rate messages) waits in the queue, and returns the backlog then.
+func (in *ingest) waitCaughtUp(ctx context.Context, rate int, max time.Duration) int {
+	deadline := time.Now().Add(max)
+	for {
+		n := in.backlog(ctx)
+		if n < rate || time.Now().After(deadline) || ctx.Err() != nil {
+			return n
+		}
+		time.Sleep(time.Second)
+	}
+}
+
 // probe publishes a reading of probeUnit every 200 ms for d, and returns
 // for each the time from the broker's confirm to /latest showing it.
 func (in *ingest) probe(ctx context.Context, baseURL string, d time.Duration) []time.Duration {
