@@ -28,7 +28,7 @@ type Source interface {
 // Defaults of Options' zero fields.
 const (
 	DefaultWindow        = time.Hour
-	DefaultChunk         = 6 * time.Hour
+	DefaultChunk         = 12 * time.Hour
 	DefaultMaxMismatches = 1000
 )
 
@@ -40,7 +40,7 @@ type Options struct {
 	// window.Align aligns (default 1h).
 	Window time.Duration
 	// Chunk is how much time one pass streams from both stores (rounded up
-	// to a whole number of windows; default 6h). Memory is bounded by the
+	// to a whole number of windows; default 12h). Memory is bounded by the
 	// number of (unit, window) pairs in one chunk, whatever the range.
 	Chunk time.Duration
 	// MaxMismatches caps the mismatching windows listed in the result (all
