@@ -89,7 +89,9 @@ func startIngest(ctx context.Context, b *testing.B, dsn string, icfg influx.Conf
 	if err != nil {
 		b.Fatal(err)
 	}
-	time.Sleep(5 * time.Second) // the stream reaches its rate
+	// The stream reaches its rate, and InfluxDB has created its units' series
+	// (thousands of new series at once): the rows measure a running stream.
+	time.Sleep(45 * time.Second)
 	return in
 }
 
