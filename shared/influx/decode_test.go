@@ -28,17 +28,7 @@ func decodeStd(data []byte) ([]queryResponse, error) {
 }
 
 func decodeFast(data []byte) ([]queryResponse, error) {
-	d := newChunkDecoder(bytes.NewReader(data))
-	var out []queryResponse
-	for {
-		var r queryResponse
-		if err := d.next(&r); err == io.EOF {
-			return out, nil
-		} else if err != nil {
-			return out, err
-		}
-		out = append(out, r)
-	}
+	return decodeAll(newChunkDecoder(bytes.NewReader(data)))
 }
 
 var decodeCases = []string{

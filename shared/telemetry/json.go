@@ -96,6 +96,10 @@ func AppendJSON(dst []byte, r *Record) []byte {
 	return append(dst, '}')
 }
 
+// AppendJSONNumber appends f as encoding/json writes a float64 (null for
+// a NaN or an infinity, which encoding/json refuses).
+func AppendJSONNumber(dst []byte, f float64) []byte { return appendJSONFloat(dst, "", f) }
+
 // appendJSONFloat writes a number the way encoding/json does; a NaN or
 // infinity (never produced by the decoders) is written as null.
 func appendJSONFloat(dst []byte, key string, f float64) []byte {

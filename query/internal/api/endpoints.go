@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"net/http"
 	"slices"
 	"strconv"
@@ -255,7 +254,7 @@ func (r *roundMemo) get(v float64) string {
 	if ok {
 		return out
 	}
-	out = string(appendJSONFloat(nil, round6(v)))
+	out = string(telemetry.AppendJSONNumber(nil, round6(v)))
 	r.mu.Lock()
 	if len(r.m) >= r.max {
 		r.m = map[float64]string{}
@@ -270,23 +269,6 @@ func (r *roundMemo) get(v float64) string {
 func appendJSONString(b []byte, s string) []byte {
 	j, _ := json.Marshal(s) // a string always marshals
 	return append(b, j...)
-}
-
-// appendJSONFloat appends f as json.Marshal writes a finite float64.
-func appendJSONFloat(b []byte, f float64) []byte {
-	abs, format := math.Abs(f), byte('f')
-	if abs != 0 && (abs < 1e-6 || abs >= 1e21) {
-		format = 'e'
-	}
-	b = strconv.AppendFloat(b, f, format, -1, 64)
-	if format == 'e' {
-		// e-09 to e-9, as encoding/json does.
-		if n := len(b); n >= 4 && b[n-4] == 'e' && b[n-3] == '-' && b[n-2] == '0' {
-			b[n-2] = b[n-1]
-			b = b[:n-1]
-		}
-	}
-	return b
 }
 
 type fleetPointJSON struct {
