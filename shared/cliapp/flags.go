@@ -146,7 +146,7 @@ func InfluxFlags() []cli.Flag {
 		&cli.DurationFlag{Name: FlagInfluxTimeout, EnvVars: []string{"INFLUX_TIMEOUT"}, Value: influx.DefaultTimeout, Usage: "time-out of one InfluxDB write, and of the wait for each part of a query's answer (retried)", Category: cat},
 		&cli.IntFlag{Name: FlagInfluxMaxRetries, EnvVars: []string{"INFLUX_MAX_RETRIES"}, Value: influx.DefaultMaxRetries, Usage: "retries of a request after 429, 5xx, network errors or time-outs (0: none)", Category: cat},
 		&cli.DurationFlag{Name: FlagInfluxRetryBase, EnvVars: []string{"INFLUX_RETRY_BASE"}, Value: influx.DefaultRetryBase, Usage: "first retry back-off, doubled per retry (Retry-After overrides)", Category: cat},
-		&cli.BoolFlag{Name: FlagInfluxGzip, EnvVars: []string{"INFLUX_GZIP"}, Usage: "ask InfluxDB to gzip query answers: less bandwidth to a distant server, more InfluxDB CPU (off: on one machine it costs verify ~40% of InfluxDB's CPU)", Category: cat},
+		&cli.BoolFlag{Name: FlagInfluxGzip, EnvVars: []string{"INFLUX_GZIP"}, Usage: "ask InfluxDB to gzip query answers: less bandwidth to a distant server, more InfluxDB CPU (off: on one machine it cost verify about 30% of InfluxDB's CPU)", Category: cat},
 	}
 }
 

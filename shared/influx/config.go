@@ -54,7 +54,7 @@ type Config struct {
 	MaxChunkBytes int64
 	// GzipQueries asks InfluxDB to gzip query answers (default off). It
 	// saves bandwidth to a distant server but costs InfluxDB CPU: on
-	// loopback, compressing verify's raw stream took about 40% of
+	// loopback, compressing verify's raw stream took about 30% of
 	// InfluxDB's CPU per reading.
 	GzipQueries bool
 
