@@ -1,6 +1,7 @@
 package loadtest
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -8,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -79,6 +81,8 @@ func BenchmarkQueryAPI(b *testing.B) {
 	// (a dashboard of four panels refreshed every 4 s), 50 requests/s in
 	// all; the "capacity" rows drop the pacing (closed loop).
 	reqRate := envInt("QUERY_BENCH_RATE", 50)
+	// QUERY_BENCH_STORES narrows the rows to some stores ("influxdb").
+	stores := strings.Split(cmp.Or(os.Getenv("QUERY_BENCH_STORES"), "postgres,influxdb"), ",")
 	ctx := testenv.Context(b, 60*time.Minute)
 	now := time.Now().UTC().Truncate(time.Hour)
 	fleet := querytest.Fleet{Units: units, Sites: 20, From: now.Add(-time.Duration(days) * 24 * time.Hour), Cadence: 10 * time.Minute, Steps: days * 144}
@@ -125,11 +129,15 @@ func BenchmarkQueryAPI(b *testing.B) {
 		phase cutover.Phase
 		store string
 	}{{cutover.Legacy, "postgres"}, {cutover.InfluxOnly, "influxdb"}} {
+		if !slices.Contains(stores, p.store) {
+			continue
+		}
 		run(p.phase, p.store, "idle", float64(reqRate))
 		run(p.phase, p.store, "idle capacity", 0)
 	}
 
 	ing := startIngest(ctx, b, dsn, icfg, rate)
+	rows = append(rows, fmt.Sprintf("QUERYBENCH ingest alone, CPU: %s", ing.alone))
 	// InfluxDB first: PostgreSQL serving 50 clients stalls the consumer's
 	// own PostgreSQL writes, and the backlog it leaves would be drained
 	// during the next row. Each row starts once the consumer keeps up.
@@ -137,9 +145,12 @@ func BenchmarkQueryAPI(b *testing.B) {
 		phase cutover.Phase
 		store string
 	}{{cutover.InfluxOnly, "influxdb"}, {cutover.Legacy, "postgres"}} {
+		if !slices.Contains(stores, p.store) {
+			continue
+		}
 		backlog := ing.waitCaughtUp(ctx, rate, 3*time.Minute)
 		before := ing.count(ctx)
-		started := time.Now()
+		started, ticks := time.Now(), cpuTicks()
 		var fresh []time.Duration
 		var wg sync.WaitGroup
 		wg.Add(1)
@@ -148,12 +159,19 @@ func BenchmarkQueryAPI(b *testing.B) {
 			time.Sleep(time.Second)
 			fresh = ing.probe(ctx, srv.URL, phaseFor-2*time.Second)
 		}()
+		if dir := os.Getenv("QUERY_BENCH_PROFILE"); dir != "" {
+			wg.Add(1)
+			go func() { defer wg.Done(); profileInflux(ctx, db.URL, filepath.Join(dir, p.store+"-influxd.pprof"), phaseFor-5*time.Second) }()
+		}
 		run(p.phase, p.store, "ingest", float64(reqRate))
 		wg.Wait()
-		achieved := float64(ing.count(ctx)-before) / time.Since(started).Seconds()
+		elapsed := time.Since(started)
+		used := cpuUse(ticks, cpuTicks(), elapsed)
+		achieved := float64(ing.count(ctx)-before) / elapsed.Seconds()
 		slices.Sort(fresh)
 		rows = append(rows, fmt.Sprintf("QUERYBENCH %-9s %-15s %-13s p50 %8s ms  p95 %8s ms  p99 %8s ms  %d probes; ingest achieved %.0f msg/s (asked %d; %d queued at the start, %d at the end)",
 			p.store, "ingest", "freshness", Ms(Percentile(fresh, 50)), Ms(Percentile(fresh, 95)), Ms(Percentile(fresh, 99)), len(fresh), achieved, rate, backlog, ing.backlog(ctx)))
+		rows = append(rows, fmt.Sprintf("QUERYBENCH %-9s %-15s CPU during the row: %s", p.store, "ingest", used))
 		b.ReportMetric(float64(Percentile(fresh, 99))/1e6, metricName(p.store, "ingest", "freshness"))
 		b.ReportMetric(achieved, p.store+"-ingest-msgs/s")
 	}
@@ -163,6 +181,20 @@ func BenchmarkQueryAPI(b *testing.B) {
 		units, 20, days, units*days*144, clients, reqRate, phaseFor)
 	for _, r := range rows {
 		fmt.Println(r)
+	}
+}
+
+// profileInflux saves influxd's CPU profile over d.
+func profileInflux(ctx context.Context, url, file string, d time.Duration) {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", url, int(d.Seconds())), nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return
+	}
+	defer resp.Body.Close()
+	if f, err := os.Create(file); err == nil {
+		_, _ = io.Copy(f, resp.Body)
+		_ = f.Close()
 	}
 }
 
