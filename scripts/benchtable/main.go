@@ -7,6 +7,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"flag"
 	"fmt"
 	"io"
@@ -26,6 +27,7 @@ type row struct {
 	pkg       string
 	bench     string // -bench pattern
 	benchtime string
+	timeout   string // go test -timeout; 20m when empty
 	env       []string
 	// lines, when set, is the prefix of the benchmark's own report lines,
 	// printed under the table (a benchmark with more figures than one row).
@@ -134,7 +136,7 @@ func tableRows() []row {
 				return m["100k-B/unit-rule"], m["1k-B/unit-rule"], m["ratio"], 0, "B/unit×rule", "",
 					"baseline: the same at 1,000 units; 20 rules, aggregate windows full"
 			}},
-		{name: "query API fleet 30d p99, InfluxDB, under ingest (vs idle)", pkg: "./query/internal/loadtest", bench: "^BenchmarkQueryAPI$", benchtime: "1x",
+		{name: "query API fleet 30d p99, InfluxDB, under ingest (vs idle)", pkg: "./query/internal/loadtest", bench: "^BenchmarkQueryAPI$", benchtime: "1x", timeout: "60m",
 			lines: "QUERYBENCH",
 			pick: func(m map[string]float64) (float64, float64, float64, float64, string, string, string) {
 				ing, idle := m["influxdb-ingest-fleet-30d-1h-p99-ms"], m["influxdb-idle-fleet-30d-1h-p99-ms"]
@@ -163,7 +165,7 @@ var benchLine = regexp.MustCompile(`^Benchmark\S+\s+\d+\s+(.*)$`)
 // run runs one benchmark and returns its metrics (the last result line
 // wins) and its output.
 func run(r row, logDir string) (map[string]float64, string, error) {
-	args := []string{"test", "-run", "^$", "-bench", r.bench, "-benchtime", r.benchtime, "-timeout", "20m", r.pkg}
+	args := []string{"test", "-run", "^$", "-bench", r.bench, "-benchtime", r.benchtime, "-timeout", cmp.Or(r.timeout, "20m"), r.pkg}
 	cmd := exec.Command("go", args...)
 	cmd.Env = append(os.Environ(), r.env...)
 	var out bytes.Buffer
