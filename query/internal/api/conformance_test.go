@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/url"
 	"testing"
@@ -110,7 +111,8 @@ func conformanceRequests() []string {
 // ending inside the range): what makes the switch invisible to clients.
 func TestConformance(t *testing.T) {
 	recs := testFleet.Records()
-	pg, _ := loadPG(t, recs)
+	pg, st := loadPG(t, recs)
+	pgPool := st.Pool()
 	c := loadInflux(t, recs)
 	end := testFleet.From.Add(time.Duration(testFleet.Steps) * testFleet.Cadence)
 	variants := []struct {
@@ -129,8 +131,11 @@ func TestConformance(t *testing.T) {
 	for _, v := range variants {
 		t.Run(v.name, func(t *testing.T) {
 			ir := reader.NewInflux(c, v.lag, func() time.Time { return v.now })
+			hp := hp
 			if v.cache {
 				ir = ir.WithFleetCache(time.Hour)
+				// PostgreSQL's cache too, at the same clock.
+				hp = newHarness(t, DefaultConfig(), reader.NewPostgres(pgPool).WithCache(time.Hour, func() time.Time { return v.now }), nil, cutover.Legacy, nil, nil)
 			}
 			hi := newHarness(t, DefaultConfig(), nil, ir, cutover.InfluxOnly, nil, nil)
 			q := reader.FleetQuery{From: testFleet.From, To: end.Truncate(time.Hour), Step: time.Hour}
@@ -162,5 +167,68 @@ func TestConformance(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestPostgresCacheKeepsOnlyClosedSteps: with its cache, the PostgreSQL
+// reader answers closed steps (ended ClosedAfter before now) from memory
+// and reads the newer ones, as the InfluxDB reader does. Rows deleted
+// behind its back show in the open steps at once and in the closed ones
+// only without the cache.
+func TestPostgresCacheKeepsOnlyClosedSteps(t *testing.T) {
+	ctx := testenv.Context(t, time.Minute)
+	_, st := loadPG(t, testFleet.Records())
+	now := testFleet.From.Add(30 * time.Hour)
+	cached := newHarness(t, DefaultConfig(), reader.NewPostgres(st.Pool()).WithCache(time.Hour, func() time.Time { return now }), nil, cutover.Legacy, nil, nil)
+	plain := newHarness(t, DefaultConfig(), reader.NewPostgres(st.Pool()), nil, cutover.Legacy, nil, nil)
+	two := fmt.Sprintf("from=%s&to=%s&step=1h", ts(testFleet.From), ts(testFleet.From.Add(48*time.Hour)))
+	paths := []string{"/v1/fleet?" + two, "/v1/units/" + querytest.UnitName(1) + "/series?" + two + "&fields=soc_pct,power_kw"}
+	// hour returns the answer's points of hour h, as JSON.
+	hour := func(h *harness, path string, hr int) string {
+		t.Helper()
+		resp, body := h.get(t, path)
+		var a struct{ Points []map[string]any }
+		if resp.StatusCode != 200 || json.Unmarshal(body, &a) != nil {
+			t.Fatalf("%s: %d %.300s", path, resp.StatusCode, body)
+		}
+		want := fmtTime(testFleet.From.Add(time.Duration(hr) * time.Hour))
+		var out []map[string]any
+		for _, p := range a.Points {
+			if p["time"] == want {
+				out = append(out, p)
+			}
+		}
+		b, _ := json.Marshal(out) // null when there is none
+		return string(b)
+	}
+	before := map[string]string{}
+	for _, p := range paths {
+		for _, hr := range []int{2, 40} {
+			c, u := hour(cached, p, hr), hour(plain, p, hr)
+			if c == "null" || c != u {
+				t.Fatalf("%s hour %d: cached %s, uncached %s", p, hr, c, u)
+			}
+			before[fmt.Sprint(p, hr)] = c
+		}
+	}
+	// Unit 1's readings of hour 2 (closed) and hour 40 (open) go.
+	for _, hr := range []int{2, 40} {
+		from := testFleet.From.Add(time.Duration(hr) * time.Hour)
+		if _, err := st.Pool().Exec(ctx, `DELETE FROM legacy.readings WHERE unit = $1 AND ts >= $2 AND ts < $3`, querytest.UnitName(1), from, from.Add(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, p := range paths {
+		for _, hr := range []int{2, 40} {
+			if hour(plain, p, hr) == before[fmt.Sprint(p, hr)] {
+				t.Fatalf("%s hour %d: deleting its readings changed nothing: the test checks nothing", p, hr)
+			}
+		}
+		if c := hour(cached, p, 2); c != before[fmt.Sprint(p, 2)] {
+			t.Errorf("%s: a closed step was read again, not served from the cache: %s", p, c)
+		}
+		if c, u := hour(cached, p, 40), hour(plain, p, 40); c != u {
+			t.Errorf("%s: an open step came from the cache: %s, PostgreSQL has %s", p, c, u)
+		}
 	}
 }

@@ -94,7 +94,7 @@ func BenchmarkQueryAPI(b *testing.B) {
 
 	phase := &fixedPhase{}
 	phase.set(cutover.Legacy)
-	router := route.NewRouter(phase, reader.NewPostgres(pool), reader.NewInflux(ic, 0, nil).WithFleetCache(5*time.Minute), quiet)
+	router := route.NewRouter(phase, reader.NewPostgres(pool).WithCache(5*time.Minute, nil), reader.NewInflux(ic, 0, nil).WithFleetCache(5*time.Minute), quiet)
 	if err := router.Refresh(ctx); err != nil {
 		b.Fatal(err)
 	}
@@ -162,7 +162,10 @@ func BenchmarkQueryAPI(b *testing.B) {
 		}()
 		if dir := os.Getenv("QUERY_BENCH_PROFILE"); dir != "" {
 			wg.Add(1)
-			go func() { defer wg.Done(); profileInflux(ctx, db.URL, filepath.Join(dir, p.store+"-influxd.pprof"), phaseFor-5*time.Second) }()
+			go func() {
+				defer wg.Done()
+				profileInflux(ctx, db.URL, filepath.Join(dir, p.store+"-influxd.pprof"), phaseFor-5*time.Second)
+			}()
 		}
 		run(p.phase, p.store, "ingest", float64(reqRate))
 		wg.Wait()

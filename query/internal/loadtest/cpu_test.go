@@ -17,6 +17,8 @@ var cpuGroups = []struct{ name, comm string }{
 }
 
 // cpuTicks returns each group's CPU time so far (user+system, clock ticks).
+// A process that ends between two readings loses its share unless its
+// parent reaps it.
 func cpuTicks() map[string]int64 {
 	out := map[string]int64{}
 	dirs, _ := filepath.Glob("/proc/[0-9]*/stat")
@@ -32,14 +34,19 @@ func cpuTicks() map[string]int64 {
 		}
 		comm := s[open+1 : closing]
 		f := strings.Fields(s[closing+1:])
-		if len(f) < 13 {
+		if len(f) < 15 {
 			continue
 		}
-		ut, _ := strconv.ParseInt(f[11], 10, 64)
-		st, _ := strconv.ParseInt(f[12], 10, 64)
+		// utime, stime, and those of reaped children (PostgreSQL's
+		// parallel workers come and go within a query).
+		var ticks int64
+		for _, i := range []int{11, 12, 13, 14} {
+			n, _ := strconv.ParseInt(f[i], 10, 64)
+			ticks += n
+		}
 		for _, g := range cpuGroups {
 			if comm == g.comm {
-				out[g.name] += ut + st
+				out[g.name] += ticks
 			}
 		}
 	}

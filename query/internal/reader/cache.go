@@ -64,6 +64,32 @@ func newSeriesCache(ttl time.Duration) *stepCache[seriesKey, SeriesPoint] {
 	return newStepCache[seriesKey](ttl, maxSeriesKeys, func(p *SeriesPoint) time.Time { return p.Time })
 }
 
+// fillTimeout bounds one cache fill, which no request cancels.
+const fillTimeout = 5 * time.Minute
+
+// closedThenRest answers [from, to) at step with c's closed whole steps
+// (ended ClosedAfter before now) and reads the rest with read; with no
+// cache, or no closed step, or from off the step grid, read does it all.
+func closedThenRest[K comparable, P any](ctx context.Context, c *stepCache[K, P], k K, step time.Duration, from, to, now time.Time,
+	read func(ctx context.Context, from, to time.Time) ([]P, error)) ([]P, error) {
+	if c == nil || step.Milliseconds() <= 0 || from.UnixMilli()%step.Milliseconds() != 0 {
+		return read(ctx, from, to)
+	}
+	closed := minTime(bucket(now.Add(-ClosedAfter), step), bucket(to, step))
+	if !closed.After(from) {
+		return read(ctx, from, to)
+	}
+	pts, err := c.points(ctx, k, step, from, closed, now, read)
+	if err != nil || !closed.Before(to) {
+		return pts, err
+	}
+	rest, err := read(ctx, closed, to)
+	if err != nil {
+		return nil, err
+	}
+	return append(pts, rest...), nil
+}
+
 // Invalidate drops every cached step.
 func (c *stepCache[K, P]) Invalidate() {
 	c.mu.Lock()
@@ -81,17 +107,27 @@ func (c *stepCache[K, P]) Invalidate() {
 func (c *stepCache[K, P]) points(ctx context.Context, k K, step time.Duration, from, to, now time.Time,
 	fill func(ctx context.Context, from, to time.Time) ([]P, error)) ([]P, error) {
 	stale, expired := c.missing(k, step, from, to, now)
+	// A fill outlives the request that started it (up to fillTimeout), so
+	// that a long first read still fills the cache for the next requests;
+	// the request itself waits only as long as its own context allows.
 	refill := func(sp span) error {
 		sf := fmt.Sprintf("%v/%d/%d", k, sp.first.UnixMilli(), sp.last.UnixMilli())
-		_, err, _ := c.group.Do(sf, func() (any, error) {
-			pts, err := fill(context.WithoutCancel(ctx), sp.first, sp.last.Add(step))
+		done := c.group.DoChan(sf, func() (any, error) {
+			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), fillTimeout)
+			defer cancel()
+			pts, err := fill(fctx, sp.first, sp.last.Add(step))
 			if err != nil {
 				return nil, err
 			}
 			c.store(k, step, sp.first, sp.last.Add(step), pts, now)
 			return nil, nil
 		})
-		return err
+		select {
+		case r := <-done:
+			return r.Err
+		case <-ctx.Done():
+			return Unavailable(ctx, "cache fill", ctx.Err())
+		}
 	}
 	if expired.ok {
 		if err := refill(expired); err != nil {

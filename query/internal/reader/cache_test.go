@@ -2,6 +2,7 @@ package reader
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -91,5 +92,37 @@ func TestStepCacheServesStaleWhileRefilling(t *testing.T) {
 			t.Fatal("the background refill never landed")
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestStepCacheFillOutlivesItsRequest: a request whose context ends while
+// the first fill runs gets its context's error at once; the fill goes on
+// and serves the next request without reading again.
+func TestStepCacheFillOutlivesItsRequest(t *testing.T) {
+	c := newFleetCache(time.Minute)
+	k := fleetKey{step: time.Hour}
+	t0 := time.Date(2026, 10, 1, 0, 0, 0, 0, time.UTC)
+	now := t0.Add(48 * time.Hour)
+	release, filled := make(chan struct{}), make(chan struct{})
+	var fills int
+	fill := func(ctx context.Context, from, to time.Time) ([]FleetPoint, error) {
+		fills++
+		<-release
+		defer close(filled)
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return []FleetPoint{{Site: "a", Time: from}}, nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if _, err := c.points(ctx, k, k.step, t0, t0.Add(time.Hour), now, fill); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("a request past its deadline: %v, want its context's error", err)
+	}
+	close(release)
+	<-filled
+	pts, err := c.points(context.Background(), k, k.step, t0, t0.Add(time.Hour), now, fill)
+	if err != nil || len(pts) != 1 || fills != 1 {
+		t.Fatalf("after the fill: %d points, %d fills, %v", len(pts), fills, err)
 	}
 }

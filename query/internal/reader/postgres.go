@@ -17,13 +17,32 @@ import (
 // record as JSON). Aggregates are computed from the raw rows: the legacy
 // store has no rollups.
 type Postgres struct {
-	pool *pgxpool.Pool
+	pool   *pgxpool.Pool
+	now    func() time.Time
+	fleet  *stepCache[fleetKey, FleetPoint]
+	series *stepCache[seriesKey, SeriesPoint]
 }
 
 var _ Reader = (*Postgres)(nil)
 
 // NewPostgres returns a Reader over the legacy store's pool.
-func NewPostgres(pool *pgxpool.Pool) *Postgres { return &Postgres{pool: pool} }
+func NewPostgres(pool *pgxpool.Pool) *Postgres { return &Postgres{pool: pool, now: time.Now} }
+
+// WithCache keeps the closed steps (ClosedAfter) of the fleet and of the
+// units' series for ttl, as the InfluxDB reader does: computed from raw
+// rows, a fleet of 1,000 units over 30 days takes PostgreSQL longer than a
+// request may wait (query bench), while its newest steps take milliseconds.
+// A late reading in a closed step shows after ttl at most. now is the
+// clock (time.Now when nil).
+func (p *Postgres) WithCache(ttl time.Duration, now func() time.Time) *Postgres {
+	if now != nil {
+		p.now = now
+	}
+	if ttl > 0 {
+		p.fleet, p.series = newFleetCache(ttl), newSeriesCache(ttl)
+	}
+	return p
+}
 
 // Name returns StorePostgres.
 func (p *Postgres) Name() string { return StorePostgres }
@@ -165,13 +184,26 @@ func aggExpr(a Agg, x string) string {
 
 // Series aggregates the raw rows per step with date_bin from the epoch.
 func (p *Postgres) Series(ctx context.Context, q SeriesQuery) (Series, error) {
+	k := seriesKey{q.Unit, strings.Join(q.Fields, ","), q.Agg, q.Step}
+	pts, err := closedThenRest(ctx, p.series, k, q.Step, q.From, q.To, p.now(), func(ctx context.Context, from, to time.Time) ([]SeriesPoint, error) {
+		r := q
+		r.From, r.To = from, to
+		return p.readSeries(ctx, r)
+	})
+	if err != nil {
+		return Series{}, err
+	}
+	return Series{Points: pts, Source: "raw"}, nil
+}
+
+func (p *Postgres) readSeries(ctx context.Context, q SeriesQuery) ([]SeriesPoint, error) {
 	args := []any{q.Unit, q.From, q.To, q.Step.Microseconds()}
 	cols := make([]string, len(q.Fields))
 	exprs := make([]string, len(q.Fields))
 	for i, f := range q.Fields {
 		x, arg, err := fieldExpr(f, len(args)+1)
 		if err != nil {
-			return Series{}, err
+			return nil, err
 		}
 		args = append(args, arg)
 		cols[i], exprs[i] = aggExpr(q.Agg, x), x
@@ -183,10 +215,10 @@ func (p *Postgres) Series(ctx context.Context, q SeriesQuery) (Series, error) {
 	}
 	rows, err := p.pool.Query(ctx, sql, args...)
 	if err != nil {
-		return Series{}, Unavailable(ctx, "postgres: series", err)
+		return nil, Unavailable(ctx, "postgres: series", err)
 	}
 	defer rows.Close()
-	out := Series{Source: "raw"}
+	var out []SeriesPoint
 	for rows.Next() {
 		pt := SeriesPoint{Values: make([]*float64, len(q.Fields))}
 		dst := []any{&pt.Time}
@@ -194,13 +226,13 @@ func (p *Postgres) Series(ctx context.Context, q SeriesQuery) (Series, error) {
 			dst = append(dst, &pt.Values[i])
 		}
 		if err := rows.Scan(dst...); err != nil {
-			return Series{}, Unavailable(ctx, "postgres: series", err)
+			return nil, Unavailable(ctx, "postgres: series", err)
 		}
 		pt.Time = pt.Time.UTC()
-		out.Points = append(out.Points, pt)
+		out = append(out, pt)
 	}
 	if err := rows.Err(); err != nil {
-		return Series{}, Unavailable(ctx, "postgres: series", err)
+		return nil, Unavailable(ctx, "postgres: series", err)
 	}
 	return out, nil
 }
@@ -237,9 +269,19 @@ const fleetSQL = `WITH u AS (
 
 // Fleet aggregates the raw rows with the rollups' definitions.
 func (p *Postgres) Fleet(ctx context.Context, q FleetQuery) (Fleet, error) {
-	rows, err := p.pool.Query(ctx, fleetSQL, q.From, q.To, q.Site, q.Step.Microseconds())
+	pts, err := closedThenRest(ctx, p.fleet, fleetKey{q.Site, q.Step}, q.Step, q.From, q.To, p.now(), func(ctx context.Context, from, to time.Time) ([]FleetPoint, error) {
+		return p.readFleet(ctx, from, to, q)
+	})
 	if err != nil {
-		return Fleet{}, Unavailable(ctx, "postgres: fleet", err)
+		return Fleet{}, err
+	}
+	return Fleet{Points: pts, Source: "raw"}, nil
+}
+
+func (p *Postgres) readFleet(ctx context.Context, from, to time.Time, q FleetQuery) ([]FleetPoint, error) {
+	rows, err := p.pool.Query(ctx, fleetSQL, from, to, q.Site, q.Step.Microseconds())
+	if err != nil {
+		return nil, Unavailable(ctx, "postgres: fleet", err)
 	}
 	pts, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (FleetPoint, error) {
 		var f FleetPoint
@@ -248,9 +290,9 @@ func (p *Postgres) Fleet(ctx context.Context, q FleetQuery) (Fleet, error) {
 		return f, err
 	})
 	if err != nil {
-		return Fleet{}, Unavailable(ctx, "postgres: fleet", err)
+		return nil, Unavailable(ctx, "postgres: fleet", err)
 	}
-	return Fleet{Points: pts, Source: "raw"}, nil
+	return pts, nil
 }
 
 // Alarms unnests the alarms of the rows in the range.
