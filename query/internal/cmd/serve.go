@@ -95,7 +95,7 @@ func serveFlags() []cli.Flag {
 		&cli.DurationFlag{Name: flagRollupLag, EnvVars: []string{"QUERY_ROLLUP_LAG"}, Value: reader.DefaultRollupLag, Category: "InfluxDB",
 			Usage: "a 5-minute window's rollups (bsu_5m, bsu_site_5m) are used once it ended this long ago; newer windows are computed from raw readings"},
 		&cli.DurationFlag{Name: flagFleetCacheTTL, EnvVars: []string{"QUERY_FLEET_CACHE_TTL"}, Value: 5 * time.Minute, Category: "Limits",
-			Usage: "keep the closed steps of the fleet and of units' series (ended over 70 minutes ago, which the rollups no longer change) this long, then refresh them in the background, for each store; InfluxDB's are dropped at once when a backfill run finishes; a late reading in a closed step shows after this at most (0: no cache)"},
+			Usage: "keep the closed steps of the fleet and of units' series (ended over 70 minutes ago, which the rollups no longer change) this long, then refresh them in the background, for each store; InfluxDB's are dropped at once when a backfill run finishes; a late reading in a closed step shows after twice this at most (0: no cache)"},
 		&cli.DurationFlag{Name: flagFleetLag, EnvVars: []string{"QUERY_FLEET_LAG"}, Value: d.FleetLag, Category: "Limits",
 			Usage: "the fleet endpoint ends this long before now (on a 5-minute boundary): served from closed, rolled-up windows as the dashboard draws them, never by scanning the newest raw readings (0: up to now)"},
 		&cli.IntFlag{Name: flagPGMaxConns, EnvVars: []string{"QUERY_PG_MAX_CONNS"}, Value: 16, Category: "Legacy store",

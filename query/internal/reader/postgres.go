@@ -32,7 +32,7 @@ func NewPostgres(pool *pgxpool.Pool) *Postgres { return &Postgres{pool: pool, no
 // units' series for ttl, as the InfluxDB reader does: computed from raw
 // rows, a fleet of 1,000 units over 30 days takes PostgreSQL longer than a
 // request may wait (query bench), while its newest steps take milliseconds.
-// A late reading in a closed step shows after ttl at most. now is the
+// A late reading in a closed step shows after twice ttl at most. now is the
 // clock (time.Now when nil).
 func (p *Postgres) WithCache(ttl time.Duration, now func() time.Time) *Postgres {
 	if now != nil {
