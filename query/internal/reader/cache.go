@@ -19,6 +19,11 @@ import (
 type stepCache[K comparable, P any] struct {
 	ttl     time.Duration
 	maxKeys int
+	// fillSpan, if above 0, splits a fill into reads of at most this
+	// long, each kept as soon as it is read: a store that computes from
+	// raw rows answers a month as a series of bounded queries, and what
+	// was read survives a later failure.
+	fillSpan time.Duration
 	timeOf  func(*P) time.Time
 	group   singleflight.Group
 
@@ -64,7 +69,7 @@ func newSeriesCache(ttl time.Duration) *stepCache[seriesKey, SeriesPoint] {
 	return newStepCache[seriesKey](ttl, maxSeriesKeys, func(p *SeriesPoint) time.Time { return p.Time })
 }
 
-// fillTimeout bounds one cache fill, which no request cancels.
+// fillTimeout bounds one read of a cache fill, which no request cancels.
 const fillTimeout = 5 * time.Minute
 
 // closedThenRest answers [from, to) at step with c's closed whole steps
@@ -113,13 +118,21 @@ func (c *stepCache[K, P]) points(ctx context.Context, k K, step time.Duration, f
 	refill := func(sp span) error {
 		sf := fmt.Sprintf("%v/%d/%d", k, sp.first.UnixMilli(), sp.last.UnixMilli())
 		done := c.group.DoChan(sf, func() (any, error) {
-			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), fillTimeout)
-			defer cancel()
-			pts, err := fill(fctx, sp.first, sp.last.Add(step))
-			if err != nil {
-				return nil, err
+			end := sp.last.Add(step)
+			for from := sp.first; from.Before(end); {
+				to := end
+				if n := c.fillSpan / step; n > 0 && from.Add(n*step).Before(end) {
+					to = from.Add(n * step)
+				}
+				fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), fillTimeout)
+				pts, err := fill(fctx, from, to)
+				cancel()
+				if err != nil {
+					return nil, err
+				}
+				c.store(k, step, from, to, pts, now)
+				from = to
 			}
-			c.store(k, step, sp.first, sp.last.Add(step), pts, now)
 			return nil, nil
 		})
 		select {

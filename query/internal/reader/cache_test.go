@@ -126,3 +126,46 @@ func TestStepCacheFillOutlivesItsRequest(t *testing.T) {
 		t.Fatalf("after the fill: %d points, %d fills, %v", len(pts), fills, err)
 	}
 }
+
+// TestStepCacheFillsInSpans: with a fill span, a cold range is read a span
+// at a time, and the spans read before a failure are kept: the next
+// request reads only what is still missing.
+func TestStepCacheFillsInSpans(t *testing.T) {
+	c := newFleetCache(time.Minute)
+	c.fillSpan = 24 * time.Hour
+	k := fleetKey{step: time.Hour}
+	t0 := time.Date(2026, 10, 1, 0, 0, 0, 0, time.UTC)
+	now := t0.Add(10 * 24 * time.Hour)
+	var fills [][2]time.Time
+	failAt := t0.Add(48 * time.Hour)
+	fill := func(_ context.Context, from, to time.Time) ([]FleetPoint, error) {
+		fills = append(fills, [2]time.Time{from, to})
+		if from.Equal(failAt) {
+			return nil, errors.New("planted failure")
+		}
+		var out []FleetPoint
+		for s := from; s.Before(to); s = s.Add(time.Hour) {
+			out = append(out, FleetPoint{Site: "a", Time: s})
+		}
+		return out, nil
+	}
+	// 3 days and 5 hours: spans of a day, the last one short; the third fails.
+	end := t0.Add(77 * time.Hour)
+	if _, err := c.points(context.Background(), k, k.step, t0, end, now, fill); err == nil || len(fills) != 3 {
+		t.Fatalf("first read: err %v, fills %v", err, fills)
+	}
+	for i, f := range fills {
+		if want := t0.Add(time.Duration(i) * 24 * time.Hour); !f[0].Equal(want) || f[1].Sub(f[0]) != 24*time.Hour {
+			t.Fatalf("fill %d read %v, want a day from %v", i, f, want)
+		}
+	}
+	failAt = time.Time{}
+	fills = nil
+	pts, err := c.points(context.Background(), k, k.step, t0, end, now, fill)
+	if err != nil || len(pts) != 77 {
+		t.Fatalf("second read: %d points, %v", len(pts), err)
+	}
+	if len(fills) != 2 || !fills[0][0].Equal(t0.Add(48*time.Hour)) || !fills[1][1].Equal(end) || fills[1][1].Sub(fills[1][0]) != 5*time.Hour {
+		t.Fatalf("second read filled %v, want only the two spans still missing", fills)
+	}
+}

@@ -32,6 +32,7 @@ func NewPostgres(pool *pgxpool.Pool) *Postgres { return &Postgres{pool: pool, no
 // units' series for ttl, as the InfluxDB reader does: computed from raw
 // rows, a fleet of 1,000 units over 30 days takes PostgreSQL longer than a
 // request may wait (query bench), while its newest steps take milliseconds.
+// Fills read a day at a time (pgFillSpan), each day kept once read.
 // A late reading in a closed step shows after twice ttl at most. now is the
 // clock (time.Now when nil).
 func (p *Postgres) WithCache(ttl time.Duration, now func() time.Time) *Postgres {
@@ -40,9 +41,14 @@ func (p *Postgres) WithCache(ttl time.Duration, now func() time.Time) *Postgres 
 	}
 	if ttl > 0 {
 		p.fleet, p.series = newFleetCache(ttl), newSeriesCache(ttl)
+		p.fleet.fillSpan, p.series.fillSpan = pgFillSpan, pgFillSpan
 	}
 	return p
 }
+
+// pgFillSpan is the longest range one cache fill reads from PostgreSQL:
+// a day of 1,000 units at a 10-minute cadence is 144,000 rows.
+const pgFillSpan = 24 * time.Hour
 
 // Name returns StorePostgres.
 func (p *Postgres) Name() string { return StorePostgres }
