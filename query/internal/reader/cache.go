@@ -24,8 +24,8 @@ type stepCache[K comparable, P any] struct {
 	// raw rows answers a month as a series of bounded queries, and what
 	// was read survives a later failure.
 	fillSpan time.Duration
-	timeOf  func(*P) time.Time
-	group   singleflight.Group
+	timeOf   func(*P) time.Time
+	group    singleflight.Group
 
 	mu   sync.Mutex
 	keys map[K]*stepEntry[P]
