@@ -217,7 +217,8 @@ func metricName(store, ingest, name string) string {
 	return strings.NewReplacer(" ", "-").Replace(store+"-"+ingest+"-"+name) + "-p99-ms"
 }
 
-// load writes the fleet into both stores and rolls InfluxDB's readings up as the continuous queries would.
+// load writes the fleet into both stores, a unit at a time, four units at
+// once, and rolls InfluxDB's readings up as the continuous queries would.
 func load(ctx context.Context, b *testing.B, f querytest.Fleet, dsn string, icfg influx.Config) (*pgxpool.Pool, *influx.Client) {
 	b.Helper()
 	started := time.Now()
@@ -234,19 +235,13 @@ func load(ctx context.Context, b *testing.B, f querytest.Fleet, dsn string, icfg
 		b.Fatal(err)
 	}
 	defer w.Close()
-	// In time order, an hour of the whole fleet at a time (four hours at
-	// once), as a live stream writes them: PostgreSQL's BRIN index on the
-	// time finds a recent range only if the rows lie in time order.
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(4)
-	perHour := int(time.Hour / f.Cadence)
-	for k0 := 0; k0 < f.Steps; k0 += perHour {
+	for u := range f.Units {
 		g.Go(func() error {
-			var recs []telemetry.Record
-			for k := k0; k < min(k0+perHour, f.Steps); k++ {
-				for u := range f.Units {
-					recs = append(recs, f.Record(u, k))
-				}
+			recs := make([]telemetry.Record, f.Steps)
+			for k := range f.Steps {
+				recs[k] = f.Record(u, k)
 			}
 			if err := querytest.Load(gctx, leg, recs); err != nil {
 				return err
