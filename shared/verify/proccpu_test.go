@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/flexipack/cutover/shared/testenv"
 )
 
 // serverCPU returns a function giving the CPU time (user + system) used so
@@ -66,18 +68,8 @@ func pidOwning(inode string) (int, error) {
 	return 0, fmt.Errorf("no process owns socket %s", inode)
 }
 
-// cpuOf reads utime+stime of pid (clock ticks of 10 ms).
+// cpuOf reads utime+stime of pid.
 func cpuOf(pid int) time.Duration {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	s := string(b)
-	fs := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-	if len(fs) < 13 {
-		return 0
-	}
-	ut, _ := strconv.ParseInt(fs[11], 10, 64)
-	st, _ := strconv.ParseInt(fs[12], 10, 64)
-	return time.Duration(ut+st) * 10 * time.Millisecond
+	st, _ := testenv.ReadPIDStat(pid)
+	return st.CPU
 }

@@ -151,7 +151,7 @@ func BenchmarkQueryAPI(b *testing.B) {
 		}
 		backlog := ing.waitCaughtUp(ctx, rate, 3*time.Minute)
 		before := ing.count(ctx)
-		started, ticks := time.Now(), cpuTicks()
+		started, cpu := time.Now(), cpuTimes()
 		var fresh []time.Duration
 		var wg sync.WaitGroup
 		wg.Add(1)
@@ -170,7 +170,7 @@ func BenchmarkQueryAPI(b *testing.B) {
 		run(p.phase, p.store, "ingest", float64(reqRate))
 		wg.Wait()
 		elapsed := time.Since(started)
-		used := cpuUse(ticks, cpuTicks(), elapsed)
+		used := cpuUse(cpu, cpuTimes(), elapsed)
 		achieved := float64(ing.count(ctx)-before) / elapsed.Seconds()
 		slices.Sort(fresh)
 		rows = append(rows, fmt.Sprintf("QUERYBENCH %-9s %-15s %-13s p50 %8s ms  p95 %8s ms  p99 %8s ms  %d probes; ingest achieved %.0f msg/s (asked %d; %d queued at the start, %d at the end)",

@@ -102,9 +102,9 @@ func startIngest(ctx context.Context, b *testing.B, dsn string, icfg influx.Conf
 	// The stream reaches its rate, and InfluxDB has created its units' series
 	// (thousands of new series at once): the rows measure a running stream.
 	time.Sleep(25 * time.Second)
-	ticks, started := cpuTicks(), time.Now()
+	cpu, started := cpuTimes(), time.Now()
 	time.Sleep(20 * time.Second)
-	in.alone = cpuUse(ticks, cpuTicks(), time.Since(started))
+	in.alone = cpuUse(cpu, cpuTimes(), time.Since(started))
 	return in
 }
 
