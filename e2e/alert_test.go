@@ -59,10 +59,10 @@ func TestAlertEndToEnd(t *testing.T) {
 	t.Run("long outages raise UnitSilent, short ones do not", func(t *testing.T) {
 		silent := faulty.points["UnitSilent/firing"]
 		checkSubset(t, "UnitSilent for silences of 17.5 minutes or more", truth.longGaps, silent)
-		checkSubset(t, "UnitSilent resolved by the unit's flush", truth.longGaps, faulty.points["UnitSilent/resolved"])
+		checkSubset(t, "UnitSilent resolved by the unit's flush", truth.longFlushed, faulty.points["UnitSilent/resolved"])
 		for u := range silent {
 			if !truth.maybeGaps[u] {
-				t.Errorf("UnitSilent fired for %s, whose longest silence on the bus is %s (under 15.5 minutes)", u, truth.maxGap[u])
+				t.Errorf("UnitSilent fired for %s, whose longest silence on the bus (to the end of the run included) is %s (under 15.5 minutes)", u, truth.maxGap[u])
 			}
 		}
 		checkSubset(t, "UnitSilent notified by Alertmanager", truth.longGaps, faulty.hook.units("UnitSilent", "firing"))
@@ -90,9 +90,9 @@ func TestAlertEndToEnd(t *testing.T) {
 		}
 		falsePos += n
 	})
-	line := fmt.Sprintf("e2e: alert faulty_readings=%d critical_alarm_units=%d fault_units=%d long_outages=%d alerts_fired=%d resolved=%d "+
+	line := fmt.Sprintf("e2e: alert faulty_readings=%d critical_alarm_units=%d fault_units=%d long_outages=%d (at_end=%d) alerts_fired=%d resolved=%d "+
 		"am_notifications=%d site_faults=%d | healthy_readings=%d healthy_alerts=%d false_positives=%d",
-		truth.readings, len(truth.criticalUnits), len(truth.faultUnits), len(truth.longGaps), faulty.fired(), faulty.resolved(),
+		truth.readings, len(truth.criticalUnits), len(truth.faultUnits), len(truth.longGaps), len(truth.longAtEnd), faulty.fired(), faulty.resolved(),
 		faulty.hook.count(), len(faulty.points["SiteFaults/firing"]), healthy.truth.readings, healthy.fired(), falsePos)
 	t.Log(line)
 	fmt.Println(line)
@@ -206,6 +206,8 @@ type alertTruth struct {
 	faultResolved    map[string]bool // ... followed by a reading in another mode
 	faultLive        map[string]bool // ... where the minute was completed by a live message
 	longGaps         map[string]bool // silent on the bus for 17.5 minutes or more (for 15m + lateness 2m, and a margin)
+	longFlushed      map[string]bool // ... and such a silence ended by a message
+	longAtEnd        map[string]bool // ... or still silent at the end of the run (offline, its readings unsent)
 	maybeGaps        map[string]bool // silent for 15.5 minutes or more (see addSilence)
 	maxGap           map[string]time.Duration
 }
@@ -235,6 +237,7 @@ func readTruth(t *testing.T, amqpURL, queue string) alertTruth {
 	// was silent on the bus for that hour.
 	msgTimes := map[string][]int64{}
 	seen := map[telemetry.Key]bool{}
+	fleetNewest := int64(0) // the absence clock at the end (before lateness)
 	for {
 		d, ok, err := ch.Get(queue, true)
 		if err != nil {
@@ -254,6 +257,7 @@ func readTruth(t *testing.T, amqpURL, queue string) alertTruth {
 				newest = max(newest, r.TimeMs)
 			}
 			msgTimes[u] = append(msgTimes[u], newest)
+			fleetNewest = max(fleetNewest, newest)
 		}
 		for _, r := range res.Records {
 			// Records alias the decoder's buffer: keep copies of what outlives it.
@@ -271,11 +275,11 @@ func readTruth(t *testing.T, amqpURL, queue string) alertTruth {
 	}
 	tr := alertTruth{readings: len(seen), criticalUnits: map[string]bool{}, criticalResolved: map[string]bool{}, criticalLive: map[string]bool{},
 		faultUnits: map[string]bool{}, faultResolved: map[string]bool{}, faultLive: map[string]bool{},
-		longGaps: map[string]bool{}, maybeGaps: map[string]bool{}, maxGap: map[string]time.Duration{}}
+		longGaps: map[string]bool{}, longFlushed: map[string]bool{}, longAtEnd: map[string]bool{}, maybeGaps: map[string]bool{}, maxGap: map[string]time.Duration{}}
 	for u, rs := range byUnit {
 		sort.Slice(rs, func(i, j int) bool { return rs[i].ms < rs[j].ms })
 		tr.addUnit(u, rs)
-		tr.addSilence(u, msgTimes[u])
+		tr.addSilence(u, msgTimes[u], fleetNewest)
 	}
 	return tr
 }
@@ -320,12 +324,28 @@ func (tr *alertTruth) addUnit(u string, rs []truthReading) {
 }
 
 // addSilence records a unit's longest silence on the bus: the largest step
-// between the newest reading times of consecutive messages.
-func (tr *alertTruth) addSilence(u string, newest []int64) {
+// between the newest reading times of consecutive messages, or from its
+// last message to the fleet's newest reading. The simulator stops with
+// some units offline and their readings unsent: such a unit is silent from
+// its last message to the end of the run, and UnitSilent rightly fires for
+// it once that exceeds the rule's for, with no flush to resolve it.
+func (tr *alertTruth) addSilence(u string, newest []int64, fleetNewest int64) {
+	const long = 17*time.Minute + 30*time.Second
 	for i := 1; i < len(newest); i++ {
-		tr.maxGap[u] = max(tr.maxGap[u], time.Duration(newest[i]-newest[i-1])*time.Millisecond)
+		gap := time.Duration(newest[i]-newest[i-1]) * time.Millisecond
+		tr.maxGap[u] = max(tr.maxGap[u], gap)
+		if gap >= long {
+			tr.longFlushed[u] = true
+		}
 	}
-	if tr.maxGap[u] >= 17*time.Minute+30*time.Second {
+	if n := len(newest); n > 0 {
+		gap := time.Duration(fleetNewest-newest[n-1]) * time.Millisecond
+		tr.maxGap[u] = max(tr.maxGap[u], gap)
+		if gap >= long {
+			tr.longAtEnd[u] = true
+		}
+	}
+	if tr.maxGap[u] >= long {
 		tr.longGaps[u] = true
 	}
 	// The fleet clock is the newest reading from any unit: the simulator's
