@@ -112,32 +112,15 @@ func (c *stepCache[K, P]) Invalidate() {
 func (c *stepCache[K, P]) points(ctx context.Context, k K, step time.Duration, from, to, now time.Time,
 	fill func(ctx context.Context, from, to time.Time) ([]P, error)) ([]P, error) {
 	stale, expired := c.missing(k, step, from, to, now)
-	// A fill outlives the request that started it (up to fillTimeout), so
-	// that a long first read still fills the cache for the next requests;
-	// the request itself waits only as long as its own context allows.
+	// A fill outlives the request that started it, so that a long first
+	// read still fills the cache for the next requests; the request itself
+	// waits only as long as its own context allows.
 	refill := func(sp span) error {
-		sf := fmt.Sprintf("%v/%d/%d", k, sp.first.UnixMilli(), sp.last.UnixMilli())
-		done := c.group.DoChan(sf, func() (any, error) {
-			end := sp.last.Add(step)
-			for from := sp.first; from.Before(end); {
-				to := end
-				if n := c.fillSpan / step; n > 0 && from.Add(n*step).Before(end) {
-					to = from.Add(n * step)
-				}
-				fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), fillTimeout)
-				pts, err := fill(fctx, from, to)
-				cancel()
-				if err != nil {
-					return nil, err
-				}
-				c.store(k, step, from, to, pts, now)
-				from = to
-			}
-			return nil, nil
-		})
+		done := make(chan error, 1)
+		go func() { done <- c.fill(context.WithoutCancel(ctx), k, step, sp, now, fill) }()
 		select {
-		case r := <-done:
-			return r.Err
+		case err := <-done:
+			return err
 		case <-ctx.Done():
 			return Unavailable(ctx, "cache fill", ctx.Err())
 		}
@@ -159,6 +142,45 @@ func (c *stepCache[K, P]) points(ctx context.Context, k K, step time.Duration, f
 		}
 	}
 	return out, nil
+}
+
+// fill reads the steps of sp and keeps them: in one read, or with a fill
+// span in chunks of at most fillSpan on a grid of whole steps, each kept as
+// soon as it is read. A chunk is read once for concurrent fills (one
+// singleflight key per chunk; the grid gives overlapping spans the same
+// chunks), and not at all if another fill has read it meanwhile: keyed by
+// the span instead, a fill that had kept its first day no longer matched
+// the next request's span, and every request started another read of the
+// remaining days. Each read is bounded by fillTimeout.
+func (c *stepCache[K, P]) fill(ctx context.Context, k K, step time.Duration, sp span, now time.Time,
+	read func(ctx context.Context, from, to time.Time) ([]P, error)) error {
+	end := sp.last.Add(step)
+	for from := sp.first; from.Before(end); {
+		to := end
+		if n := c.fillSpan / step; n > 0 {
+			if next := bucket(from, n*step).Add(n * step); next.Before(end) {
+				to = next
+			}
+		}
+		_, err, _ := c.group.Do(fmt.Sprintf("%v/%d/%d", k, from.UnixMilli(), to.UnixMilli()), func() (any, error) {
+			if stale, _ := c.missing(k, step, from, to, now); !stale.ok {
+				return nil, nil // read by another fill since this one began
+			}
+			rctx, cancel := context.WithTimeout(ctx, fillTimeout)
+			defer cancel()
+			pts, err := read(rctx, from, to)
+			if err != nil {
+				return nil, err
+			}
+			c.store(k, step, from, to, pts, now)
+			return nil, nil
+		})
+		if err != nil {
+			return err
+		}
+		from = to
+	}
+	return nil
 }
 
 // span is the first and last step start of a run of steps to read.

@@ -169,3 +169,56 @@ func TestStepCacheFillsInSpans(t *testing.T) {
 		t.Fatalf("second read filled %v, want only the two spans still missing", fills)
 	}
 }
+
+// TestStepCacheConcurrentFillsShareSpans: a request that comes while
+// another fills a month a day at a time, after the first days are kept,
+// waits for the same reads instead of reading the remaining days again.
+func TestStepCacheConcurrentFillsShareSpans(t *testing.T) {
+	c := newFleetCache(time.Minute)
+	c.fillSpan = 24 * time.Hour
+	k := fleetKey{step: time.Hour}
+	t0 := time.Date(2026, 10, 1, 0, 0, 0, 0, time.UTC)
+	now := t0.Add(10 * 24 * time.Hour)
+	day2 := t0.Add(24 * time.Hour)
+	var mu sync.Mutex
+	reads := map[time.Time]int{}
+	inDay2, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	fill := func(_ context.Context, from, to time.Time) ([]FleetPoint, error) {
+		mu.Lock()
+		reads[from]++
+		mu.Unlock()
+		if from.Equal(day2) {
+			once.Do(func() { close(inDay2) })
+			<-release
+		}
+		var out []FleetPoint
+		for s := from; s.Before(to); s = s.Add(time.Hour) {
+			out = append(out, FleetPoint{Site: "a", Time: s})
+		}
+		return out, nil
+	}
+	end := t0.Add(72 * time.Hour)
+	get := func() error {
+		pts, err := c.points(context.Background(), k, k.step, t0, end, now, fill)
+		if err == nil && len(pts) != 72 {
+			err = errors.New("not every step")
+		}
+		return err
+	}
+	first := make(chan error, 1)
+	go func() { first <- get() }()
+	<-inDay2 // the first day is kept, the second is being read
+	second := make(chan error, 1)
+	go func() { second <- get() }()
+	time.Sleep(50 * time.Millisecond) // the second request reaches the read it shares
+	close(release)
+	if err1, err2 := <-first, <-second; err1 != nil || err2 != nil {
+		t.Fatalf("requests: %v, %v", err1, err2)
+	}
+	for d := range 3 {
+		if n := reads[t0.Add(time.Duration(d)*24*time.Hour)]; n != 1 {
+			t.Errorf("day %d read %d times, want once (reads %v)", d+1, n, reads)
+		}
+	}
+}
