@@ -35,7 +35,7 @@ test-unit: services-up ## unit and integration tests with the race detector, aga
 test-e2e: services-up ## the whole cutover story with faults (SIGKILLs, restarts, an InfluxDB outage), exact counts
 	@mkdir -p .data
 	$(WITH_ENV) st=0; $(GO) test -race -count=1 -tags e2e -timeout 20m -v ./e2e/ > .data/e2e.log 2>&1 || st=$$?; \
-	grep -E '^(=== RUN|--- |PASS|FAIL|ok |e2e:)|panic:' .data/e2e.log || true; \
+	grep -E '^(=== RUN|--- |PASS|FAIL|ok |e2e:)|^ +--- FAIL|panic:' .data/e2e.log || true; \
 	if [ $$st -ne 0 ]; then echo "--- e2e failed; why, from .data/e2e.log:"; scripts/testfailures .data/e2e.log; \
 	  echo "--- last lines of .data/e2e.log:"; tail -n 60 .data/e2e.log; fi; exit $$st
 
