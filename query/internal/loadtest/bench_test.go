@@ -226,9 +226,7 @@ func metricName(store, ingest, name string) string {
 //     range read the whole table.
 //   - InfluxDB a unit at a time.
 //
-// The two loads are interleaved, four batches at once: InfluxDB written
-// last, all at once, was still compacting when rolled up, which took twice
-// as long.
+// The two loads are interleaved, four batches at once.
 func load(ctx context.Context, b *testing.B, f querytest.Fleet, dsn string, icfg influx.Config) (*pgxpool.Pool, *influx.Client) {
 	b.Helper()
 	started := time.Now()
@@ -285,8 +283,8 @@ func load(ctx context.Context, b *testing.B, f querytest.Fleet, dsn string, icfg
 		b.Fatal(err)
 	}
 	// Twelve hours per statement: SELECT ... INTO answers only when done,
-	// and a day of 1,000 units, while InfluxDB still compacted the load,
-	// outlasted the client's 10 s without an answer.
+	// and on a slower machine a day of 1,000 units outlasted the client's
+	// 10 s without an answer.
 	stmts, err := influxdb.ResampleStatements(cqs, f.From, time.Now(), 12*time.Hour)
 	if err != nil {
 		b.Fatal(err)
