@@ -17,12 +17,12 @@ import (
 	"github.com/flexipack/cutover/alert/internal/notify"
 	"github.com/flexipack/cutover/alert/internal/rules"
 	"github.com/flexipack/cutover/alert/internal/service"
-	"github.com/flexipack/cutover/alert/internal/source"
 	"github.com/flexipack/cutover/alert/internal/store"
 	"github.com/flexipack/cutover/shared/cliapp"
 	"github.com/flexipack/cutover/shared/obs"
 	"github.com/flexipack/cutover/shared/rabbit"
 	"github.com/flexipack/cutover/shared/retry"
+	"github.com/flexipack/cutover/shared/source"
 )
 
 // Flag names of alert run.
@@ -205,7 +205,7 @@ func runAlert(ctx context.Context, cfg runConfig, logger *slog.Logger) error {
 		return err
 	}
 	defer st.Close()
-	src, closeSrc, err := openSource(ctx, cfg, logger)
+	src, closeSrc, err := openSource(ctx, cfg, logger, reg)
 	if err != nil {
 		return err
 	}
@@ -231,7 +231,7 @@ func runAlert(ctx context.Context, cfg runConfig, logger *slog.Logger) error {
 
 // openSource opens the bus --bus names: the alert queue on RabbitMQ, or the
 // alert service's consumer group on Kafka.
-func openSource(ctx context.Context, cfg runConfig, logger *slog.Logger) (source.Source, func(), error) {
+func openSource(ctx context.Context, cfg runConfig, logger *slog.Logger, reg prometheus.Registerer) (source.Source, func(), error) {
 	if cfg.Bus == "kafka" {
 		src, err := source.NewKafka(cfg.Kafka, logger)
 		if err != nil {
@@ -243,7 +243,8 @@ func openSource(ctx context.Context, cfg runConfig, logger *slog.Logger) (source
 	if err != nil {
 		return nil, nil, err
 	}
-	src, err := source.NewRabbit(conn, cfg.Topology, cfg.Prefetch, cfg.ID, logger)
+	src, err := source.NewRabbit(conn, source.RabbitOptions{Topology: cfg.Topology, Prefetch: cfg.Prefetch, ConsumerTag: cfg.ID},
+		logger, prometheus.WrapRegistererWithPrefix("alert_", reg))
 	if err != nil {
 		_ = conn.Close()
 		return nil, nil, err

@@ -16,9 +16,9 @@ import (
 	"github.com/flexipack/cutover/alert/internal/engine"
 	"github.com/flexipack/cutover/alert/internal/notify"
 	"github.com/flexipack/cutover/alert/internal/rules"
-	"github.com/flexipack/cutover/alert/internal/source"
 	"github.com/flexipack/cutover/alert/internal/store"
 	"github.com/flexipack/cutover/shared/retry"
+	"github.com/flexipack/cutover/shared/source"
 	"github.com/flexipack/cutover/shared/testenv"
 )
 

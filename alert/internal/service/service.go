@@ -20,9 +20,9 @@ import (
 	"github.com/flexipack/cutover/alert/internal/engine"
 	"github.com/flexipack/cutover/alert/internal/notify"
 	"github.com/flexipack/cutover/alert/internal/rules"
-	"github.com/flexipack/cutover/alert/internal/source"
 	"github.com/flexipack/cutover/alert/internal/store"
 	"github.com/flexipack/cutover/shared/retry"
+	"github.com/flexipack/cutover/shared/source"
 	"github.com/flexipack/cutover/shared/telemetry"
 )
 
@@ -41,10 +41,17 @@ type Config struct {
 	UnitCheckpoint time.Duration // how often changed units are written with their aggregate windows (default 5 s)
 }
 
+// Source is what the service reads from the bus (shared/source's RabbitMQ
+// queue or Kafka group, its own beside the consumer's).
+type Source interface {
+	ReadBatch(ctx context.Context, max int, linger time.Duration) ([]source.Message, source.AckFunc, error)
+	Check(ctx context.Context) error
+}
+
 // Deps are what the service talks to.
 type Deps struct {
 	Rules    *rules.Set
-	Source   source.Source
+	Source   Source
 	Store    Store
 	Notifier *notify.Notifier
 	Points   *notify.InfluxPoints // nil: no bsu_alert points
@@ -175,6 +182,9 @@ func (s *Service) read(ctx context.Context, out chan<- batch) error {
 		if ctx.Err() != nil {
 			return nil
 		}
+		if errors.Is(err, source.ErrStopped) {
+			return nil
+		}
 		if err != nil {
 			s.deps.Logger.Warn("read from the bus failed", "err", err)
 			continue
@@ -233,10 +243,10 @@ func (s *Service) handle(ctx context.Context, b batch) error {
 	}
 	s.m.evalSeconds.Observe(time.Since(start).Seconds())
 	if err := s.commit(ctx, s.deps.Now().Sub(s.lastUnits) >= s.cfg.UnitCheckpoint); err != nil {
-		_ = b.ack(err)
+		_ = b.ack(ctx, err)
 		return err
 	}
-	if err := b.ack(nil); err != nil {
+	if err := b.ack(ctx, nil); err != nil {
 		// Redelivered: the engine ignores readings it has already seen.
 		s.deps.Logger.Warn("ack failed; the broker redelivers the batch", "err", err)
 	}

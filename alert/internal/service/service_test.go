@@ -15,9 +15,9 @@ import (
 	"github.com/flexipack/cutover/alert/internal/engine"
 	"github.com/flexipack/cutover/alert/internal/notify"
 	"github.com/flexipack/cutover/alert/internal/rules"
-	"github.com/flexipack/cutover/alert/internal/source"
 	"github.com/flexipack/cutover/alert/internal/store"
 	"github.com/flexipack/cutover/shared/retry"
+	"github.com/flexipack/cutover/shared/source"
 )
 
 // memSource hands out batches from a channel and records how each was settled.
@@ -33,7 +33,7 @@ func (m *memSource) ReadBatch(ctx context.Context, _ int, _ time.Duration) ([]so
 	case <-ctx.Done():
 		return nil, nil, ctx.Err()
 	case b := <-m.batches:
-		return b, func(err error) error {
+		return b, func(_ context.Context, err error) error {
 			if m.onAck != nil && err == nil {
 				m.onAck()
 			}

@@ -14,7 +14,6 @@ import (
 
 	"github.com/flexipack/cutover/consumer/internal/dlq"
 	"github.com/flexipack/cutover/consumer/internal/pipeline"
-	"github.com/flexipack/cutover/consumer/internal/source"
 	"github.com/flexipack/cutover/shared/cliapp"
 	"github.com/flexipack/cutover/shared/cutover"
 	"github.com/flexipack/cutover/shared/influx"
@@ -23,6 +22,7 @@ import (
 	"github.com/flexipack/cutover/shared/obs"
 	"github.com/flexipack/cutover/shared/rabbit"
 	"github.com/flexipack/cutover/shared/retry"
+	"github.com/flexipack/cutover/shared/source"
 )
 
 // Flag names of consumer run.
@@ -307,7 +307,7 @@ func openBus(ctx context.Context, cfg busConfig, id string, logger *slog.Logger,
 			return nil, nil, nil, err
 		}
 		src, err := source.NewRabbit(conn, source.RabbitOptions{Topology: topo, Prefetch: cfg.Prefetch, ConsumerTag: id,
-			MgmtURL: cfg.MgmtURL}, logger, reg)
+			MgmtURL: cfg.MgmtURL}, logger, prometheus.WrapRegistererWithPrefix("consumer_", reg))
 		if err != nil {
 			_ = conn.Close()
 			return nil, nil, nil, err

@@ -23,9 +23,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/flexipack/cutover/consumer/internal/source"
 	"github.com/flexipack/cutover/shared/bus"
 	"github.com/flexipack/cutover/shared/kafka"
+	"github.com/flexipack/cutover/shared/source"
 )
 
 // Header names of a dead letter.

@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/flexipack/cutover/consumer/internal/source"
 	"github.com/flexipack/cutover/shared/bus"
+	"github.com/flexipack/cutover/shared/source"
 )
 
 func TestLetterMessage(t *testing.T) {

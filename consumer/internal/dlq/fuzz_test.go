@@ -6,8 +6,8 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
-	"github.com/flexipack/cutover/consumer/internal/source"
 	"github.com/flexipack/cutover/shared/bus"
+	"github.com/flexipack/cutover/shared/source"
 	"github.com/flexipack/cutover/shared/telemetry"
 )
 

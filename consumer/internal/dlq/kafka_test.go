@@ -13,9 +13,9 @@ import (
 
 	"github.com/flexipack/cutover/consumer/internal/consumertest"
 	"github.com/flexipack/cutover/consumer/internal/dlq"
-	"github.com/flexipack/cutover/consumer/internal/source"
 	"github.com/flexipack/cutover/shared/bus"
 	"github.com/flexipack/cutover/shared/kafka"
+	"github.com/flexipack/cutover/shared/source"
 	"github.com/flexipack/cutover/shared/testenv"
 )
 

@@ -12,11 +12,11 @@ import (
 	"github.com/flexipack/cutover/consumer/internal/consumertest"
 	"github.com/flexipack/cutover/consumer/internal/dlq"
 	"github.com/flexipack/cutover/consumer/internal/pipeline"
-	"github.com/flexipack/cutover/consumer/internal/source"
 	"github.com/flexipack/cutover/shared/cutover"
 	"github.com/flexipack/cutover/shared/influx"
 	"github.com/flexipack/cutover/shared/legacy"
 	"github.com/flexipack/cutover/shared/rabbit"
+	"github.com/flexipack/cutover/shared/source"
 	"github.com/flexipack/cutover/shared/testenv"
 )
 
@@ -60,7 +60,7 @@ func startPipeline(t testing.TB, env *consumertest.Env, o opts) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	src, err := source.NewRabbit(conn, source.RabbitOptions{Topology: env.Topology, Prefetch: o.prefetch, ConsumerTag: name}, env.Logger, reg)
+	src, err := source.NewRabbit(conn, source.RabbitOptions{Topology: env.Topology, Prefetch: o.prefetch, ConsumerTag: name}, env.Logger, prometheus.WrapRegistererWithPrefix("consumer_", reg))
 	if err != nil {
 		t.Fatal(err)
 	}

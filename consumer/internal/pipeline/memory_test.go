@@ -16,8 +16,8 @@ import (
 	"github.com/flexipack/cutover/consumer/internal/consumertest"
 	"github.com/flexipack/cutover/consumer/internal/pipeline"
 	"github.com/flexipack/cutover/consumer/internal/pipeline/pipelinetest"
-	"github.com/flexipack/cutover/consumer/internal/source"
 	"github.com/flexipack/cutover/shared/cutover"
+	"github.com/flexipack/cutover/shared/source"
 	"github.com/flexipack/cutover/shared/telemetry"
 	"github.com/flexipack/cutover/shared/testenv"
 )

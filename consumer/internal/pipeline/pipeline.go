@@ -32,10 +32,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/flexipack/cutover/consumer/internal/dlq"
-	"github.com/flexipack/cutover/consumer/internal/source"
 	"github.com/flexipack/cutover/shared/cutover"
 	"github.com/flexipack/cutover/shared/influx"
 	"github.com/flexipack/cutover/shared/retry"
+	"github.com/flexipack/cutover/shared/source"
 	"github.com/flexipack/cutover/shared/telemetry"
 )
 

@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"github.com/flexipack/cutover/consumer/internal/dlq"
-	"github.com/flexipack/cutover/consumer/internal/source"
 	"github.com/flexipack/cutover/shared/cutover"
+	"github.com/flexipack/cutover/shared/source"
 	"github.com/flexipack/cutover/shared/telemetry"
 )
 

@@ -7,9 +7,9 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
-	"github.com/flexipack/cutover/consumer/internal/source"
 	"github.com/flexipack/cutover/shared/bus"
 	sharedkafka "github.com/flexipack/cutover/shared/kafka"
+	"github.com/flexipack/cutover/shared/source"
 	"github.com/flexipack/cutover/shared/testenv"
 )
 

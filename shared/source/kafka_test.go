@@ -13,8 +13,8 @@ import (
 	"github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kfake"
 
-	"github.com/flexipack/cutover/consumer/internal/source"
 	sharedkafka "github.com/flexipack/cutover/shared/kafka"
+	"github.com/flexipack/cutover/shared/source"
 	"github.com/flexipack/cutover/shared/testenv"
 )
 

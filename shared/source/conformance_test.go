@@ -13,10 +13,10 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
-	"github.com/flexipack/cutover/consumer/internal/source"
 	"github.com/flexipack/cutover/shared/bus"
 	sharedkafka "github.com/flexipack/cutover/shared/kafka"
 	"github.com/flexipack/cutover/shared/rabbit"
+	"github.com/flexipack/cutover/shared/source"
 	"github.com/flexipack/cutover/shared/testenv"
 )
 

@@ -60,7 +60,9 @@ type rabbitMetrics struct {
 }
 
 // NewRabbit returns a source reading opts.Topology.Queue over conn. It opens
-// its channel on the first ReadBatch.
+// its channel on the first ReadBatch. Its metrics (source_reopened_total,
+// source_stale_messages_total) go to reg, which callers wrap with their
+// service's prefix (prometheus.WrapRegistererWithPrefix).
 func NewRabbit(conn *rabbit.Conn, opts RabbitOptions, logger *slog.Logger, reg prometheus.Registerer) (*Rabbit, error) {
 	if err := opts.Topology.Validate(); err != nil {
 		return nil, err
@@ -69,8 +71,8 @@ func NewRabbit(conn *rabbit.Conn, opts RabbitOptions, logger *slog.Logger, reg p
 		opts.Prefetch = 4000
 	}
 	m := &rabbitMetrics{
-		reconnects: prometheus.NewCounter(prometheus.CounterOpts{Name: "consumer_source_reopened_total", Help: "Times the consumer reopened its channel after a channel or connection close."}),
-		stale:      prometheus.NewCounter(prometheus.CounterOpts{Name: "consumer_source_stale_messages_total", Help: "Messages whose ack was dropped because their channel closed (the broker redelivers them)."}),
+		reconnects: prometheus.NewCounter(prometheus.CounterOpts{Name: "source_reopened_total", Help: "Times the bus source reopened its channel after a channel or connection close."}),
+		stale:      prometheus.NewCounter(prometheus.CounterOpts{Name: "source_stale_messages_total", Help: "Messages whose ack was dropped because their channel closed (the broker redelivers them)."}),
 	}
 	m.reconnects = obs.Register(reg, m.reconnects)
 	m.stale = obs.Register(reg, m.stale)

@@ -1,7 +1,8 @@
 // Package source reads telemetry messages from the bus in batches, for the
-// consumer pipeline: RabbitMQ (manual acks, one cumulative ack per batch,
+// consumer pipeline and the alert service (each on its own queue or
+// consumer group): RabbitMQ (manual acks, one cumulative ack per batch,
 // reconnects that drop stale delivery tags) and Kafka (a consumer group that
-// commits offsets only when told the batch is durable).
+// commits offsets only when told the batch is done with).
 package source
 
 import (
