@@ -49,9 +49,10 @@ ALERTMANAGER_PKG=github.com/prometheus/alertmanager/cmd/alertmanager@v0.28.1
 # influxd's Go garbage collector. Its live heap is small (tens of MB) and a
 # write stream allocates fast, so at Go's default (100) it collected several
 # times a second: a fifth of its CPU under 3,000-5,000 readings/s. At 400,
-# in the query benchmark's ingest rows (2 runs each), influxd took 0.43
-# instead of 0.55 cores, the stream got 17% further, and the reads' p50 and
-# p95 fell by a quarter to a third; the heap grows by a few hundred MB.
+# in the query benchmark's ingest rows, influxd took 0.43 instead of 0.55
+# cores (200 units, 2 runs each; 0.37 against 0.44 at full size) and the
+# reads' p50 fell by a quarter; p95 and p99 went from better to no better
+# between runs. The heap grows by a few hundred MB.
 INFLUXD_GOGC=${INFLUXD_GOGC:-400}
 
 AMQP_HOST=127.0.0.1 AMQP_PORT=5672 RABBIT_MGMT=http://127.0.0.1:15672
