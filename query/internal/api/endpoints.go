@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/flexipack/cutover/query/internal/reader"
@@ -118,16 +117,6 @@ func unknownUnit(ctx context.Context, rd reader.Reader, unit string) error {
 	return err
 }
 
-type seriesJSON struct {
-	Unit   string           `json:"unit"`
-	From   string           `json:"from"`
-	To     string           `json:"to"`
-	Step   string           `json:"step"`
-	Agg    reader.Agg       `json:"agg"`
-	Fields []string         `json:"fields"`
-	Points []map[string]any `json:"points"`
-}
-
 func (a *API) parseSeries(r *http.Request, now time.Time) (query, error) {
 	p, err := newParams(r.URL.Query(), now, "from", "to", "step", "fields", "agg")
 	if err != nil {
@@ -164,22 +153,69 @@ func (a *API) parseSeries(r *http.Request, now time.Time) (query, error) {
 				return nil, err
 			}
 		}
-		out := seriesJSON{Unit: q.Unit, From: fmtTime(q.From), To: fmtTime(q.To), Step: q.Step.String(), Agg: q.Agg, Fields: q.Fields, Points: []map[string]any{}}
-		for _, pt := range s.Points {
-			m := map[string]any{}
-			for i, v := range pt.Values {
-				if v != nil {
-					m[q.Fields[i]] = round6(*v)
-				}
-			}
-			if len(m) == 0 {
+		return appendSeriesJSON(nil, q, s.Points), nil
+	}}, nil
+}
+
+// appendSeriesJSON writes the series answer exactly as json.Marshal writes
+// a seriesJSON with a map per point (keys in sorted order, points without
+// a value left out), without reflection or a map per point.
+func appendSeriesJSON(b []byte, q reader.SeriesQuery, pts []reader.SeriesPoint) []byte {
+	b = append(b, `{"unit":`...)
+	b = appendJSONString(b, q.Unit)
+	b = append(b, `,"from":`...)
+	b = appendJSONString(b, fmtTime(q.From))
+	b = append(b, `,"to":`...)
+	b = appendJSONString(b, fmtTime(q.To))
+	b = append(b, `,"step":`...)
+	b = appendJSONString(b, q.Step.String())
+	b = append(b, `,"agg":`...)
+	b = appendJSONString(b, string(q.Agg))
+	b = append(b, `,"fields":`...)
+	fields, _ := json.Marshal(q.Fields) // strings always marshal
+	b = append(b, fields...)
+	b = append(b, `,"points":[`...)
+	// Each point's keys in json.Marshal's order for a map: sorted, "time"
+	// among the fields (index -1).
+	key := func(i int) string {
+		if i < 0 {
+			return "time"
+		}
+		return q.Fields[i]
+	}
+	order := make([]int, len(q.Fields)+1)
+	keys := make([][]byte, len(q.Fields)+1)
+	for i := range order {
+		order[i] = i - 1
+		keys[i] = append(appendJSONString(nil, key(i-1)), ':')
+	}
+	slices.SortFunc(order, func(x, y int) int { return strings.Compare(key(x), key(y)) })
+	first := true
+	for _, pt := range pts {
+		if !slices.ContainsFunc(pt.Values, func(v *float64) bool { return v != nil }) {
+			continue
+		}
+		if !first {
+			b = append(b, ',')
+		}
+		first = false
+		sep := byte('{')
+		for _, i := range order {
+			if i >= 0 && pt.Values[i] == nil {
 				continue
 			}
-			m["time"] = fmtTime(pt.Time)
-			out.Points = append(out.Points, m)
+			b = append(b, sep)
+			sep = ','
+			b = append(b, keys[i+1]...)
+			if i < 0 {
+				b = appendJSONString(b, fmtTime(pt.Time))
+			} else {
+				b = telemetry.AppendJSONNumber(b, round6(*pt.Values[i]))
+			}
 		}
-		return json.Marshal(out)
-	}}, nil
+		b = append(b, '}')
+	}
+	return append(b, "]}"...)
 }
 
 // appendFleetJSON writes the fleet answer exactly as json.Marshal writes a
@@ -216,11 +252,11 @@ func appendFleetJSON(b []byte, q reader.FleetQuery, pts []reader.FleetPoint) []b
 		b = append(b, site...)
 		if pt.SoCCount > 0 {
 			b = append(b, `,"soc_pct_mean":`...)
-			b = append(b, fleetRound6.get(pt.SoCSum/float64(pt.SoCCount))...)
+			b = telemetry.AppendJSONNumber(b, round6(pt.SoCSum/float64(pt.SoCCount)))
 		}
 		if pt.PowerCount > 0 {
 			b = append(b, `,"power_kw":`...)
-			b = append(b, fleetRound6.get(pt.PowerSum/float64(pt.PowerCount))...)
+			b = telemetry.AppendJSONNumber(b, round6(pt.PowerSum/float64(pt.PowerCount)))
 		}
 		b = append(b, `,"units":`...)
 		b = strconv.AppendInt(b, pt.Units, 10)
@@ -229,39 +265,6 @@ func appendFleetJSON(b []byte, q reader.FleetQuery, pts []reader.FleetPoint) []b
 		b = append(b, '}')
 	}
 	return append(b, "]}"...)
-}
-
-// fleetRound6 remembers the JSON of round6 of the fleet's means: the
-// closed steps come from the reader's cache with the same sums on every
-// request, and rounding and printing them was a third of the endpoint's
-// CPU.
-var fleetRound6 = newRoundMemo(1 << 18)
-
-// roundMemo memoises the JSON text of round6(v), a pure function, up to
-// max values (then it starts afresh).
-type roundMemo struct {
-	max int
-	mu  sync.RWMutex
-	m   map[float64]string
-}
-
-func newRoundMemo(max int) *roundMemo { return &roundMemo{max: max, m: map[float64]string{}} }
-
-func (r *roundMemo) get(v float64) string {
-	r.mu.RLock()
-	out, ok := r.m[v]
-	r.mu.RUnlock()
-	if ok {
-		return out
-	}
-	out = string(telemetry.AppendJSONNumber(nil, round6(v)))
-	r.mu.Lock()
-	if len(r.m) >= r.max {
-		r.m = map[float64]string{}
-	}
-	r.m[v] = out
-	r.mu.Unlock()
-	return out
 }
 
 // appendJSONString appends s as json.Marshal writes a string (HTML-safe

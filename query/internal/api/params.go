@@ -209,21 +209,6 @@ func (p *params) cursorParam(from, to time.Time) (*cursor, error) {
 
 func fmtTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z") }
 
-// round6 rounds to 6 significant digits, as the codec rounds raw values,
-// so that aggregates summed in another order by another store print alike.
-// It first snaps v to 12 significant digits: a mean of readings with 6
-// digits often lies exactly halfway between two 6-digit values (55.23455),
-// and the two stores' sums land a hair either side of it; both snap to the
-// same double, which then rounds the same way.
-func round6(v float64) float64 {
-	snapped, _ := strconv.ParseFloat(strconv.FormatFloat(v, 'g', 12, 64), 64)
-	r, _ := strconv.ParseFloat(strconv.FormatFloat(snapped, 'g', 6, 64), 64)
-	if r == 0 {
-		return 0 // no -0
-	}
-	return r
-}
-
 func checkUnit(unit string) error {
 	if unit == "" || len(unit) > 256 || strings.ContainsAny(unit, "\x00\n\r\t") {
 		return BadParam("unit", "%q: want a unit identifier (1..256 printable bytes)", fmt.Sprintf("%.40s", unit))

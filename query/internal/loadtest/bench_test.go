@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -154,6 +155,7 @@ func BenchmarkQueryAPI(b *testing.B) {
 		started, cpu := time.Now(), cpuTimes()
 		var fresh []time.Duration
 		var wg sync.WaitGroup
+		stopProfile := func() {}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -166,8 +168,13 @@ func BenchmarkQueryAPI(b *testing.B) {
 				defer wg.Done()
 				profileInflux(ctx, db.URL, filepath.Join(dir, p.store+"-influxd.pprof"), phaseFor-5*time.Second)
 			}()
+			// The query service and the load generator: this process.
+			if f, err := os.Create(filepath.Join(dir, p.store+"-query.pprof")); err == nil && pprof.StartCPUProfile(f) == nil {
+				stopProfile = func() { pprof.StopCPUProfile(); _ = f.Close() }
+			}
 		}
 		run(p.phase, p.store, "ingest", float64(reqRate))
+		stopProfile()
 		wg.Wait()
 		elapsed := time.Since(started)
 		used := cpuUse(cpu, cpuTimes(), elapsed)

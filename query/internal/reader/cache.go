@@ -84,11 +84,14 @@ func closedThenRest[K comparable, P any](ctx context.Context, c *stepCache[K, P]
 	if !closed.After(from) {
 		return read(ctx, from, to)
 	}
-	pts, err := c.points(ctx, k, step, from, closed, now, read)
-	if err != nil || !closed.Before(to) {
-		return pts, err
+	var rest []P
+	if closed.Before(to) {
+		var err error
+		if rest, err = read(ctx, closed, to); err != nil {
+			return nil, err
+		}
 	}
-	rest, err := read(ctx, closed, to)
+	pts, err := c.points(ctx, k, step, from, closed, now, len(rest), read)
 	if err != nil {
 		return nil, err
 	}
@@ -103,13 +106,14 @@ func (c *stepCache[K, P]) Invalidate() {
 }
 
 // points returns the points of the steps in [from, to) (whole steps of
-// step), in step order. Missing steps, and steps read more than twice ttl
+// step), in step order, in a slice with room for spare more (the caller's
+// later steps: a month of a fleet is 1 MB to copy again). Missing steps, and steps read more than twice ttl
 // ago, are read first: the span from the first to the last of them, with
 // fill, once for concurrent callers. Steps read between ttl and twice ttl
 // ago are served as they are while one refill runs in the background
 // (they are closed: only a backfill changes them, and it invalidates), so
 // expiry never stalls the requests that find it.
-func (c *stepCache[K, P]) points(ctx context.Context, k K, step time.Duration, from, to, now time.Time,
+func (c *stepCache[K, P]) points(ctx context.Context, k K, step time.Duration, from, to, now time.Time, spare int,
 	fill func(ctx context.Context, from, to time.Time) ([]P, error)) ([]P, error) {
 	stale, expired := c.missing(k, step, from, to, now)
 	// A fill outlives the request that started it, so that a long first
@@ -144,7 +148,7 @@ func (c *stepCache[K, P]) points(ctx context.Context, k K, step time.Duration, f
 	for t := from; t.Before(to); t = t.Add(step) {
 		n += len(e.points[t])
 	}
-	out := make([]P, 0, n)
+	out := make([]P, 0, n+spare)
 	for t := from; t.Before(to); t = t.Add(step) {
 		out = append(out, e.points[t]...)
 	}

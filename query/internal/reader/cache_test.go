@@ -22,7 +22,7 @@ func TestFleetCache(t *testing.T) {
 		return out, nil
 	}
 	get := func(from, to, now time.Time) int {
-		pts, err := c.points(context.Background(), k, k.step, from, to, now, fill)
+		pts, err := c.points(context.Background(), k, k.step, from, to, now, 0, fill)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -72,7 +72,7 @@ func TestStepCacheServesStaleWhileRefilling(t *testing.T) {
 		return out, nil
 	}
 	get := func(now time.Time) int64 {
-		pts, err := c.points(context.Background(), k, k.step, t0, t0.Add(3*time.Hour), now, fill)
+		pts, err := c.points(context.Background(), k, k.step, t0, t0.Add(3*time.Hour), now, 0, fill)
 		if err != nil || len(pts) != 3 {
 			t.Fatalf("%d points, %v", len(pts), err)
 		}
@@ -116,12 +116,12 @@ func TestStepCacheFillOutlivesItsRequest(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()
-	if _, err := c.points(ctx, k, k.step, t0, t0.Add(time.Hour), now, fill); !errors.Is(err, context.DeadlineExceeded) {
+	if _, err := c.points(ctx, k, k.step, t0, t0.Add(time.Hour), now, 0, fill); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("a request past its deadline: %v, want its context's error", err)
 	}
 	close(release)
 	<-filled
-	pts, err := c.points(context.Background(), k, k.step, t0, t0.Add(time.Hour), now, fill)
+	pts, err := c.points(context.Background(), k, k.step, t0, t0.Add(time.Hour), now, 0, fill)
 	if err != nil || len(pts) != 1 || fills != 1 {
 		t.Fatalf("after the fill: %d points, %d fills, %v", len(pts), fills, err)
 	}
@@ -151,7 +151,7 @@ func TestStepCacheFillsInSpans(t *testing.T) {
 	}
 	// 3 days and 5 hours: spans of a day, the last one short; the third fails.
 	end := t0.Add(77 * time.Hour)
-	if _, err := c.points(context.Background(), k, k.step, t0, end, now, fill); err == nil || len(fills) != 3 {
+	if _, err := c.points(context.Background(), k, k.step, t0, end, now, 0, fill); err == nil || len(fills) != 3 {
 		t.Fatalf("first read: err %v, fills %v", err, fills)
 	}
 	for i, f := range fills {
@@ -161,7 +161,7 @@ func TestStepCacheFillsInSpans(t *testing.T) {
 	}
 	failAt = time.Time{}
 	fills = nil
-	pts, err := c.points(context.Background(), k, k.step, t0, end, now, fill)
+	pts, err := c.points(context.Background(), k, k.step, t0, end, now, 0, fill)
 	if err != nil || len(pts) != 77 {
 		t.Fatalf("second read: %d points, %v", len(pts), err)
 	}
@@ -200,7 +200,7 @@ func TestStepCacheConcurrentFillsShareSpans(t *testing.T) {
 	}
 	end := t0.Add(72 * time.Hour)
 	get := func() error {
-		pts, err := c.points(context.Background(), k, k.step, t0, end, now, fill)
+		pts, err := c.points(context.Background(), k, k.step, t0, end, now, 0, fill)
 		if err == nil && len(pts) != 72 {
 			err = errors.New("not every step")
 		}
@@ -240,12 +240,12 @@ func BenchmarkFleetCacheHit(b *testing.B) {
 		return out, nil
 	}
 	now := to.Add(2 * time.Hour)
-	if _, err := c.points(context.Background(), k, k.step, t0, to, now, fill); err != nil {
+	if _, err := c.points(context.Background(), k, k.step, t0, to, now, 0, fill); err != nil {
 		b.Fatal(err)
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		if pts, err := c.points(context.Background(), k, k.step, t0, to, now, fill); err != nil || len(pts) != 14400 {
+		if pts, err := c.points(context.Background(), k, k.step, t0, to, now, 0, fill); err != nil || len(pts) != 14400 {
 			b.Fatalf("%d points, %v", len(pts), err)
 		}
 	}

@@ -335,27 +335,17 @@ func (r *Influx) Fleet(ctx context.Context, q FleetQuery) (Fleet, error) {
 		points[k] = &p
 		recent = append(recent, &p)
 	}
-	var cached []FleetPoint
 	rollFrom := q.From
 	closed := bucket(r.now().Add(-ClosedAfter), q.Step)
 	if mid.Before(closed) {
 		closed = mid // a range in the past: mid is its end, a whole step
 	}
-	if r.cache != nil && closed.After(q.From) {
-		// Whole steps before closed, one point per site and step, in
-		// time then site order: no merging, and (checked) no sorting.
-		pts, err := r.cache.points(ctx, fleetKey{q.Site, q.Step}, q.Step, q.From, closed, r.now(), func(ctx context.Context, from, to time.Time) ([]FleetPoint, error) {
-			var pts []FleetPoint
-			err := r.siteRollup(ctx, FleetQuery{From: from, To: to, Step: q.Step, Site: q.Site}, func(p FleetPoint) { pts = append(pts, p) })
-			return pts, err
-		})
-		if err != nil {
-			return Fleet{}, err
-		}
-		cached = pts
-		SortFleet(cached)
+	cache := r.cache != nil && closed.After(q.From)
+	if cache {
 		rollFrom = closed
 	}
+	// The steps after the cached ones first: the cached ones are then
+	// copied once, into a slice with room for these.
 	if mid.After(rollFrom) {
 		if err := r.siteRollup(ctx, FleetQuery{From: rollFrom, To: mid, Step: q.Step, Site: q.Site}, add); err != nil {
 			return Fleet{}, err
@@ -366,8 +356,23 @@ func (r *Influx) Fleet(ctx context.Context, q FleetQuery) (Fleet, error) {
 			return Fleet{}, err
 		}
 	}
+	var cached []FleetPoint
+	if cache {
+		// Whole steps before closed, one point per site and step, in
+		// time then site order: no merging, and (checked) no sorting.
+		pts, err := r.cache.points(ctx, fleetKey{q.Site, q.Step}, q.Step, q.From, closed, r.now(), len(recent), func(ctx context.Context, from, to time.Time) ([]FleetPoint, error) {
+			var pts []FleetPoint
+			err := r.siteRollup(ctx, FleetQuery{From: from, To: to, Step: q.Step, Site: q.Site}, func(p FleetPoint) { pts = append(pts, p) })
+			return pts, err
+		})
+		if err != nil {
+			return Fleet{}, err
+		}
+		cached = pts
+		SortFleet(cached)
+	}
 	slices.SortFunc(recent, compareFleet)
-	out := Fleet{Source: source(q.From, mid, q.To), Points: slices.Grow(cached, len(recent))}
+	out := Fleet{Source: source(q.From, mid, q.To), Points: cached}
 	for _, p := range recent {
 		out.Points = append(out.Points, *p)
 	}
@@ -546,22 +551,21 @@ func (r *Influx) rollupSeries(ctx context.Context, q SeriesQuery) (Series, error
 	if !closed.After(q.From) {
 		return r.readRollupSeries(ctx, q)
 	}
-	pts, err := r.series.points(ctx, k, q.Step, q.From, closed, r.now(), func(ctx context.Context, from, to time.Time) ([]SeriesPoint, error) {
+	var rest Series
+	if closed.Before(q.To) {
+		var err error
+		if rest, err = r.readRollupSeries(ctx, SeriesQuery{Unit: q.Unit, From: closed, To: q.To, Step: q.Step, Fields: q.Fields, Agg: q.Agg}); err != nil {
+			return Series{}, err
+		}
+	}
+	pts, err := r.series.points(ctx, k, q.Step, q.From, closed, r.now(), len(rest.Points), func(ctx context.Context, from, to time.Time) ([]SeriesPoint, error) {
 		s, err := r.readRollupSeries(ctx, SeriesQuery{Unit: q.Unit, From: from, To: to, Step: q.Step, Fields: q.Fields, Agg: q.Agg})
 		return s.Points, err
 	})
 	if err != nil {
 		return Series{}, err
 	}
-	out := Series{Points: pts, Source: source(q.From, mid, q.To)}
-	if closed.Before(q.To) {
-		rest, err := r.readRollupSeries(ctx, SeriesQuery{Unit: q.Unit, From: closed, To: q.To, Step: q.Step, Fields: q.Fields, Agg: q.Agg})
-		if err != nil {
-			return Series{}, err
-		}
-		out.Points = append(out.Points, rest.Points...)
-	}
-	return out, nil
+	return Series{Points: append(pts, rest.Points...), Source: source(q.From, mid, q.To)}, nil
 }
 
 func minTime(t time.Time, more ...time.Time) time.Time {

@@ -1,0 +1,94 @@
+package api
+
+import (
+	"math"
+	"strconv"
+)
+
+// round6 rounds to 6 significant digits, as the codec rounds raw values,
+// so that aggregates summed in another order by another store print alike.
+// It first snaps v to 12 significant digits: a mean of readings with 6
+// digits often lies exactly halfway between two 6-digit values (55.23455),
+// and the two stores' sums land a hair either side of it; both snap to the
+// same double, which then rounds the same way.
+//
+// Every value a response carries goes through it (a 30-day fleet answer
+// has some 30,000), so the usual case is done in arithmetic; values near a
+// halfway point, or out of the range that arithmetic is exact in, take
+// the definition itself (round6Text). TestRound6MatchesText checks the two
+// agree.
+func round6(v float64) float64 {
+	if r, ok := round6Fast(v); ok {
+		return r
+	}
+	return round6Text(v)
+}
+
+// round6Text is round6 by its definition, through decimal text.
+func round6Text(v float64) float64 {
+	snapped, _ := strconv.ParseFloat(strconv.FormatFloat(v, 'g', 12, 64), 64)
+	r, _ := strconv.ParseFloat(strconv.FormatFloat(snapped, 'g', 6, 64), 64)
+	if r == 0 {
+		return 0 // no -0
+	}
+	return r
+}
+
+// exact10 holds the powers of ten a float64 represents exactly.
+var exact10 = [...]float64{1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11}
+
+// round6Fast scales |v| to x in [1e5, 1e6) by a power of ten, so that
+// the 6 significant digits are x's integer part, and rounds x. Snapping to
+// 12 digits first moves x by at most 5e-7, which matters only within that
+// of a halfway point: those values, like any it cannot scale exactly
+// enough, are reported not done. The result is n / 10^k (or n × 10^-k)
+// with n and the power exact: one correctly rounded operation, the double
+// nearest the 6-digit decimal, as parsing its text gives.
+func round6Fast(v float64) (float64, bool) {
+	a := math.Abs(v)
+	if !(a >= 1e-4 && a < 1e15) {
+		return 0, false
+	}
+	// a = m × 2^e2, m in [0.5, 1): log10(a) lies within 0.31 above
+	// (e2-1)·log10(2), so k is right or one too high; the switch mends it.
+	_, e2 := math.Frexp(a)
+	k := 5 - int(math.Floor(float64(e2-1)*math.Ln2*math.Log10E))
+	x := scale10(a, k)
+	switch {
+	case x < 1e5:
+		k++
+		x = scale10(a, k)
+	case x >= 1e6:
+		k--
+		x = scale10(a, k)
+	}
+	if x < 1e5 || x >= 1e6 {
+		return 0, false
+	}
+	n := math.Floor(x)
+	frac := x - n // exact: x < 2^53
+	if math.Abs(frac-0.5) < 1e-5 {
+		return 0, false
+	}
+	if frac > 0.5 {
+		n++
+	}
+	var r float64
+	if k >= 0 {
+		r = n / exact10[k]
+	} else {
+		r = n * exact10[-k]
+	}
+	if v < 0 {
+		r = -r
+	}
+	return r, true
+}
+
+// scale10 returns a × 10^k for |k| < len(exact10), one rounding.
+func scale10(a float64, k int) float64 {
+	if k >= 0 {
+		return a * exact10[k]
+	}
+	return a / exact10[-k]
+}
