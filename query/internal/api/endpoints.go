@@ -153,7 +153,7 @@ func (a *API) parseSeries(r *http.Request, now time.Time) (query, error) {
 				return nil, err
 			}
 		}
-		return appendSeriesJSON(nil, q, s.Points), nil
+		return appendSeriesJSON(make([]byte, 0, 256+len(s.Points)*(40+24*len(q.Fields))), q, s.Points), nil
 	}}, nil
 }
 
@@ -210,7 +210,7 @@ func appendSeriesJSON(b []byte, q reader.SeriesQuery, pts []reader.SeriesPoint) 
 			if i < 0 {
 				b = appendJSONString(b, fmtTime(pt.Time))
 			} else {
-				b = telemetry.AppendJSONNumber(b, round6(*pt.Values[i]))
+				b = appendRound6(b, *pt.Values[i])
 			}
 		}
 		b = append(b, '}')
@@ -252,11 +252,11 @@ func appendFleetJSON(b []byte, q reader.FleetQuery, pts []reader.FleetPoint) []b
 		b = append(b, site...)
 		if pt.SoCCount > 0 {
 			b = append(b, `,"soc_pct_mean":`...)
-			b = telemetry.AppendJSONNumber(b, round6(pt.SoCSum/float64(pt.SoCCount)))
+			b = appendRound6(b, pt.SoCSum/float64(pt.SoCCount))
 		}
 		if pt.PowerCount > 0 {
 			b = append(b, `,"power_kw":`...)
-			b = telemetry.AppendJSONNumber(b, round6(pt.PowerSum/float64(pt.PowerCount)))
+			b = appendRound6(b, pt.PowerSum/float64(pt.PowerCount))
 		}
 		b = append(b, `,"units":`...)
 		b = strconv.AppendInt(b, pt.Units, 10)

@@ -1,10 +1,13 @@
 package api
 
 import (
+	"bytes"
 	"math"
 	"math/rand/v2"
 	"strconv"
 	"testing"
+
+	"github.com/flexipack/cutover/shared/telemetry"
 )
 
 // TestRound6MatchesText: the arithmetic round6 gives the double its
@@ -15,8 +18,12 @@ func TestRound6MatchesText(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	check := func(v float64) {
 		t.Helper()
-		if got, want := round6(v), round6Text(v); math.Float64bits(got) != math.Float64bits(want) {
+		want := round6Text(v)
+		if got := round6(v); math.Float64bits(got) != math.Float64bits(want) && !(math.IsNaN(got) && math.IsNaN(want)) {
 			t.Fatalf("round6(%v) = %v, want %v", v, got, want)
+		}
+		if got, want := appendRound6(nil, v), telemetry.AppendJSONNumber(nil, want); !bytes.Equal(got, want) {
+			t.Fatalf("appendRound6(%v) = %s, want %s", v, got, want)
 		}
 	}
 	neighbours := func(v float64) {
@@ -54,7 +61,7 @@ func TestRound6MatchesText(t *testing.T) {
 		default: // a sum of readings with three decimals
 			v = float64(rng.Int64N(1e12)-5e11) / 1000
 		}
-		if _, ok := round6Fast(v); ok {
+		if _, _, ok := round6Digits(v); ok {
 			fast++
 		}
 		neighbours(v)
@@ -69,8 +76,12 @@ func FuzzRound6(f *testing.F) {
 		f.Add(v)
 	}
 	f.Fuzz(func(t *testing.T, v float64) {
-		if got, want := round6(v), round6Text(v); math.Float64bits(got) != math.Float64bits(want) && !(math.IsNaN(got) && math.IsNaN(want)) {
+		want := round6Text(v)
+		if got := round6(v); math.Float64bits(got) != math.Float64bits(want) && !(math.IsNaN(got) && math.IsNaN(want)) {
 			t.Fatalf("round6(%v) = %v, want %v", v, got, want)
+		}
+		if got, want := appendRound6(nil, v), telemetry.AppendJSONNumber(nil, want); !bytes.Equal(got, want) {
+			t.Fatalf("appendRound6(%v) = %s, want %s", v, got, want)
 		}
 	})
 }
@@ -92,4 +103,15 @@ func BenchmarkRound6(b *testing.B) {
 			}
 		})
 	}
+	buf := make([]byte, 0, 64)
+	b.Run("json/text", func(b *testing.B) {
+		for i := range b.N {
+			buf = telemetry.AppendJSONNumber(buf[:0], round6Text(vs[i%len(vs)]))
+		}
+	})
+	b.Run("json/fast", func(b *testing.B) {
+		for i := range b.N {
+			buf = appendRound6(buf[:0], vs[i%len(vs)])
+		}
+	})
 }
