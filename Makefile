@@ -47,7 +47,7 @@ bench-all: services-up ## every benchmark, raw go test output (BENCH_PKGS, BENCH
 
 FUZZTIME ?= 30s
 FUZZ_TARGETS = ./shared/telemetry:FuzzDecode ./shared/telemetry:FuzzDecodeJSON ./backfill/internal/spill:FuzzDecodeRecord \
-	./producer/internal/ingest:FuzzIngest ./consumer/internal/dlq:FuzzDeadLetter
+	./producer/internal/ingest:FuzzIngest ./consumer/internal/dlq:FuzzDeadLetter ./query/internal/api:FuzzRound6
 
 fuzz: ## run every fuzz target for FUZZTIME each (default 30s); failures land in the package's testdata/fuzz
 	@set -e; for t in $(FUZZ_TARGETS); do \

@@ -97,8 +97,9 @@ var exact10 = [...]float64{1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10,
 // digits (or 10^6, or 0 for a zero v). It scales |v| to x in [1e5, 1e6)
 // by a power of ten, so that the 6 significant digits are x's integer
 // part, and rounds x. Snapping to 12 digits first moves x by at most
-// 5e-7, which matters only within that of a halfway point: those values,
-// like any it cannot scale exactly enough, are reported not done.
+// 5e-7, which matters only within that of a halfway point. Values it
+// cannot scale exactly enough, or too near the edge of that snap, are
+// reported not done.
 func round6Digits(v float64) (n float64, k int, ok bool) {
 	if v == 0 {
 		return 0, 0, true
@@ -124,12 +125,26 @@ func round6Digits(v float64) (n float64, k int, ok bool) {
 		return 0, 0, false
 	}
 	n = math.Floor(x)
-	frac := x - n // exact: x < 2^53
-	if math.Abs(frac-0.5) < 1e-5 {
+	// x is within 1.2e-10 of |v| × 10^k (one rounding, x < 1e6).
+	switch d := x - n - 0.5; { // x - n is exact: x < 2^53
+	case d > 5e-7+1e-9:
+		n++ // above the halfway point, and so is its 12-digit snap
+	case d < -5e-7-1e-9:
+		// below it, and so is its 12-digit snap
+	case k >= 0 && math.Abs(d) < 5e-7-1e-9:
+		// The 12-digit snap is the halfway point T = (2n+1) / (2 × 10^k):
+		// its double t (one correctly rounded division, as parsing T
+		// gives) rounds by the side of T it lies on, exactly, the
+		// remainder of that division telling; an exact T rounds half to
+		// even, as strconv does.
+		p := 2 * exact10[k]
+		t := (2*n + 1) / p
+		switch r := math.FMA(-t, p, 2*n+1); {
+		case r < 0, r == 0 && math.Mod(n, 2) == 1:
+			n++
+		}
+	default:
 		return 0, 0, false
-	}
-	if frac > 0.5 {
-		n++
 	}
 	return n, k, true
 }
