@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"runtime/pprof"
@@ -125,7 +126,33 @@ func BenchmarkQueryAPI(b *testing.B) {
 	run := func(p cutover.Phase, store, load string, rate float64) {
 		phase.set(p)
 		time.Sleep(500 * time.Millisecond) // the router rereads the phase
-		report(store, load, Run(ctx, Config{BaseURL: srv.URL, Clients: clients, Duration: phaseFor, Requests: reqs, Rate: rate, WarmUp: true}))
+		cfg := Config{BaseURL: srv.URL, Clients: clients, Duration: phaseFor, Requests: reqs, Rate: rate, WarmUp: true}
+		if dir := os.Getenv("QUERY_BENCH_PROFILE"); dir != "" {
+			// Each request of the row, to line up with the stores' logs.
+			f, err := os.Create(filepath.Join(dir, strings.ReplaceAll(store+"-"+load, " ", "-")+".tsv"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer f.Close()
+			cfg.Trace = f
+		}
+		// The store's own figure, in the same row: the query Latest sends,
+		// straight to InfluxDB at the share of the rate latest gets.
+		var direct []Stats
+		var wg sync.WaitGroup
+		if store == "influxdb" && rate > 0 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				direct = Run(ctx, Config{BaseURL: db.URL, Clients: clients, Duration: phaseFor, Rate: rate / float64(len(reqs)),
+					Header: http.Header{"Authorization": {"Token " + db.Token}}, Requests: []Request{{Name: "store latest", PerClient: func(c int) string {
+						return "/query?" + url.Values{"db": {db.DB}, "epoch": {"ms"}, "q": {reader.InfluxLatestQuery(unit(c), time.Now())}}.Encode()
+					}}}})
+			}()
+		}
+		st := Run(ctx, cfg)
+		wg.Wait()
+		report(store, load, append(st, direct...))
 	}
 	for _, p := range []struct {
 		phase cutover.Phase
@@ -140,16 +167,7 @@ func BenchmarkQueryAPI(b *testing.B) {
 
 	ing := startIngest(ctx, b, dsn, icfg, rate)
 	rows = append(rows, fmt.Sprintf("QUERYBENCH ingest alone, CPU: %s", ing.alone))
-	// InfluxDB first: PostgreSQL serving 50 clients stalls the consumer's
-	// own PostgreSQL writes, and the backlog it leaves would be drained
-	// during the next row. Each row starts once the consumer keeps up.
-	for _, p := range []struct {
-		phase cutover.Phase
-		store string
-	}{{cutover.InfluxOnly, "influxdb"}, {cutover.Legacy, "postgres"}} {
-		if !slices.Contains(stores, p.store) {
-			continue
-		}
+	ingestRow := func(p cutover.Phase, store, load string) {
 		backlog := ing.waitCaughtUp(ctx, rate, 3*time.Minute)
 		before := ing.count(ctx)
 		started, cpu := time.Now(), cpuTimes()
@@ -163,17 +181,18 @@ func BenchmarkQueryAPI(b *testing.B) {
 			fresh = ing.probe(ctx, srv.URL, phaseFor-2*time.Second)
 		}()
 		if dir := os.Getenv("QUERY_BENCH_PROFILE"); dir != "" {
+			name := strings.ReplaceAll(store+"-"+load, " ", "-")
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				profileInflux(ctx, db.URL, filepath.Join(dir, p.store+"-influxd.pprof"), phaseFor-5*time.Second)
+				profileInflux(ctx, db.URL, filepath.Join(dir, name+"-influxd.pprof"), phaseFor-5*time.Second)
 			}()
 			// The query service and the load generator: this process.
-			if f, err := os.Create(filepath.Join(dir, p.store+"-query.pprof")); err == nil && pprof.StartCPUProfile(f) == nil {
+			if f, err := os.Create(filepath.Join(dir, name+"-query.pprof")); err == nil && pprof.StartCPUProfile(f) == nil {
 				stopProfile = func() { pprof.StopCPUProfile(); _ = f.Close() }
 			}
 		}
-		run(p.phase, p.store, "ingest", float64(reqRate))
+		run(p, store, load, float64(reqRate))
 		stopProfile()
 		wg.Wait()
 		elapsed := time.Since(started)
@@ -181,10 +200,19 @@ func BenchmarkQueryAPI(b *testing.B) {
 		achieved := float64(ing.count(ctx)-before) / elapsed.Seconds()
 		slices.Sort(fresh)
 		rows = append(rows, fmt.Sprintf("QUERYBENCH %-9s %-15s %-13s p50 %8s ms  p95 %8s ms  p99 %8s ms  %d probes; ingest achieved %.0f msg/s (asked %d; %d queued at the start, %d at the end)",
-			p.store, "ingest", "freshness", Ms(Percentile(fresh, 50)), Ms(Percentile(fresh, 95)), Ms(Percentile(fresh, 99)), len(fresh), achieved, rate, backlog, ing.backlog(ctx)))
-		rows = append(rows, fmt.Sprintf("QUERYBENCH %-9s %-15s CPU during the row: %s", p.store, "ingest", used))
-		b.ReportMetric(float64(Percentile(fresh, 99))/1e6, metricName(p.store, "ingest", "freshness"))
-		b.ReportMetric(achieved, p.store+"-ingest-msgs/s")
+			store, load, "freshness", Ms(Percentile(fresh, 50)), Ms(Percentile(fresh, 95)), Ms(Percentile(fresh, 99)), len(fresh), achieved, rate, backlog, ing.backlog(ctx)))
+		rows = append(rows, fmt.Sprintf("QUERYBENCH %-9s %-15s CPU during the row: %s", store, load, used))
+		b.ReportMetric(float64(Percentile(fresh, 99))/1e6, metricName(store, load, "freshness"))
+		b.ReportMetric(achieved, strings.ReplaceAll(store+"-"+load, " ", "-")+"-msgs/s")
+	}
+	// InfluxDB first: PostgreSQL serving 50 clients stalls the consumer's
+	// own PostgreSQL writes, and the backlog it leaves would be drained
+	// during the next row. Each row starts once the consumer keeps up.
+	if slices.Contains(stores, "influxdb") {
+		ingestRow(cutover.InfluxOnly, "influxdb", "ingest")
+	}
+	if slices.Contains(stores, "postgres") {
+		ingestRow(cutover.Legacy, "postgres", "ingest")
 	}
 	ing.stop()
 	b.StopTimer()

@@ -51,6 +51,11 @@ type Config struct {
 	// the run: the figures are of a running service, not of its first
 	// requests after a start or a phase switch (caches empty).
 	WarmUp bool
+	// Trace, if set, gets a line per request once the run is over: when it
+	// was due (RFC 3339), its kind, its latency in ms and its status, in
+	// the order they were answered; to line requests up with the stores'
+	// own logs.
+	Trace io.Writer
 }
 
 // Stats are one request kind's figures.
@@ -77,6 +82,7 @@ func Run(ctx context.Context, cfg Config) []Stats {
 	client := &http.Client{Transport: tr, Timeout: cfg.Timeout}
 	type sample struct {
 		kind   int
+		due    time.Time
 		d      time.Duration
 		status int
 	}
@@ -107,20 +113,20 @@ func Run(ctx context.Context, cfg Config) []Stats {
 				due := time.Now()
 				if interval > 0 {
 					due = start.Add(time.Duration(i*cfg.Clients+c) * interval)
-					if wait := time.Until(due); wait > 0 {
-						select {
-						case <-ctx.Done():
-							return
-						case <-time.After(wait):
-						}
-					}
 				}
 				if !due.Before(end) {
-					return
+					return // before waiting for it: the rates count up to the last answer
+				}
+				if wait := time.Until(due); wait > 0 {
+					select {
+					case <-ctx.Done():
+						return
+					case <-time.After(wait):
+					}
 				}
 				status := get(ctx, client, cfg.BaseURL+cfg.Requests[k].path(c), cfg.Header)
 				mu.Lock()
-				samples = append(samples, sample{k, time.Since(due), status})
+				samples = append(samples, sample{k, due, time.Since(due), status})
 				mu.Unlock()
 			}
 		}()
@@ -133,6 +139,9 @@ func Run(ctx context.Context, cfg Config) []Stats {
 		out[i] = Stats{Name: r.Name, Status: map[int]int{}}
 	}
 	for _, s := range samples {
+		if cfg.Trace != nil {
+			fmt.Fprintf(cfg.Trace, "%s\t%s\t%s\t%d\n", s.due.UTC().Format(time.RFC3339Nano), cfg.Requests[s.kind].Name, Ms(s.d), s.status)
+		}
 		st := &out[s.kind]
 		st.Count++
 		st.Status[s.status]++

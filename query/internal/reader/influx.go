@@ -161,9 +161,9 @@ const latestWindow = 25 * time.Hour
 // Latest reads the unit's newest bsu point (within latestWindow, else over
 // all time) and its alarms (only when its alarm_count says it has some).
 func (r *Influx) Latest(ctx context.Context, unit string) (*telemetry.Record, error) {
-	rec, alarms, err := r.latest(ctx, unit, `time >= `+influx.TimeLiteral(r.now().Add(-latestWindow))+` AND `)
+	rec, alarms, err := r.latest(ctx, unit, InfluxLatestQuery(unit, r.now()))
 	if err == nil && rec == nil {
-		rec, alarms, err = r.latest(ctx, unit, "")
+		rec, alarms, err = r.latest(ctx, unit, latestQuery(unit, ""))
 	}
 	if err != nil {
 		return nil, err
@@ -182,8 +182,17 @@ func (r *Influx) Latest(ctx context.Context, unit string) (*telemetry.Record, er
 	return rec, nil
 }
 
-func (r *Influx) latest(ctx context.Context, unit, timeCond string) (*telemetry.Record, int64, error) {
-	q := `SELECT * FROM "bsu" WHERE ` + timeCond + `"unit" = ` + influx.QuoteString(unit) + ` ORDER BY time DESC LIMIT 1`
+// InfluxLatestQuery is the query Latest sends first at now (the
+// benchmark sends it to InfluxDB directly too, as the store's own figure).
+func InfluxLatestQuery(unit string, now time.Time) string {
+	return latestQuery(unit, `time >= `+influx.TimeLiteral(now.Add(-latestWindow))+` AND `)
+}
+
+func latestQuery(unit, timeCond string) string {
+	return `SELECT * FROM "bsu" WHERE ` + timeCond + `"unit" = ` + influx.QuoteString(unit) + ` ORDER BY time DESC LIMIT 1`
+}
+
+func (r *Influx) latest(ctx context.Context, unit, q string) (*telemetry.Record, int64, error) {
 	var rec *telemetry.Record
 	var alarms int64
 	err := r.query(ctx, "latest", q, func(s *influx.Series) error {
