@@ -167,7 +167,16 @@ func BenchmarkQueryAPI(b *testing.B) {
 
 	ing := startIngest(ctx, b, dsn, icfg, rate)
 	rows = append(rows, fmt.Sprintf("QUERYBENCH ingest alone, CPU: %s", ing.alone))
-	ingestRow := func(p cutover.Phase, store, load string) {
+	// InfluxDB first: PostgreSQL serving 50 clients stalls the consumer's
+	// own PostgreSQL writes, and the backlog it leaves would be drained
+	// during the next row. Each row starts once the consumer keeps up.
+	for _, p := range []struct {
+		phase cutover.Phase
+		store string
+	}{{cutover.InfluxOnly, "influxdb"}, {cutover.Legacy, "postgres"}} {
+		if !slices.Contains(stores, p.store) {
+			continue
+		}
 		backlog := ing.waitCaughtUp(ctx, rate, 3*time.Minute)
 		before := ing.count(ctx)
 		started, cpu := time.Now(), cpuTimes()
@@ -181,18 +190,17 @@ func BenchmarkQueryAPI(b *testing.B) {
 			fresh = ing.probe(ctx, srv.URL, phaseFor-2*time.Second)
 		}()
 		if dir := os.Getenv("QUERY_BENCH_PROFILE"); dir != "" {
-			name := strings.ReplaceAll(store+"-"+load, " ", "-")
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				profileInflux(ctx, db.URL, filepath.Join(dir, name+"-influxd.pprof"), phaseFor-5*time.Second)
+				profileInflux(ctx, db.URL, filepath.Join(dir, p.store+"-influxd.pprof"), phaseFor-5*time.Second)
 			}()
 			// The query service and the load generator: this process.
-			if f, err := os.Create(filepath.Join(dir, name+"-query.pprof")); err == nil && pprof.StartCPUProfile(f) == nil {
+			if f, err := os.Create(filepath.Join(dir, p.store+"-query.pprof")); err == nil && pprof.StartCPUProfile(f) == nil {
 				stopProfile = func() { pprof.StopCPUProfile(); _ = f.Close() }
 			}
 		}
-		run(p, store, load, float64(reqRate))
+		run(p.phase, p.store, "ingest", float64(reqRate))
 		stopProfile()
 		wg.Wait()
 		elapsed := time.Since(started)
@@ -200,19 +208,10 @@ func BenchmarkQueryAPI(b *testing.B) {
 		achieved := float64(ing.count(ctx)-before) / elapsed.Seconds()
 		slices.Sort(fresh)
 		rows = append(rows, fmt.Sprintf("QUERYBENCH %-9s %-15s %-13s p50 %8s ms  p95 %8s ms  p99 %8s ms  %d probes; ingest achieved %.0f msg/s (asked %d; %d queued at the start, %d at the end)",
-			store, load, "freshness", Ms(Percentile(fresh, 50)), Ms(Percentile(fresh, 95)), Ms(Percentile(fresh, 99)), len(fresh), achieved, rate, backlog, ing.backlog(ctx)))
-		rows = append(rows, fmt.Sprintf("QUERYBENCH %-9s %-15s CPU during the row: %s", store, load, used))
-		b.ReportMetric(float64(Percentile(fresh, 99))/1e6, metricName(store, load, "freshness"))
-		b.ReportMetric(achieved, strings.ReplaceAll(store+"-"+load, " ", "-")+"-msgs/s")
-	}
-	// InfluxDB first: PostgreSQL serving 50 clients stalls the consumer's
-	// own PostgreSQL writes, and the backlog it leaves would be drained
-	// during the next row. Each row starts once the consumer keeps up.
-	if slices.Contains(stores, "influxdb") {
-		ingestRow(cutover.InfluxOnly, "influxdb", "ingest")
-	}
-	if slices.Contains(stores, "postgres") {
-		ingestRow(cutover.Legacy, "postgres", "ingest")
+			p.store, "ingest", "freshness", Ms(Percentile(fresh, 50)), Ms(Percentile(fresh, 95)), Ms(Percentile(fresh, 99)), len(fresh), achieved, rate, backlog, ing.backlog(ctx)))
+		rows = append(rows, fmt.Sprintf("QUERYBENCH %-9s %-15s CPU during the row: %s", p.store, "ingest", used))
+		b.ReportMetric(float64(Percentile(fresh, 99))/1e6, metricName(p.store, "ingest", "freshness"))
+		b.ReportMetric(achieved, p.store+"-ingest-msgs/s")
 	}
 	ing.stop()
 	b.StopTimer()
