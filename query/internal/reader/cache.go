@@ -109,8 +109,9 @@ func (c *stepCache[K, P]) Invalidate() {
 // step), in step order, in a slice with room for spare more (the caller's
 // later steps: a month of a fleet is 1 MB to copy again). Missing steps,
 // and steps read more than twice ttl ago, are read first: the span from
-// the first to the last of them, with fill, once for concurrent callers. Steps read between ttl and twice ttl
-// ago are served as they are while one refill runs in the background
+// the first to the last of them, with fill, once for concurrent callers.
+// Steps read between ttl and twice ttl ago are served as they are while
+// one refill runs in the background
 // (they are closed: only a backfill changes them, and it invalidates), so
 // expiry never stalls the requests that find it.
 func (c *stepCache[K, P]) points(ctx context.Context, k K, step time.Duration, from, to, now time.Time, spare int,
