@@ -111,9 +111,9 @@ func (c *stepCache[K, P]) Invalidate() {
 // and steps read more than twice ttl ago, are read first: the span from
 // the first to the last of them, with fill, once for concurrent callers.
 // Steps read between ttl and twice ttl ago are served as they are while
-// one refill runs in the background
-// (they are closed: only a backfill changes them, and it invalidates), so
-// expiry never stalls the requests that find it.
+// one refill runs in the background (they are closed: only a backfill
+// changes them, and it invalidates), so expiry never stalls the requests
+// that find it.
 func (c *stepCache[K, P]) points(ctx context.Context, k K, step time.Duration, from, to, now time.Time, spare int,
 	fill func(ctx context.Context, from, to time.Time) ([]P, error)) ([]P, error) {
 	stale, expired := c.missing(k, step, from, to, now)
