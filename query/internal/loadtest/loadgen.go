@@ -62,7 +62,7 @@ type Config struct {
 type Stats struct {
 	Name          string
 	Count         int
-	Errors        int // non-200 answers and transport errors
+	Errors        int // answers other than 2xx, and transport errors
 	Status        map[int]int
 	P50, P95, P99 time.Duration
 	Max           time.Duration
@@ -145,7 +145,7 @@ func Run(ctx context.Context, cfg Config) []Stats {
 		st := &out[s.kind]
 		st.Count++
 		st.Status[s.status]++
-		if s.status != http.StatusOK {
+		if s.status/100 != 2 {
 			st.Errors++
 		}
 		lat[s.kind] = append(lat[s.kind], s.d)
