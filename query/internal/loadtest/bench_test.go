@@ -67,7 +67,11 @@ func (f *fixedPhase) set(p cutover.Phase) {
 // stated load (QUERY_BENCH_RATE requests/s in all, default 50) idle and
 // while the consumer ingests a live stream (QUERY_BENCH_INGEST_RATE,
 // default 5,000 messages/s), and idle as fast as answered (capacity), plus
-// freshness: broker confirm → visible through /latest.
+// freshness: broker confirm → visible through /latest. Each paced row also
+// times references at the same rate as one kind: requests that do no work
+// (the API's /-/healthy, InfluxDB's /ping) and latest's query sent to
+// InfluxDB directly; the last rows divide each p99 under ingest by its
+// idle p99 (the goal: at most 2×).
 //
 // The data set is fleetbench's: QUERY_BENCH_UNITS units (default 1,000)
 // × 30 days at a 10-minute cadence, 20 sites, in both stores, rolled up as
