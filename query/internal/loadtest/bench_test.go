@@ -138,7 +138,7 @@ func BenchmarkQueryAPI(b *testing.B) {
 			p99[[3]string{store, ingest, s.Name}] = s.P99
 			rows = append(rows, fmt.Sprintf("QUERYBENCH %-9s %-15s %-13s p50 %8s ms  p95 %8s ms  p99 %8s ms  %7.1f req/s  %d errors %v",
 				store, ingest, s.Name, Ms(s.P50), Ms(s.P95), Ms(s.P99), s.PerSecond, s.Errors, statusList(s.Status)))
-			b.ReportMetric(float64(s.P99)/1e6, metricName(store, ingest, s.Name))
+			b.ReportMetric(float64(s.P99)/1e6, dashed(store, ingest, s.Name, "p99-ms"))
 		}
 	}
 	run := func(p cutover.Phase, store, load string, rate float64) {
@@ -147,7 +147,7 @@ func BenchmarkQueryAPI(b *testing.B) {
 		cfg := Config{BaseURL: apiURL, Clients: clients, Duration: phaseFor, Requests: reqs, Rate: rate, WarmUp: true}
 		if dir := os.Getenv("QUERY_BENCH_PROFILE"); dir != "" {
 			// Each request of the row, to line up with the stores' logs.
-			f, err := os.Create(filepath.Join(dir, strings.ReplaceAll(store+"-"+load, " ", "-")+".tsv"))
+			f, err := os.Create(filepath.Join(dir, dashed(store, load)+".tsv"))
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -235,7 +235,7 @@ func BenchmarkQueryAPI(b *testing.B) {
 		rows = append(rows, fmt.Sprintf("QUERYBENCH %-9s %-15s %-13s p50 %8s ms  p95 %8s ms  p99 %8s ms  %d probes; ingest achieved %.0f msg/s (asked %d; %d queued at the start, %d at the end)",
 			p.store, "ingest", "freshness", Ms(Percentile(fresh, 50)), Ms(Percentile(fresh, 95)), Ms(Percentile(fresh, 99)), len(fresh), achieved, rate, backlog, ing.backlog(ctx)))
 		rows = append(rows, fmt.Sprintf("QUERYBENCH %-9s %-15s CPU during the row: %s", p.store, "ingest", used))
-		b.ReportMetric(float64(Percentile(fresh, 99))/1e6, metricName(p.store, "ingest", "freshness"))
+		b.ReportMetric(float64(Percentile(fresh, 99))/1e6, dashed(p.store, "ingest", "freshness", "p99-ms"))
 		b.ReportMetric(achieved, p.store+"-ingest-msgs/s")
 	}
 	ing.stop()
@@ -251,7 +251,7 @@ func BenchmarkQueryAPI(b *testing.B) {
 			}
 			r := float64(busy) / float64(idle)
 			rows = append(rows, fmt.Sprintf("QUERYBENCH %-9s %-15s %-13s p99 %5.1f×  (%s → %s ms)", store, "ingest/idle", k, r, Ms(idle), Ms(busy)))
-			b.ReportMetric(r, strings.ReplaceAll(store+"-"+k, " ", "-")+"-p99-ingest/idle")
+			b.ReportMetric(r, dashed(store, k, "p99-ingest/idle"))
 		}
 	}
 	fmt.Printf("QUERYBENCH data set: %d units, %d sites, %d days at 10m: %d readings in each store; %d clients, %d requests/s in all (capacity rows: as fast as answered), %s per row\n",
@@ -287,8 +287,10 @@ func statusList(m map[int]int) string {
 	return strings.Join(parts, " ")
 }
 
-func metricName(store, ingest, name string) string {
-	return strings.NewReplacer(" ", "-").Replace(store+"-"+ingest+"-"+name) + "-p99-ms"
+// dashed joins parts with dashes, and dashes their spaces: a metric's or
+// a file's name.
+func dashed(parts ...string) string {
+	return strings.ReplaceAll(strings.Join(parts, "-"), " ", "-")
 }
 
 // load writes the fleet into both stores and rolls InfluxDB's readings up
